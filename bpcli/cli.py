@@ -1,0 +1,233 @@
+"""The ``bpcli`` command: parse, call the library, print. Exit codes: 0 ok, 1 a check failed, 2 bad input."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import CheckFailed, InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train and check neural networks written as YAML specs, with bpcli's own "
+                       "NumPy backpropagation.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SPEC = typer.Argument(..., help="YAML spec file", show_default=False)
+
+
+def command(fn):
+    """Register a command; bad input of any kind becomes one paragraph on stderr and exit code 2.
+
+    This is the one place where errors turn into exit codes: InputError -> 2,
+    CheckFailed -> 1, Ctrl-C -> 130; usage errors are Typer's (also 2).
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as e:
+            print(f"bpcli: error: {e}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except CheckFailed as e:
+            print(f"bpcli: {e}", file=sys.stderr)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            print("bpcli: interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+    return app.command(fn.__name__.rstrip("_"))(wrapper)
+
+
+def _prepared(model, dataset):
+    """Prepared arrays, naming the data file in any error about them."""
+    try:
+        return model.prepare(dataset.X, dataset.y)
+    except InputError as e:
+        e.file = e.file or dataset.source
+        raise
+
+
+@command
+def train(spec: Path = SPEC,
+          data: Optional[Path] = typer.Option(None, help=".npz (X, y) or .csv file; wins over the "
+                                                         "spec's data entry"),
+          out_dir: Optional[Path] = typer.Option(None, "--out", help="run folder [default: "
+                                                                      "runs/<name>]"),
+          epochs: Optional[int] = typer.Option(None, help="override training.epochs"),
+          seed: Optional[int] = typer.Option(None, help="override seed"),
+          target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")):
+    """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
+    from . import data as data_mod
+    from .model import Model
+    from .spec import load, set_value
+    from .train import check_batch, command_line, new_run_dir, train as run_training, write_spec
+
+    s = load(spec)
+    if epochs is not None:
+        s = set_value(s, "training.epochs", epochs)
+    if seed is not None:
+        s = set_value(s, "seed", seed)
+    model = Model(s)
+    dataset = data_mod.from_spec(s, None if data is None else str(data), target)
+    val_split = s.data["data"]["val_split"] if s.data["data"] else 0.2
+    (Xtr, ytr), val = data_mod.split(dataset, val_split, s.data["seed"])
+    Xtr, ytr = _prepared(model, data_mod.Dataset(Xtr, ytr, dataset.source))
+    if val is not None:
+        val = _prepared(model, data_mod.Dataset(*val, dataset.source))
+    check_batch(model, Xtr.shape[0])
+    # all input is checked: only now does a run folder appear
+    run_dir = new_run_dir(out_dir or Path("runs") / s.data["name"])
+    write_spec(model, run_dir)
+    err.print(f"training {s.data['name']}: {model.n_params()} parameters, {Xtr.shape[0]} training "
+              f"and {0 if val is None else val[0].shape[0]} validation samples from {dataset.source}")
+    summary = _with_progress(lambda cb: run_training(
+        model, (Xtr, ytr), val, run_dir, source=dataset.source, progress=cb,
+        command=command_line()), s, quiet)
+    final = summary["final"]
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if v is not None)
+    out.print(f"{summary['stop_reason']}; {shown}")
+    out.print(f"run folder: {run_dir}")
+    out.print(f"loss curve: {run_dir / 'loss.png'}")
+
+
+def _with_progress(fn, s, quiet):
+    if quiet or not err.is_terminal:
+        return fn(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    tcfg = s.data["training"]
+    per_step = s.data["optimizer"]["name"] == "gd"
+    total = min(tcfg["epochs"], tcfg["max_iters"] or tcfg["epochs"]) if per_step else tcfg["epochs"]
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("epoch" if not per_step else "iteration", total=total, status="")
+
+        def cb(row):
+            status = f"loss {row['train_loss']:.4g}"
+            if "val_loss" in row:
+                status += f"  val {row['val_loss']:.4g}"
+            if row.get("val_accuracy") is not None:
+                status += f"  val acc {row['val_accuracy']:.3f}"
+            bar.update(task, completed=row["epoch"], status=status)
+        return fn(cb)
+
+
+def _load_run(run: Path):
+    from .model import Model
+    from .spec import load
+
+    if not (run / "spec.yaml").exists() or not (run / "model.npz").exists():
+        raise InputError("not a run folder: it needs spec.yaml and model.npz (written by bpcli "
+                         "train)", file=str(run))
+    model = Model(load(run / "spec.yaml"))
+    model.load_params(run / "model.npz")
+    return model
+
+
+@command
+def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli train"),
+          data: Optional[Path] = typer.Option(None, help=".npz or .csv file [default: the "
+                                                         "validation split of the run's data]"),
+          target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
+          as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+    """Loss (and accuracy, for classification losses) of a trained run on data."""
+    from . import data as data_mod
+
+    model = _load_run(run)
+    if data is not None:
+        dataset = data_mod.load_file(data, target or "y")
+    else:
+        dataset = data_mod.from_spec(model.spec, None, target)
+        cfg = model.spec.data["data"]
+        _, val = data_mod.split(dataset, cfg["val_split"], model.spec.data["seed"])
+        if val is not None:
+            dataset = data_mod.Dataset(*val, dataset.source + " (validation split)")
+    X, y = _prepared(model, dataset)
+    result = {"loss": model._loss(X, y), "n": int(X.shape[0])}
+    if model.loss_def.accuracy is not None:
+        result["accuracy"] = model._accuracy(X, y)
+    if as_json:
+        print(json.dumps(result))
+        return
+    line = f"{dataset.source}: loss {result['loss']:.6g} on {result['n']} samples"
+    if "accuracy" in result:
+        line += f", accuracy {result['accuracy']:.4f}"
+    out.print(line)
+
+
+@command
+def gradcheck(spec: Path = SPEC,
+              data: Optional[Path] = typer.Option(None, help="check on the first samples of this "
+                                                             "file [default: a random batch]"),
+              target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
+              samples: int = typer.Option(4, min=1, help="batch size of the check"),
+              seed: int = typer.Option(0, help="seed of the random batch and sampled entries"),
+              eps: Optional[float] = typer.Option(None, min=0.0, help="finite-difference step h "
+                                                  "[default: eps^(1/3)·max(1,|w|)]"),
+              as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+    """Reverse-mode gradients against central differences, in float64, per parameter tensor."""
+    import numpy as np
+
+    from . import data as data_mod
+    from .gradcheck import gradcheck as run_check
+    from .model import Model
+    from .spec import load
+
+    model = Model(load(spec), dtype=np.float64)
+    X = y = None
+    if data is not None:
+        dataset = data_mod.load_file(data, target or "y")
+        _prepared(model, dataset)  # reject data that does not fit before checking
+        X, y = dataset.X, dataset.y
+    report = run_check(model, X, y, n=samples, seed=seed, eps=eps)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        table = Table(title=f"gradcheck {spec} (float64, {report['n_samples']} samples, central "
+                            f"differences)")
+        longest = max(len(r["name"]) for r in report["parameters"])
+        table.add_column("parameter", no_wrap=True, min_width=longest)
+        table.add_column("shape", no_wrap=True)
+        for col in ("checked", "max abs err", "max rel err", "kinks", "result"):
+            table.add_column(col, justify="right")
+        for r in report["parameters"]:
+            table.add_row(r["name"], "×".join(map(str, r["shape"])), str(r["checked"]),
+                          f"{r['max_abs_err']:.2e}", f"{r['max_rel_err']:.2e}", str(r["kinks"]),
+                          "[green]pass[/]" if r["passed"] else "[red]FAIL[/]")
+        out.print(table)
+        out.print(f"loss {report['loss']:.6g}; "
+                  + ("all gradients agree" if report["passed"] else "gradients DISAGREE"))
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+@command
+def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders"),
+         out_file: Path = typer.Option(Path("loss_curves.png"), "--out", help="PNG file to write")):
+    """Overlay the loss curves of one or several runs in one picture."""
+    from .plot import plot_runs
+
+    path = plot_runs(runs, out_file)
+    out.print(f"plot: {path}")
+
+
+def main(argv=None) -> int:
+    """Run the CLI on ``argv`` (default: the command line) and return its exit code."""
+    try:
+        app(args=argv, prog_name="bpcli")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Data: built-in synthetic sets, .npz and .csv files, and the train/validation split.
+
+Files are read without executing anything: ``np.load(..., allow_pickle=False)``
+and pandas' CSV reader with every value checked to be a number. Problems name
+the file and, for CSV, the row and column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass
+class Dataset:
+    X: np.ndarray
+    y: np.ndarray | None
+    source: str  # shown in messages and summary.json
+
+
+# ---------------------------------------------------------------- built-in sets
+def pulses(n: int, shape, seed: int) -> Dataset:
+    """Is there a pulse in this noisy signal? Label 1 (half the samples) when a Gaussian bump is present.
+
+    Each sample is white noise (std 1) of the spec's input shape; a positive
+    sample adds a bump of height 2.5 to 4 and width 2 to 5 samples at a random
+    place along the last axis (in every channel).
+    """
+    rng = np.random.default_rng(seed)
+    shape = tuple(shape)
+    length = shape[-1]
+    X = rng.standard_normal((n,) + shape)
+    y = (rng.random(n) < 0.5).astype(np.int64)
+    t = np.arange(length)
+    centre = rng.uniform(0.1 * length, 0.9 * length, n)
+    width = rng.uniform(2.0, 5.0, n)
+    height = rng.uniform(2.5, 4.0, n)
+    bump = height[:, None] * np.exp(-0.5 * ((t[None, :] - centre[:, None]) / width[:, None]) ** 2)
+    X += (y[:, None] * bump).reshape((n,) + (1,) * (len(shape) - 1) + (length,))
+    return Dataset(X, y, f"builtin pulses (n={n}, seed={seed})")
+
+
+def linear(n: int, shape, seed: int) -> Dataset:
+    """y = X w* + 0.1 noise with X, w* standard normal: a regression set for linear models."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n,) + tuple(shape))
+    w = rng.standard_normal(int(np.prod(shape)))
+    y = X.reshape(n, -1) @ w + 0.1 * rng.standard_normal(n)
+    return Dataset(X, y, f"builtin linear (n={n}, seed={seed})")
+
+
+BUILTINS = {"pulses": pulses, "linear": linear}
+
+
+# ---------------------------------------------------------------- files
+def load_file(path, target: str = "y") -> Dataset:
+    path = Path(path)
+    if not path.exists():
+        raise InputError("data file not found", file=str(path))
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(path)
+    if suffix == ".csv":
+        return _load_csv(path, target)
+    raise InputError(f"unknown data file type {path.suffix!r}: use .npz (arrays X and y) or "
+                     f".csv (a header row, labels in column {target!r})", file=str(path))
+
+
+def _load_npz(path: Path) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = list(f.files)
+            if "X" not in names:
+                raise InputError(f"needs an array named X (and y for labels); it has "
+                                 f"{', '.join(names) or 'no arrays'}", file=str(path))
+            X = f["X"]
+            y = f["y"] if "y" in names else None
+    except InputError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise InputError("holds object arrays, which would need pickle to read; bpcli reads "
+                             "numeric arrays only", file=str(path)) from None
+        raise InputError(f"cannot read .npz: {e}", file=str(path)) from None
+    except (OSError, EOFError) as e:
+        raise InputError(f"cannot read .npz: {e}", file=str(path)) from None
+    for name, a in (("X", X), ("y", y)):
+        if a is not None and not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise InputError(f"array {name} has dtype {a.dtype}; numbers are needed", file=str(path))
+    return _checked(Dataset(X, y, str(path)))
+
+
+def _load_csv(path: Path, target: str) -> Dataset:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read CSV: {str(e).strip()}", file=str(path)) from None
+    if df.empty:
+        raise InputError("CSV has no data rows", file=str(path))
+    for col in df.columns:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna()
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise InputError(f"row {row + 2}, column {col!r}: {df[col].iloc[row]!r} is not a number "
+                             f"(line {row + 2} of the file, counting the header)", file=str(path))
+        df[col] = values
+    if target not in df.columns:
+        raise InputError(f"no label column {target!r}; columns are {', '.join(map(str, df.columns))} "
+                         f"(choose one with --target)", file=str(path))
+    y = df[target].to_numpy()
+    X = df.drop(columns=[target]).to_numpy(dtype=float)
+    return _checked(Dataset(X, y, str(path)))
+
+
+def _checked(d: Dataset) -> Dataset:
+    if d.X.ndim == 0 or d.X.shape[0] == 0:
+        raise InputError("has no samples", file=d.source)
+    bad = ~np.isfinite(d.X)
+    if bad.any():
+        idx = np.unravel_index(int(np.argmax(bad)), d.X.shape)
+        raise InputError(f"X has a non-finite value {d.X[idx]} at sample {idx[0]}, position "
+                         f"{list(idx[1:])}", file=d.source)
+    if d.y is not None:
+        if d.y.shape[0] != d.X.shape[0]:
+            raise InputError(f"X has {d.X.shape[0]} samples but y has {d.y.shape[0]}", file=d.source)
+        if np.issubdtype(d.y.dtype, np.floating) and not np.isfinite(d.y).all():
+            i = int(np.argmax(~np.isfinite(d.y.reshape(len(d.y), -1)).any(axis=1)))
+            raise InputError(f"y has a non-finite value at sample {i}", file=d.source)
+    return d
+
+
+# ---------------------------------------------------------------- from a spec
+def from_spec(spec, override: str | None = None, target: str | None = None) -> Dataset:
+    """The data a run trains on: ``--data`` if given, else the spec's ``data:`` entry."""
+    cfg = spec.data["data"]
+    if override is not None:
+        return load_file(override, target or (cfg or {}).get("target", "y"))
+    if cfg is None:
+        raise InputError("no data: give --data FILE (.npz or .csv), or a data: entry in the spec "
+                         "(e.g. data: {builtin: pulses, n: 2000})", file=spec.file)
+    if cfg["builtin"]:
+        return BUILTINS[cfg["builtin"]](cfg["n"], spec.data["input"], spec.data["seed"])
+    path = Path(cfg["path"])
+    if not path.is_absolute():
+        path = spec.base_dir / path
+    return load_file(path, target or cfg["target"])
+
+
+def split(d: Dataset, val_split: float, seed: int):
+    """Shuffle once with the seed, then hold out ``val_split`` of the samples for validation."""
+    n = d.X.shape[0]
+    order = np.random.default_rng(seed + 1).permutation(n)
+    n_val = int(round(val_split * n))
+    if n_val and n - n_val < 1:
+        raise InputError(f"val_split {val_split} leaves no training samples out of {n}", file=d.source)
+    tr, va = order[n_val:], order[:n_val]
+    take = lambda a, i: None if a is None else a[i]  # noqa: E731
+    return (d.X[tr], take(d.y, tr)), ((d.X[va], take(d.y, va)) if n_val else None)

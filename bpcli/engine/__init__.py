@@ -1,0 +1,7 @@
+"""bpcli's own automatic differentiation: primitives with their rules, programs, and the modes that run them."""
+
+from .program import Builder, Eqn, Program, Var, backward, evaluate, forward_tangent
+from .rules import PRIMITIVES, Primitive, unbroadcast
+
+__all__ = ["Builder", "Eqn", "Program", "Var", "backward", "evaluate", "forward_tangent",
+           "PRIMITIVES", "Primitive", "unbroadcast"]

@@ -1,0 +1,297 @@
+"""Primitives: each one's forward, shape rule, reverse rule (VJP) and forward rule (JVP), side by side.
+
+A primitive is a name plus rules, as in JAX. The rules for one primitive sit in
+one ``defprim`` call so that a reader checks the derivative against the
+forward at a glance:
+
+- ``impl(*xs, **p)``                -> y, the forward computation on arrays;
+- ``shape(*shapes, **p)``           -> y's shape; ``None`` stands for the batch size,
+  unknown until data arrives, so every shape is inferred before data is read;
+- ``vjp[i](g, y, *xs, **p)``        -> the adjoint of input ``i``: local derivative times
+  the upstream gradient ``g`` (the lecture's "local x upstream");
+- ``jvp[i](t, y, *xs, **p)``        -> the tangent of ``y`` caused by the tangent ``t``
+  of input ``i``; the engine sums these over inputs (the lecture's forward tangent trace).
+
+``local`` is the local derivative as a person writes it; the backward graph
+labels its nodes with it.
+
+Conventions: ``relu``'s derivative at exactly 0 is 0 (the lecture's
+``I[h > 0]``, as in PyTorch); ``maximum(x, y)`` sends the gradient to ``x``
+where ``x > y`` and to ``y`` elsewhere, ties included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+@dataclass(frozen=True)
+class Primitive:
+    name: str
+    impl: Callable
+    shape: Callable
+    vjp: tuple[Callable | None, ...]
+    jvp: tuple[Callable | None, ...]
+    local: str
+    linear: bool = False
+
+
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+def defprim(name, impl, shape, vjp, jvp, local, linear=False):
+    PRIMITIVES[name] = Primitive(name, impl, shape, tuple(vjp), tuple(jvp), local, linear)
+
+
+# ---------------------------------------------------------------- helpers
+def unbroadcast(g, shape):
+    """Sum ``g`` over the axes that broadcasting added or stretched, back to ``shape``."""
+    if g.shape == tuple(shape):
+        return g
+    extra = g.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1)
+    g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def broadcast_shapes(*shapes):
+    """``np.broadcast_shapes`` that lets ``None`` (the batch size) stand for any length."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes]):
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise ValueError(f"shapes {' and '.join(map(str, shapes))} do not broadcast")
+        if None in dims:
+            out.append(None if not known else known.pop())
+        else:
+            out.append(known.pop() if known else 1)
+    return tuple(out)
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axis = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(a % ndim for a in axis)
+
+
+def _reduced_shape(shape, axis, keepdims):
+    axes = _axes(axis, len(shape))
+    if keepdims:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _expand(g, shape, axis, keepdims):
+    """Undo a reduction's shape change: put back the reduced axes as length 1."""
+    if not keepdims:
+        g = np.expand_dims(g, _axes(axis, len(shape)))
+    return g
+
+
+def _count(shape, axis):
+    return int(np.prod([shape[a] for a in _axes(axis, len(shape))]))
+
+
+def _sigmoid(x):
+    # tanh form: no overflow for large |x| in either direction
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+# ---------------------------------------------------------------- elementwise, two inputs
+_bshape = broadcast_shapes
+
+defprim("add", np.add, _bshape,
+        vjp=[lambda g, y, a, b: unbroadcast(g, np.shape(a)),
+             lambda g, y, a, b: unbroadcast(g, np.shape(b))],
+        jvp=[lambda t, y, a, b: np.broadcast_to(t, y.shape),
+             lambda t, y, a, b: np.broadcast_to(t, y.shape)],
+        local="1, 1")
+defprim("sub", np.subtract, _bshape,
+        vjp=[lambda g, y, a, b: unbroadcast(g, np.shape(a)),
+             lambda g, y, a, b: unbroadcast(-g, np.shape(b))],
+        jvp=[lambda t, y, a, b: np.broadcast_to(t, y.shape),
+             lambda t, y, a, b: np.broadcast_to(-t, y.shape)],
+        local="1, -1")
+defprim("mul", np.multiply, _bshape,
+        vjp=[lambda g, y, a, b: unbroadcast(g * b, np.shape(a)),
+             lambda g, y, a, b: unbroadcast(g * a, np.shape(b))],
+        jvp=[lambda t, y, a, b: t * b, lambda t, y, a, b: a * t],
+        local="b, a")
+defprim("div", np.divide, _bshape,
+        vjp=[lambda g, y, a, b: unbroadcast(g / b, np.shape(a)),
+             lambda g, y, a, b: unbroadcast(-g * y / b, np.shape(b))],
+        jvp=[lambda t, y, a, b: np.broadcast_to(t / b, y.shape),
+             lambda t, y, a, b: -t * y / b],
+        local="1/b, -a/b²")
+defprim("maximum", np.maximum, _bshape,
+        vjp=[lambda g, y, a, b: unbroadcast(g * (a > b), np.shape(a)),
+             lambda g, y, a, b: unbroadcast(g * (a <= b), np.shape(b))],
+        jvp=[lambda t, y, a, b: t * (a > b),
+             lambda t, y, a, b: t * (a <= b)],
+        local="I[a > b], I[a <= b]")
+
+# ---------------------------------------------------------------- elementwise, one input
+_same = lambda s, **p: tuple(s)  # noqa: E731
+
+defprim("neg", np.negative, _same,
+        vjp=[lambda g, y, x: -g], jvp=[lambda t, y, x: -t], local="-1", linear=True)
+defprim("exp", np.exp, _same,
+        vjp=[lambda g, y, x: g * y], jvp=[lambda t, y, x: t * y], local="exp(x)")
+defprim("log", np.log, _same,
+        vjp=[lambda g, y, x: g / x], jvp=[lambda t, y, x: t / x], local="1/x")
+defprim("sin", np.sin, _same,
+        vjp=[lambda g, y, x: g * np.cos(x)], jvp=[lambda t, y, x: t * np.cos(x)], local="cos(x)")
+defprim("cos", np.cos, _same,
+        vjp=[lambda g, y, x: -g * np.sin(x)], jvp=[lambda t, y, x: -t * np.sin(x)], local="-sin(x)")
+defprim("tanh", np.tanh, _same,
+        vjp=[lambda g, y, x: g * (1 - y * y)], jvp=[lambda t, y, x: t * (1 - y * y)],
+        local="1 - tanh²(x)")
+defprim("sigmoid", _sigmoid, _same,
+        vjp=[lambda g, y, x: g * y * (1 - y)], jvp=[lambda t, y, x: t * y * (1 - y)],
+        local="σ(x)(1 - σ(x))")
+defprim("relu", lambda x: np.maximum(x, 0), _same,
+        vjp=[lambda g, y, x: g * (x > 0)], jvp=[lambda t, y, x: t * (x > 0)], local="I[x > 0]")
+defprim("softplus", lambda x: np.logaddexp(0, x), _same,
+        vjp=[lambda g, y, x: g * _sigmoid(x)], jvp=[lambda t, y, x: t * _sigmoid(x)],
+        local="σ(x)")
+defprim("pow", lambda x, *, p: np.power(x, p), _same,
+        vjp=[lambda g, y, x, *, p: g * p * np.power(x, p - 1)],
+        jvp=[lambda t, y, x, *, p: t * p * np.power(x, p - 1)], local="p·x^(p-1)")
+
+
+# ---------------------------------------------------------------- reductions and softmax
+def _log_softmax(x, *, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    z = x - m
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+defprim("sum", lambda x, *, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+        lambda s, *, axis=None, keepdims=False: _reduced_shape(s, axis, keepdims),
+        vjp=[lambda g, y, x, *, axis=None, keepdims=False:
+             np.broadcast_to(_expand(g, x.shape, axis, keepdims), x.shape)],
+        jvp=[lambda t, y, x, *, axis=None, keepdims=False: np.sum(t, axis=axis, keepdims=keepdims)],
+        local="1", linear=True)
+defprim("mean", lambda x, *, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
+        lambda s, *, axis=None, keepdims=False: _reduced_shape(s, axis, keepdims),
+        vjp=[lambda g, y, x, *, axis=None, keepdims=False:
+             np.broadcast_to(_expand(g, x.shape, axis, keepdims) / _count(x.shape, axis), x.shape)],
+        jvp=[lambda t, y, x, *, axis=None, keepdims=False: np.mean(t, axis=axis, keepdims=keepdims)],
+        local="1/n", linear=True)
+defprim("log_softmax", _log_softmax, lambda s, *, axis: tuple(s),
+        vjp=[lambda g, y, x, *, axis: g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)],
+        jvp=[lambda t, y, x, *, axis: t - np.sum(np.exp(y) * t, axis=axis, keepdims=True)],
+        local="I - softmax(x)")
+
+
+# ---------------------------------------------------------------- shape and layout (linear)
+def _reshape_shape(s, *, shape):
+    # `shape` may hold None for the batch axis and one -1, as numpy's reshape
+    if None in shape:
+        return tuple(shape)
+    known = [n for n in s if n is not None]
+    if len(known) != len(s):
+        raise ValueError(f"cannot reshape {s} to {shape} without keeping the batch axis")
+    return np.empty(s, dtype=np.int8).reshape(shape).shape
+
+
+def _np_shape(shape):
+    return tuple(-1 if n is None else n for n in shape)
+
+
+defprim("reshape", lambda x, *, shape: x.reshape(_np_shape(shape)), _reshape_shape,
+        vjp=[lambda g, y, x, *, shape: g.reshape(x.shape)],
+        jvp=[lambda t, y, x, *, shape: t.reshape(_np_shape(shape))], local="reshape⁻¹", linear=True)
+defprim("transpose", lambda x, *, axes: x.transpose(axes),
+        lambda s, *, axes: tuple(s[a] for a in axes),
+        vjp=[lambda g, y, x, *, axes: g.transpose(np.argsort(axes))],
+        jvp=[lambda t, y, x, *, axes: t.transpose(axes)], local="transpose⁻¹", linear=True)
+
+
+def _pad_shape(s, *, widths):
+    return tuple(n if n is None else n + lo + hi for n, (lo, hi) in zip(s, widths))
+
+
+def _unpad(g, widths):
+    return g[tuple(slice(lo, g.shape[i] - hi) for i, (lo, hi) in enumerate(widths))]
+
+
+defprim("pad", lambda x, *, widths: np.pad(x, widths), _pad_shape,
+        vjp=[lambda g, y, x, *, widths: _unpad(g, widths)],
+        jvp=[lambda t, y, x, *, widths: np.pad(t, widths)], local="crop", linear=True)
+
+
+# Strided windows: the last len(kernel) axes of x are spatial; the result has
+# shape (..., *out_spatial, *kernel), a view (no copy) of x. Followed by a
+# matrix product, it is convolution; its transpose scatters window gradients
+# back with one slice-add per kernel offset (never np.add.at).
+def _window_out(n, k, s, d):
+    return None if n is None else (n - d * (k - 1) - 1) // s + 1
+
+
+def _windows(x, *, kernel, stride, dilation):
+    nd = len(kernel)
+    lead, spatial = x.shape[:-nd], x.shape[-nd:]
+    out = tuple(_window_out(n, k, s, d) for n, k, s, d in zip(spatial, kernel, stride, dilation))
+    st = x.strides
+    strides = (st[:-nd] + tuple(st[-nd + i] * stride[i] for i in range(nd))
+               + tuple(st[-nd + i] * dilation[i] for i in range(nd)))
+    return as_strided(x, lead + out + tuple(kernel), strides, writeable=False)
+
+
+def _windows_shape(s, *, kernel, stride, dilation):
+    nd = len(kernel)
+    out = tuple(_window_out(n, k, st, d)
+                for n, k, st, d in zip(s[-nd:], kernel, stride, dilation))
+    if any(o is not None and o < 1 for o in out):
+        raise ValueError(f"kernel {tuple(kernel)} with dilation {tuple(dilation)} "
+                         f"does not fit in spatial size {tuple(s[-nd:])}")
+    return tuple(s[:-nd]) + out + tuple(kernel)
+
+
+def _windows_transpose(g, x_shape, kernel, stride, dilation):
+    nd = len(kernel)
+    out = g.shape[-2 * nd:-nd]
+    gx = np.zeros(x_shape, dtype=g.dtype)
+    for offset in np.ndindex(*kernel):
+        sl = tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
+                   for o, d, s, n in zip(offset, dilation, stride, out))
+        gx[(Ellipsis,) + sl] += g[(Ellipsis,) + tuple(slice(None) for _ in out) + offset]
+    return gx
+
+
+defprim("windows", _windows, _windows_shape,
+        vjp=[lambda g, y, x, **p: _windows_transpose(g, x.shape, **p)],
+        jvp=[lambda t, y, x, **p: _windows(t, **p)], local="scatter-add", linear=True)
+
+
+# ---------------------------------------------------------------- matrix product
+# matmul contracts the last axis of x with the first axis of a 2-D W:
+# y[..., m] = sum_k x[..., k] W[k, m]. Leading axes are folded into one so that
+# each pass is a single BLAS GEMM.
+def _matmul(x, w):
+    return (x.reshape(-1, x.shape[-1]) @ w).reshape(x.shape[:-1] + w.shape[1:])
+
+
+def _matmul_shape(sx, sw):
+    if len(sw) != 2 or sx[-1] != sw[0]:
+        raise ValueError(f"matmul of shapes {tuple(sx)} and {tuple(sw)}: "
+                         f"inner sizes {sx[-1]} and {sw[0]} differ")
+    return tuple(sx[:-1]) + (sw[1],)
+
+
+def _matmul_vjp_w(g, y, x, w):
+    return x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+
+
+defprim("matmul", _matmul, _matmul_shape,
+        vjp=[lambda g, y, x, w: _matmul(g, w.T), _matmul_vjp_w],
+        jvp=[lambda t, y, x, w: _matmul(t, w), lambda t, y, x, w: _matmul(x, t)],
+        local="Wᵀ, xᵀ")

@@ -1,0 +1,60 @@
+"""Spec -> static graph: one :class:`~bpcli.engine.Program` with inputs X, y and the parameters.
+
+Each layer's builder emits primitives tagged with the layer they came from
+(``layers[2] (conv1d)``), so pictures and errors can name it. Every shape is
+known when this returns; a layer that cannot take its input is reported at its
+line in the spec, with the numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .engine import Builder, Program
+from .layers import LAYERS
+from .losses import LOSSES
+from .schema import Invalid
+from .spec import Spec
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str
+    shape: tuple
+    fan_in: int | None  # None: a bias, initialized to zero
+    layer: int
+
+
+class _LayerContext:
+    def __init__(self, b: Builder, index: int, params: list):
+        self.b, self.index, self._params = b, index, params
+
+    def param(self, pname, shape, fan_in):
+        name = f"layers.{self.index}.{pname}"
+        self._params.append(ParamInfo(name, tuple(shape), fan_in, self.index))
+        return self.b.input(name, shape)
+
+
+def compile_spec(spec: Spec) -> tuple[Program, list[ParamInfo]]:
+    """The spec's network and loss as one program: outputs ``output`` (N, ...) and ``loss`` (scalar)."""
+    b = Builder()
+    params: list[ParamInfo] = []
+    x = b.input("X", (None, *spec.data["input"]))
+    for i, (lname, cfg) in enumerate(spec.layer_list()):
+        b.origin = f"layers[{i}] ({lname})"
+        try:
+            x = LAYERS[lname].build(_LayerContext(b, i, params), x, cfg)
+        except (Invalid, ValueError) as e:
+            raise spec.error(f"layers[{i}]", f"{lname} cannot take its input of shape "
+                                             f"{tuple(x.shape[1:])}: {e}") from None
+    b.output("output", x)
+    loss = LOSSES[spec.data["loss"]["name"]]
+    b.origin = f"loss ({loss.name})"
+    try:
+        loss.check_output(x.shape)
+    except Invalid as e:
+        raise spec.error("loss", f"{loss.name} {e}") from None
+    label_shape = loss.label_shape(x.shape)
+    y = b.input("y", label_shape) if label_shape is not None else None
+    b.output("loss", loss.build(b, x, y))
+    return b.program(), params

@@ -1,0 +1,153 @@
+"""The Python API: ``bpcli.build(spec) -> Model`` with live parameters, forward, loss and gradients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .engine import backward, evaluate, forward_tangent
+from .errors import InputError
+from .graph import compile_spec
+from .losses import LOSSES
+from .schema import Invalid
+from . import spec as spec_mod
+
+
+class Model:
+    """A compiled spec and its parameters.
+
+    ``params`` maps ``layers.<i>.weight`` / ``layers.<i>.bias`` to arrays that
+    the model reads on every call: writing into them changes the model.
+    """
+
+    def __init__(self, spec: spec_mod.Spec, dtype=None):
+        self.spec = spec
+        self.dtype = np.dtype(dtype or spec.data["dtype"])
+        self.program, self.param_info = compile_spec(spec)
+        self.loss_def = LOSSES[spec.data["loss"]["name"]]
+        self.output_shape = self.program.outputs["output"].shape
+        self.params = self.init_params(spec.data["seed"])
+
+    # ------------------------------------------------------------ parameters
+    def init_params(self, seed: int) -> dict[str, np.ndarray]:
+        """He-normal weights, std sqrt(2 / fan_in) (the usual choice for ReLU nets); zero biases."""
+        rng = np.random.default_rng(seed)
+        out = {}
+        for p in self.param_info:
+            if p.fan_in is None:
+                out[p.name] = np.zeros(p.shape, dtype=self.dtype)
+            else:
+                out[p.name] = (rng.standard_normal(p.shape) * np.sqrt(2.0 / p.fan_in)).astype(self.dtype)
+        return out
+
+    def n_params(self) -> int:
+        return int(sum(w.size for w in self.params.values()))
+
+    def save(self, path) -> None:
+        np.savez(path, **self.params)
+
+    def load_params(self, path) -> None:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                loaded = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read weights: {e}", file=str(path)) from None
+        for name, w in self.params.items():
+            if name not in loaded:
+                raise InputError(f"weights file has no array {name!r} (it has "
+                                 f"{', '.join(loaded) or 'none'})", file=str(path))
+            if loaded[name].shape != w.shape:
+                raise InputError(f"{name} has shape {loaded[name].shape}, the spec needs {w.shape}",
+                                 file=str(path))
+            w[...] = loaded[name]
+
+    # ------------------------------------------------------------ data
+    def prepare(self, X, y=None):
+        """Cast X to the model's dtype and check its shape; convert labels for the loss."""
+        X = self._prepare_x(X)
+        if self.loss_def.label_shape(self.output_shape) is None:
+            return X, None
+        if y is None:
+            raise InputError(f"the {self.loss_def.name} loss needs labels y")
+        y = np.asarray(y)
+        if y.shape[0] != X.shape[0]:
+            raise InputError(f"data has {X.shape[0]} samples in X but {y.shape[0]} labels in y")
+        try:
+            y = self.loss_def.labels(y, self.output_shape)
+        except Invalid as e:
+            raise InputError(f"{self.loss_def.name} loss: {e}") from None
+        return X, y.astype(self.dtype, copy=False)
+
+    def _values(self, X, y):
+        values = dict(self.params, X=X)
+        if y is not None:
+            values["y"] = y
+        return values
+
+    # ------------------------------------------------------------ the API
+    def forward(self, X) -> np.ndarray:
+        """The network output before the loss, shape (N, outputs)."""
+        env = evaluate(self.program, self._values(self._prepare_x(X), None), until="output")
+        return env[self.program.outputs["output"].id]
+
+    def _prepare_x(self, X):
+        X = np.asarray(X)
+        want = tuple(self.spec.data["input"])
+        if X.ndim < 1 or X.shape[1:] != want:
+            raise InputError(f"data X has samples of shape {X.shape[1:]}, but the spec's input is "
+                             f"{list(want)}")
+        return X.astype(self.dtype, copy=False)
+
+    def loss(self, X, y=None) -> float:
+        X, y = self.prepare(X, y)
+        return self._loss(X, y)
+
+    def loss_and_grad(self, X, y=None) -> tuple[float, dict[str, np.ndarray]]:
+        """The loss and dL/dW for every parameter by reverse mode (backpropagation)."""
+        X, y = self.prepare(X, y)
+        return self._loss_and_grad(X, y)
+
+    def accuracy(self, X, y) -> float | None:
+        if self.loss_def.accuracy is None:
+            return None
+        X, y = self.prepare(X, y)
+        return self._accuracy(X, y)
+
+    def directional_derivative(self, X, y, direction: dict) -> tuple[float, float]:
+        """Forward mode: the loss and dL along ``direction`` (a dict like params), in one pass."""
+        X, y = self.prepare(X, y)
+        tangents = {k: np.asarray(v, dtype=self.dtype) for k, v in direction.items()}
+        value, tangent = forward_tangent(self.program, self._values(X, y), tangents, "loss")
+        return float(value), float(tangent)
+
+    # ------------------------------------------------------------ on prepared arrays
+    def _loss(self, X, y) -> float:
+        env = evaluate(self.program, self._values(X, y))
+        return float(env[self.program.outputs["loss"].id])
+
+    def _loss_and_grad(self, X, y):
+        loss, grads, _ = self._loss_grad_output(X, y)
+        return loss, grads
+
+    def _loss_grad_output(self, X, y):
+        """One forward and one backward pass: loss, gradients, and the network output."""
+        env = evaluate(self.program, self._values(X, y))
+        loss = float(env[self.program.outputs["loss"].id])
+        grads = backward(self.program, env, "loss", list(self.params))
+        return loss, grads, env[self.program.outputs["output"].id]
+
+    def _loss_and_output(self, X, y):
+        env = evaluate(self.program, self._values(X, y))
+        return (float(env[self.program.outputs["loss"].id]),
+                env[self.program.outputs["output"].id])
+
+    def _accuracy(self, X, y):
+        env = evaluate(self.program, self._values(X, None), until="output")
+        return self.loss_def.accuracy(env[self.program.outputs["output"].id], y)
+
+
+def build(spec, dtype=None) -> Model:
+    """A spec (path to a YAML file, dict, or :class:`~bpcli.spec.Spec`) -> :class:`Model`."""
+    return Model(spec_mod.load(spec), dtype=dtype)

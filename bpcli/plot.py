@@ -1,0 +1,71 @@
+"""Loss curves from run folders' ``metrics.csv``, drawn with matplotlib (Agg: files, never windows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import InputError
+
+
+def read_metrics(run_dir):
+    import pandas as pd
+
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        raise InputError("not a run folder: it has no metrics.csv", file=str(run_dir))
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read metrics.csv: {e}", file=str(path)) from None
+
+
+def plot_runs(run_dirs, out) -> Path:
+    """Train (solid) and validation (dashed) loss of each run, plus accuracy where there is one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = [(Path(r), read_metrics(r)) for r in run_dirs]
+    has_acc = any("val_accuracy" in df or "train_accuracy" in df for _, df in frames)
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6.5, 4.2),
+                             squeeze=False)
+    ax_loss = axes[0][0]
+    for i, (run, df) in enumerate(frames):
+        # full-batch gd logs every iteration (one step per epoch); minibatch optimizers every epoch
+        x = df["epoch"]
+        xlabel = "iteration" if (df["step"] == df["epoch"]).all() else "epoch"
+        color = f"C{i}"
+        label = run.name if len(frames) > 1 else ""
+        ax_loss.plot(x, df["train_loss"], color=color, label=f"{label} train".strip())
+        if "val_loss" in df:
+            ax_loss.plot(x, df["val_loss"], color=color, ls="--", label=f"{label} validation".strip())
+        if has_acc:
+            ax = axes[0][1]
+            if "train_accuracy" in df:
+                ax.plot(x, df["train_accuracy"], color=color, label=f"{label} train".strip())
+            if "val_accuracy" in df:
+                ax.plot(x, df["val_accuracy"], color=color, ls="--",
+                        label=f"{label} validation".strip())
+    ax_loss.set_xlabel(xlabel)
+    ax_loss.set_ylabel("loss")
+    if all((df["train_loss"] > 0).all() for _, df in frames):
+        ax_loss.set_yscale("log")
+    ax_loss.set_title("loss")
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend()
+    if has_acc:
+        ax = axes[0][1]
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accuracy")
+        ax.set_title("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    title = frames[0][0].name if len(frames) == 1 else f"{len(frames)} runs"
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,383 @@
+"""Every primitive's rules against the definition of a derivative.
+
+For each primitive ``y = prim(x_1, ..., x_k)`` a tiny program is traced with
+:class:`~bpcli.engine.Builder` and reduced to a scalar with a fixed random
+weighting, ``s = sum(y * r)``. Then
+
+(a) reverse mode:  ds/dx_i from ``backward``        == (s(x + h e_j) - s(x - h e_j)) / 2h, every entry j;
+(b) forward mode:  dy along u from ``forward_tangent`` == (y(x + h u) - y(x - h u)) / 2h;
+(c) the adjoint identity between the two rules of one input, straight from the table:
+        <v, jvp_i(u)> == <vjp_i(v), u>      (J u paired with v equals u paired with J^T v).
+
+Inputs are float64, drawn from fixed seeds; log, div and pow get inputs away
+from zero, relu and maximum inputs away from their kinks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from bpcli.engine import PRIMITIVES, Builder, backward, evaluate, forward_tangent
+
+H = 1e-6                    # central-difference step
+RTOL, ATOL = 1e-6, 1e-8     # central differences are good to about h^2 and eps/h
+ADJOINT_RTOL = 1e-12
+
+HYPOTHESIS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
+
+
+# ---------------------------------------------------------------- cases
+@dataclass
+class In:
+    """A traced input: its value, and the shape the Builder is told (None = the batch axis)."""
+
+    value: np.ndarray
+    declared: tuple | None = None
+
+    def __post_init__(self):
+        self.value = np.asarray(self.value, dtype=np.float64)
+
+    @property
+    def shape(self):
+        return self.value.shape if self.declared is None else self.declared
+
+
+@dataclass
+class Case:
+    id: str
+    prim: str
+    args: list          # In (a traced input) or a plain constant (a literal in the program)
+    params: dict = field(default_factory=dict)
+
+
+_rng = np.random.default_rng(20240601)
+
+
+def normal(*shape):
+    return _rng.standard_normal(shape)
+
+
+def positive(*shape):
+    """Values in [0.5, 2]: safe for log, division and fractional powers."""
+    return _rng.uniform(0.5, 2.0, shape)
+
+
+def away_from_zero(*shape):
+    """|x| in [0.2, 1.5] with random sign: relu's kink at 0 is never within h."""
+    return _rng.uniform(0.2, 1.5, shape) * _rng.choice([-1.0, 1.0], shape)
+
+
+def denominator(*shape):
+    """|x| in [0.5, 2] with random sign: division stays far from a pole."""
+    return _rng.uniform(0.5, 2.0, shape) * _rng.choice([-1.0, 1.0], shape)
+
+
+def untied_pair(shape_a, shape_b, rng=_rng):
+    """a near an integer, b near an integer + 1/2: |a - b| >= 0.1 however they broadcast."""
+    a = rng.integers(-2, 3, shape_a) + rng.uniform(-0.2, 0.2, shape_a)
+    b = rng.integers(-2, 3, shape_b) + 0.5 + rng.uniform(-0.2, 0.2, shape_b)
+    return np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+
+
+def _binary_cases(prim, draw_a, draw_b):
+    """The broadcasting shapes every two-input elementwise primitive is checked on."""
+    cases = []
+    for label, sa, sb, da, db in [
+        ("same", (3, 4), (3, 4), None, None),
+        ("row-vector", (3, 4), (4,), None, None),
+        ("col-times-row", (3, 1), (1, 4), None, None),
+        ("0d-var", (), (2, 3), None, None),
+        ("batch-None", (2, 4), (4,), (None, 4), None),
+    ]:
+        a, b = draw_a(sa), draw_b(sb)
+        cases.append(Case(f"{prim}-{label}", prim, [In(a, da), In(b, db)]))
+    # a Python number in the program, on either side
+    cases.append(Case(f"{prim}-literal-right", prim, [In(draw_a((3, 4))), float(draw_b(()))]))
+    cases.append(Case(f"{prim}-literal-left", prim, [float(draw_a(())), In(draw_b((3, 4)))]))
+    return cases
+
+
+def _maximum_cases():
+    cases = []
+    for label, sa, sb in [("same", (3, 4), (3, 4)), ("row-vector", (3, 4), (4,)),
+                          ("col-times-row", (3, 1), (1, 4)), ("0d-var", (), (2, 3))]:
+        a, b = untied_pair(sa, sb)
+        cases.append(Case(f"maximum-{label}", "maximum", [In(a), In(b)]))
+    a, b = untied_pair((3, 4), ())
+    cases.append(Case("maximum-literal-right", "maximum", [In(a), float(b)]))
+    cases.append(Case("maximum-literal-left", "maximum", [float(b), In(a)]))
+    return cases
+
+
+def _unary(prim, draw=normal):
+    return Case(prim, prim, [In(draw(3, 4))])
+
+
+CASES: list[Case] = [
+    *_binary_cases("add", lambda s: normal(*s), lambda s: normal(*s)),
+    *_binary_cases("sub", lambda s: normal(*s), lambda s: normal(*s)),
+    *_binary_cases("mul", lambda s: normal(*s), lambda s: normal(*s)),
+    *_binary_cases("div", lambda s: normal(*s), lambda s: denominator(*s)),
+    *_maximum_cases(),
+    # one input, elementwise
+    _unary("neg"), _unary("exp"), _unary("log", positive), _unary("sin"), _unary("cos"),
+    _unary("tanh"), _unary("sigmoid"), _unary("relu", away_from_zero),
+    Case("softplus-wide", "softplus", [In(_rng.uniform(-30, 30, (3, 4)))]),
+    Case("pow-3", "pow", [In(normal(3, 4))], {"p": 3.0}),
+    Case("pow-half", "pow", [In(positive(3, 4))], {"p": 0.5}),
+    Case("pow-neg", "pow", [In(positive(2, 5))], {"p": -1.5}),
+    # reductions: axis None / int / negative int / tuple, with and without keepdims
+    *[Case(f"{r}-axis{axis}-keep{keep}", r, [In(normal(2, 3, 4))], {"axis": axis, "keepdims": keep})
+      for r in ("sum", "mean")
+      for axis, keep in [(None, False), (None, True), (0, False), (-1, False), (1, True),
+                         ((0, 2), False), ((0, 2), True)]],
+    Case("log_softmax-axis1", "log_softmax", [In(normal(3, 4))], {"axis": 1}),
+    Case("log_softmax-axis0", "log_softmax", [In(normal(3, 4))], {"axis": 0}),
+    Case("log_softmax-3d-last", "log_softmax", [In(3 * normal(2, 3, 5))], {"axis": -1}),
+    # layout
+    Case("reshape-plain", "reshape", [In(normal(2, 3, 4))], {"shape": (6, 4)}),
+    Case("reshape-minus-one", "reshape", [In(normal(4, 6))], {"shape": (2, -1, 3)}),
+    Case("reshape-batch-flatten", "reshape", [In(normal(2, 3, 4), (None, 3, 4))], {"shape": (None, 12)}),
+    Case("reshape-batch-unflatten", "reshape", [In(normal(3, 12), (None, 12))], {"shape": (None, 3, 4)}),
+    Case("transpose-2d", "transpose", [In(normal(3, 4))], {"axes": (1, 0)}),
+    Case("transpose-3d", "transpose", [In(normal(2, 3, 4))], {"axes": (2, 0, 1)}),
+    Case("transpose-batch", "transpose", [In(normal(2, 3, 4), (None, 3, 4))], {"axes": (0, 2, 1)}),
+    Case("pad-2d", "pad", [In(normal(3, 4))], {"widths": ((1, 2), (0, 3))}),
+    Case("pad-last-axis", "pad", [In(normal(2, 3, 5), (None, 3, 5))], {"widths": ((0, 0), (0, 0), (2, 1))}),
+    Case("pad-first-axis", "pad", [In(normal(2, 3))], {"widths": ((2, 1), (0, 0))}),
+    Case("pad-1d", "pad", [In(normal(5))], {"widths": ((3, 0),)}),
+    # strided windows: the last len(kernel) axes are spatial
+    Case("windows-1d", "windows", [In(normal(2, 3, 9))], {"kernel": (3,), "stride": (1,), "dilation": (1,)}),
+    Case("windows-1d-stride-dilation", "windows", [In(normal(2, 3, 11), (None, 3, 11))],
+         {"kernel": (3,), "stride": (2,), "dilation": (2,)}),
+    Case("windows-1d-stride-gt-kernel", "windows", [In(normal(1, 10))],
+         {"kernel": (2,), "stride": (3,), "dilation": (1,)}),
+    Case("windows-2d", "windows", [In(normal(2, 5, 6))], {"kernel": (2, 3), "stride": (1, 1), "dilation": (1, 1)}),
+    Case("windows-2d-stride-dilation", "windows", [In(normal(1, 2, 7, 8))],
+         {"kernel": (2, 3), "stride": (2, 1), "dilation": (1, 2)}),
+    # matrix product: last axis of x against a 2-D W
+    Case("matmul-2d", "matmul", [In(normal(3, 4)), In(normal(4, 2))]),
+    Case("matmul-batch-axes", "matmul", [In(normal(2, 3, 4)), In(normal(4, 5))]),
+    Case("matmul-batch-None", "matmul", [In(normal(2, 2, 3), (None, 2, 3)), In(normal(3, 4))]),
+    Case("matmul-vector", "matmul", [In(normal(4)), In(normal(4, 3))]),
+    Case("matmul-const-x", "matmul", [normal(5, 3), In(normal(3, 2))]),
+]
+
+
+def test_every_primitive_has_a_case():
+    # a primitive added to the table without a case here fails this test
+    covered = {c.prim for c in CASES}
+    assert set(PRIMITIVES) - covered == set()
+
+
+# ---------------------------------------------------------------- machinery
+class Traced:
+    """``y = prim(*args)`` and ``s = sum(y * r)`` as one program, with the values to run it on."""
+
+    def __init__(self, prim, args, params, seed=0):
+        self.prim, self.args, self.params = PRIMITIVES[prim], args, params
+        b = Builder()
+        self.names, call, self.values = [], [], {}
+        for i, a in enumerate(args):
+            if isinstance(a, In):
+                name = f"x{i}"
+                self.names.append(name)
+                self.values[name] = a.value
+                call.append(b.input(name, a.shape))
+            else:
+                call.append(a)
+        y = b.apply(prim, *call, **params)
+        self.y_value = self.prim.impl(*self.arrays(), **params)
+        self.y_declared = y.shape
+        r = b.input("r", y.shape)
+        self.values["r"] = np.random.default_rng(seed).standard_normal(np.shape(self.y_value))
+        b.output("y", y)
+        b.output("s", (y * r).sum())
+        self.prog = b.program()
+
+    def arrays(self, values=None):
+        values = values or self.values
+        return [values[f"x{i}"] if isinstance(a, In) else a for i, a in enumerate(self.args)]
+
+    def var_positions(self):
+        return [i for i, a in enumerate(self.args) if isinstance(a, In)]
+
+    def run(self, values, out):
+        return evaluate(self.prog, values)[self.prog.outputs[out].id]
+
+    def shifted(self, name, delta):
+        return dict(self.values, **{name: self.values[name] + delta})
+
+
+def check_reverse(t: Traced):
+    """backward's ds/dx against (s(x + h e_j) - s(x - h e_j)) / 2h for every entry j of every input."""
+    env = evaluate(t.prog, t.values)
+    grads = backward(t.prog, env, "s", t.names)
+    for name in t.names:
+        x = t.values[name]
+        assert grads[name].shape == x.shape, name
+        numeric = np.zeros_like(x)
+        for j in np.ndindex(x.shape):
+            e = np.zeros_like(x)
+            e[j] = H
+            numeric[j] = (t.run(t.shifted(name, e), "s") - t.run(t.shifted(name, -e), "s")) / (2 * H)
+        np.testing.assert_allclose(grads[name], numeric, rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def check_forward(t: Traced, seed=1):
+    """forward_tangent's dy along u against (y(x + h u) - y(x - h u)) / 2h, all inputs moving at once."""
+    rng = np.random.default_rng(seed)
+    u = {n: rng.standard_normal(t.values[n].shape) for n in t.names}
+    value, tangent = forward_tangent(t.prog, t.values, u, "y")
+    plus = dict(t.values, **{n: t.values[n] + H * u[n] for n in t.names})
+    minus = dict(t.values, **{n: t.values[n] - H * u[n] for n in t.names})
+    numeric = (t.run(plus, "y") - t.run(minus, "y")) / (2 * H)
+    np.testing.assert_allclose(value, t.y_value, rtol=0, atol=0)
+    assert np.shape(tangent) == np.shape(t.y_value)
+    np.testing.assert_allclose(tangent, numeric, rtol=RTOL, atol=ATOL)
+    # and the scalar s = sum(y * r): its tangent is sum(dy * r)
+    _, ds = forward_tangent(t.prog, t.values, u, "s")
+    s_numeric = (t.run(plus, "s") - t.run(minus, "s")) / (2 * H)
+    np.testing.assert_allclose(ds, s_numeric, rtol=RTOL, atol=ATOL)
+
+
+def check_adjoint(t: Traced, seed=2):
+    """<v, J_i u> == <J_i^T v, u> with J_i u = jvp[i](u, ...) and J_i^T v = vjp[i](v, ...)."""
+    rng = np.random.default_rng(seed)
+    xs, y = t.arrays(), t.y_value
+    for i in t.var_positions():
+        u = rng.standard_normal(np.shape(xs[i]))
+        v = rng.standard_normal(np.shape(y))
+        Ju = np.asarray(t.prim.jvp[i](u, y, *xs, **t.params))
+        JTv = np.asarray(t.prim.vjp[i](v, y, *xs, **t.params))
+        assert Ju.shape == np.shape(y), f"jvp[{i}] gives {Ju.shape}, output is {np.shape(y)}"
+        assert JTv.shape == np.shape(xs[i]), f"vjp[{i}] gives {JTv.shape}, input is {np.shape(xs[i])}"
+        lhs, rhs = np.sum(v * Ju), np.sum(JTv * u)
+        scale = np.sum(np.abs(v * Ju)) + np.sum(np.abs(JTv * u)) + 1e-300
+        assert abs(lhs - rhs) <= ADJOINT_RTOL * scale, f"input {i}: <v, Ju> = {lhs}, <J^T v, u> = {rhs}"
+
+
+def check_shape_rule(t: Traced):
+    """The shape rule, run before any data exists, agrees with the array impl (None = any size)."""
+    actual = np.shape(t.y_value)
+    assert len(t.y_declared) == len(actual)
+    assert all(d is None or d == n for d, n in zip(t.y_declared, actual)), (t.y_declared, actual)
+
+
+def check_all(t: Traced):
+    check_shape_rule(t)
+    check_reverse(t)
+    check_forward(t)
+    check_adjoint(t)
+
+
+_ids = [c.id for c in CASES]
+
+
+@pytest.fixture(params=CASES, ids=_ids)
+def traced(request):
+    c = request.param
+    return Traced(c.prim, c.args, c.params)
+
+
+def test_shape_rule_matches_impl(traced):
+    check_shape_rule(traced)
+
+
+def test_reverse_mode_matches_central_differences(traced):
+    check_reverse(traced)
+
+
+def test_forward_mode_matches_central_differences(traced):
+    check_forward(traced)
+
+
+def test_jvp_and_vjp_rules_are_adjoint(traced):
+    check_adjoint(traced)
+
+
+# ---------------------------------------------------------------- random shapes (hypothesis)
+@HYPOTHESIS
+@given(prim=st.sampled_from(["add", "sub", "mul", "div", "maximum"]),
+       shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4),
+       seed=st.integers(0, 2**32 - 1))
+def test_elementwise_broadcasting_gradients_for_random_shapes(prim, shapes, seed):
+    sa, sb = shapes.input_shapes
+    rng = np.random.default_rng(seed)
+    if prim == "maximum":
+        a, b = untied_pair(sa, sb, rng)
+    else:
+        a = rng.standard_normal(sa)
+        b = rng.standard_normal(sb)
+        if prim == "div":  # |b| in [0.5, 2]
+            b = rng.uniform(0.5, 2.0, sb) * rng.choice([-1.0, 1.0], sb)
+    t = Traced(prim, [In(np.asarray(a, float)), In(np.asarray(b, float))], {}, seed)
+    assert np.shape(t.y_value) == shapes.result_shape
+    check_all(t)
+
+
+@st.composite
+def window_geometry(draw):
+    nd = draw(st.integers(1, 2))
+    lead = tuple(draw(st.lists(st.integers(1, 2), min_size=0, max_size=2)))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    dilation = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, 4)) for k, d in zip(kernel, dilation))
+    return lead + spatial, dict(kernel=kernel, stride=stride, dilation=dilation)
+
+
+@HYPOTHESIS
+@given(geometry=window_geometry(), seed=st.integers(0, 2**32 - 1))
+def test_windows_gradients_for_random_geometry(geometry, seed):
+    shape, p = geometry
+    x = np.random.default_rng(seed).standard_normal(shape)
+    t = Traced("windows", [In(x)], p, seed)
+    # the forward, written out: y[..., o_1.., k_1..] = x[..., o_1 s_1 + k_1 d_1, ...]
+    nd = len(p["kernel"])
+    y = t.y_value
+    out = y.shape[-2 * nd:-nd]
+    assert out == tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in
+                        zip(shape[-nd:], p["kernel"], p["stride"], p["dilation"]))
+    for o in np.ndindex(*out):
+        for k in np.ndindex(*p["kernel"]):
+            src = tuple(oi * s + ki * d for oi, ki, s, d in zip(o, k, p["stride"], p["dilation"]))
+            np.testing.assert_array_equal(y[(Ellipsis,) + o + k], x[(Ellipsis,) + src])
+    check_all(t)
+
+
+# ---------------------------------------------------------------- conventions at the kinks
+def _grad_of_sum(prim, *values):
+    b = Builder()
+    xs = [b.input(f"x{i}", np.shape(v)) for i, v in enumerate(values)]
+    b.output("s", b.apply(prim, *xs).sum())
+    prog = b.program()
+    names = [f"x{i}" for i in range(len(values))]
+    vals = dict(zip(names, values))
+    g = backward(prog, evaluate(prog, vals), "s", names)
+    tangents = [forward_tangent(prog, vals, {n: np.ones_like(vals[n])}, "s")[1] for n in names]
+    return [g[n] for n in names], tangents
+
+
+def test_relu_derivative_at_exactly_zero_is_zero():
+    # d relu / dx = I[x > 0]: 0 at x = 0 (the lecture's I[h > 0], PyTorch's convention)
+    x = np.array([-1.0, 0.0, 2.0])
+    (g,), (t,) = _grad_of_sum("relu", x)
+    np.testing.assert_array_equal(g, [0.0, 0.0, 1.0])
+    assert t == 1.0  # forward mode agrees: only x = 2 moves the sum
+
+
+def test_maximum_tie_sends_gradient_to_second_input():
+    # d max(x, y): I[x > y] to x, I[x <= y] to y, so a tie x == y goes to y only
+    x = np.array([1.0, 3.0, 2.0])
+    y = np.array([1.0, 2.0, 5.0])
+    (gx, gy), (tx, ty) = _grad_of_sum("maximum", x, y)
+    np.testing.assert_array_equal(gx, [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(gy, [1.0, 0.0, 1.0])
+    assert (tx, ty) == (1.0, 2.0)
