@@ -197,7 +197,7 @@ def gradcheck(spec: Path = SPEC,
         longest = max(len(r["name"]) for r in report["parameters"])
         table.add_column("parameter", no_wrap=True, min_width=longest)
         table.add_column("shape", no_wrap=True)
-        for col in ("checked", "max abs err", "max rel err", "kinks", "result"):
+        for col in ("checked", "abs err", "rel err", "kinks", "result"):
             table.add_column(col, justify="right")
         for r in report["parameters"]:
             table.add_row(r["name"], "×".join(map(str, r["shape"])), str(r["checked"]),
