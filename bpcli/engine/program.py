@@ -160,7 +160,7 @@ def depends_on(prog: Program, names) -> set[int]:
     return live
 
 
-def backward(prog: Program, env: list, output: str, wrt, seed=None) -> dict:
+def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None) -> dict:
     """Reverse mode: the adjoints d(output)/d(input) for each input named in ``wrt``.
 
     Walks the equations backward once; at each one, local derivative times
@@ -169,6 +169,8 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None) -> dict:
     stored as is, a second one makes a fresh array that later ones are added
     into in place, so no rule's output is ever modified behind its back.
     Adjoints live in this call only: nothing is left behind between calls.
+    ``on_step(eqn, i, contribution, adjoint_so_far)`` sees each contribution
+    (``bpcli trace`` prints them as the reverse adjoint trace).
     """
     live = depends_on(prog, wrt)
     out = prog.outputs[output]
@@ -191,6 +193,8 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None) -> dict:
             else:
                 adj[a.id] = adj[a.id] + contrib
                 owned.add(a.id)
+            if on_step is not None:
+                on_step(e, i, contrib, adj[a.id])
     grads = {}
     for n in wrt:
         v = prog.inputs[n]
@@ -203,12 +207,13 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None) -> dict:
     return grads
 
 
-def forward_tangent(prog: Program, values: dict, tangents: dict, output: str):
+def forward_tangent(prog: Program, values: dict, tangents: dict, output: str, on_step=None):
     """Forward mode: the value of ``output`` and its tangent along ``tangents``, in one pass.
 
     Each equation computes its primal value and, in lock-step, its tangent: the
     sum over its inputs of the primitive's JVP rule (the lecture's forward
     tangent trace). Inputs not named in ``tangents`` have tangent zero.
+    ``on_step(eqn, value, tangent)`` sees each equation's pair (tangent None: zero).
     """
     env = [None] * prog.n_vars
     tan: dict[int, np.ndarray] = {}
@@ -228,6 +233,8 @@ def forward_tangent(prog: Program, values: dict, tangents: dict, output: str):
                 total = c if total is None else total + c
         if total is not None:
             tan[e.out.id] = total
+        if on_step is not None:
+            on_step(e, y, total)
         if e.out.id == stop:
             break
     t = tan.get(stop)
