@@ -1,0 +1,59 @@
+"""The README's spec reference, generated from the field tables (``python -m bpcli.reference``).
+
+A test checks that README.md holds exactly this text between its markers, so
+the documented defaults cannot drift from the ones the validator applies.
+"""
+
+from __future__ import annotations
+
+from .layers import LAYERS
+from .losses import LOSSES
+from .optim import OPTIMIZERS
+from .schema import Param
+from .spec import DATA, TOP, TRAINING
+
+BEGIN, END = "<!-- spec-reference:begin -->", "<!-- spec-reference:end -->"
+
+
+def _default(p: Param) -> str:
+    if p.required:
+        return "required"
+    d = p.default
+    if d is None:
+        return "—"
+    if isinstance(d, bool):
+        return f"`{str(d).lower()}`"
+    if isinstance(d, dict):
+        return "`" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "`"
+    return f"`{d}`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a bare | would end the table cell
+
+
+def _fields(params) -> list[str]:
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{p.name}` | {_default(p)} | {_cell(p.doc)} |" for p in params]
+    return rows
+
+
+def markdown() -> str:
+    out = [BEGIN, "", "#### Top level", ""] + _fields(TOP)
+    out += ["", "#### `data`", ""] + _fields(DATA)
+    out += ["", "#### `training`", ""] + _fields(TRAINING)
+    out += ["", "#### Layers", "", "| layer | what it computes | example |", "|---|---|---|"]
+    out += [f"| `{d.name}` | {_cell(d.doc)} | `{d.example}` |" for d in LAYERS.values()]
+    out += [""] + [line for d in LAYERS.values() if d.params
+                   for line in [f"`{d.name}` fields:", ""] + _fields(d.params) + [""]]
+    out += ["#### Losses", "", "| loss | definition |", "|---|---|"]
+    out += [f"| `{d.name}` | {_cell(d.doc)} |" for d in LOSSES.values()]
+    out += ["", "#### Optimizers", ""]
+    for d in OPTIMIZERS.values():
+        out += [f"`{d.name}`: {d.doc}.", ""] + _fields(d.params) + [""]
+    out.append(END)
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown())
