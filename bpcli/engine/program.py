@@ -195,15 +195,19 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
                 owned.add(a.id)
             if on_step is not None:
                 on_step(e, i, contrib, adj[a.id])
-    grads = {}
+    grads, handed = {}, {id(seed)}
     for n in wrt:
         v = prog.inputs[n]
         g = adj.get(v.id)
         if g is None:
             g = np.zeros_like(env[v.id])
         g = np.asarray(g)
-        # adjoints may be read-only broadcast views or slices: hand out plain arrays
-        grads[n] = g if g.flags.c_contiguous and g.flags.writeable else g.copy()
+        # hand out plain arrays of their own: adjoints may be read-only broadcast views, and
+        # pass-through rules (add, reshape) can give two inputs the very same array
+        if not (g.flags.c_contiguous and g.flags.writeable) or id(g) in handed:
+            g = g.copy()
+        handed.add(id(g))
+        grads[n] = g
     return grads
 
 

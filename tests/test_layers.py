@@ -1,0 +1,311 @@
+"""Every layer through ``bpcli.build``: gradients against central differences, conv1d against
+explicit loops, a hand-written Toeplitz matrix and PyTorch, dense against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bpcli
+from bpcli.engine import backward, evaluate
+from bpcli.layers import LAYERS
+from bpcli.losses import LOSSES
+
+H = 1e-6
+
+
+def spec(input_shape, layers, loss="mse", seed=0):
+    return {"name": "t", "input": list(input_shape), "dtype": "float64", "seed": seed,
+            "layers": layers, "loss": loss}
+
+
+def _labels(model, loss, n, rng):
+    out = model.output_shape[1:]
+    if loss == "mse":
+        return rng.standard_normal((n, *out))
+    if loss == "logistic":
+        return np.arange(n) % 2                      # 0/1, read as -1/+1
+    if loss == "softmax_cross_entropy":
+        return np.arange(n) % out[0]                 # class indices 0..K-1
+    return None                                      # sum_squares: no labels
+
+
+# ---------------------------------------------------------------- gradients of every layer
+# (case id, input shape, layers, loss): every layer name and every loss appears at least once
+LAYER_CASES = [
+    ("conv1d-valid-bias", [2, 9], [{"conv1d": {"channels": 3, "kernel": 3}}], "mse"),
+    ("conv1d-same-even-kernel", [2, 8], [{"conv1d": {"channels": 2, "kernel": 4, "pad": "same"}}], "mse"),
+    ("conv1d-stride-pad", [3, 10], [{"conv1d": {"channels": 2, "kernel": 3, "stride": 2, "pad": 1}}], "mse"),
+    ("conv1d-dilation-same", [1, 9], [{"conv1d": {"channels": 2, "kernel": 3, "dilation": 2, "pad": "same"}}],
+     "mse"),
+    ("conv1d-stride-dilation-nobias", [2, 11],
+     [{"conv1d": {"channels": 2, "kernel": 2, "stride": 3, "dilation": 2, "pad": "valid", "bias": False}}],
+     "mse"),
+    ("conv1d-1d-input", [7], [{"conv1d": {"channels": 2, "kernel": 3}}, {"dense": {"units": 1}}], "logistic"),
+    ("dense", [5], [{"dense": {"units": 3}}], "mse"),
+    ("dense-nobias-sumsq", [5], [{"dense": {"units": 3, "bias": False}}], "sum_squares"),
+    ("dense-flattens-2d-input", [2, 3], [{"dense": {"units": 3}}], "softmax_cross_entropy"),
+    ("flatten", [2, 3], ["flatten", {"dense": {"units": 3}}], "softmax_cross_entropy"),
+    *[(act, [4], [{"dense": {"units": 5}}, act, {"dense": {"units": 1}}], "logistic")
+      for act in ("relu", "sigmoid", "tanh", "softplus")],
+    ("conv-relu-conv-dense", [2, 12],
+     [{"conv1d": {"channels": 3, "kernel": 3, "pad": "same"}}, "relu",
+      {"conv1d": {"channels": 2, "kernel": 2, "stride": 2}}, "tanh", {"dense": {"units": 1}}], "logistic"),
+]
+
+
+def _layer_names(layers):
+    return {next(iter(entry)) if isinstance(entry, dict) else entry for entry in layers}
+
+
+def test_every_layer_and_loss_has_a_gradient_case():
+    layers = set().union(*(_layer_names(c[2]) for c in LAYER_CASES))
+    losses = {c[3] for c in LAYER_CASES}
+    assert set(LAYERS) - layers == set()
+    assert set(LOSSES) - losses == set()
+
+
+@pytest.mark.parametrize("input_shape,layers,loss", [c[1:] for c in LAYER_CASES],
+                         ids=[c[0] for c in LAYER_CASES])
+def test_loss_and_grad_matches_central_differences_on_every_parameter(input_shape, layers, loss):
+    # dL/dW_j == (L(W + h e_j) - L(W - h e_j)) / 2h for every entry j of every parameter
+    model = bpcli.build(spec(input_shape, layers, loss))
+    rng = np.random.default_rng(7)
+    for w in model.params.values():  # nonzero biases too, so nothing sits on a ReLU kink by accident
+        w[...] = rng.standard_normal(w.shape) * 0.7
+    X = rng.standard_normal((6, *input_shape))
+    y = _labels(model, loss, 6, rng)
+    L, grads = model.loss_and_grad(X, y)
+    assert L == model.loss(X, y)
+    assert set(grads) == set(model.params)
+    for name, w in model.params.items():
+        assert grads[name].shape == w.shape and grads[name].dtype == np.float64
+        numeric = np.zeros_like(w)
+        for j in np.ndindex(w.shape):
+            keep = w[j]
+            w[j] = keep + H
+            up = model.loss(X, y)
+            w[j] = keep - H
+            down = model.loss(X, y)
+            w[j] = keep
+            numeric[j] = (up - down) / (2 * H)
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+# ---------------------------------------------------------------- conv1d, written out
+def same_padding(kernel, dilation):
+    """PyTorch's padding='same': d(k-1) zeros in all, the odd one out on the right."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def conv1d_reference(x, w, b, stride=1, pad=(0, 0), dilation=1):
+    """y[n, o, t] = b[o] + sum_c sum_k w[o, c, k] * xp[n, c, t*stride + k*dilation],
+    xp = x with pad[0] zeros on the left and pad[1] on the right (cross-correlation, no kernel flip)."""
+    N, C, L = x.shape
+    O, _, K = w.shape
+    lo, hi = pad
+    xp = np.zeros((N, C, lo + L + hi))
+    xp[:, :, lo:lo + L] = x
+    L_out = (lo + L + hi - dilation * (K - 1) - 1) // stride + 1
+    y = np.zeros((N, O, L_out))
+    for n in range(N):
+        for o in range(O):
+            for t in range(L_out):
+                acc = 0.0 if b is None else b[o]
+                for c in range(C):
+                    for k in range(K):
+                        acc += w[o, c, k] * xp[n, c, t * stride + k * dilation]
+                y[n, o, t] = acc
+    return y
+
+
+CONV_CASES = [
+    # (id, channels in, length, conv1d fields)
+    ("valid-k3", 2, 9, {"channels": 3, "kernel": 3}),
+    ("same-k4", 2, 8, {"channels": 2, "kernel": 4, "pad": "same"}),            # even kernel: pads (1, 2)
+    ("same-k2", 1, 9, {"channels": 2, "kernel": 2, "pad": "same"}),            # pads (0, 1)
+    ("same-k3-dilation3", 1, 10, {"channels": 2, "kernel": 3, "pad": "same", "dilation": 3}),
+    ("pad1-stride2", 3, 10, {"channels": 2, "kernel": 3, "stride": 2, "pad": 1}),
+    ("valid-stride3-dilation2-nobias", 2, 11,
+     {"channels": 2, "kernel": 2, "stride": 3, "dilation": 2, "pad": "valid", "bias": False}),
+    ("pad3-stride2-dilation2-k5", 2, 12, {"channels": 1, "kernel": 5, "stride": 2, "dilation": 2, "pad": 3}),
+]
+_conv_ids = [c[0] for c in CONV_CASES]
+_conv_params = [c[1:] for c in CONV_CASES]
+
+
+def _conv_model(c_in, length, cfg):
+    return bpcli.build(spec([c_in, length], [{"conv1d": cfg}]))
+
+
+def _conv_geometry(cfg):
+    k, s, d = cfg["kernel"], cfg.get("stride", 1), cfg.get("dilation", 1)
+    pad = cfg.get("pad", 0)
+    if pad == "same":
+        pad = same_padding(k, d)
+    elif pad == "valid":
+        pad = (0, 0)
+    else:
+        pad = (pad, pad)
+    return s, pad, d
+
+
+def _randomize(model, seed):
+    rng = np.random.default_rng(seed)
+    for w in model.params.values():
+        w[...] = rng.standard_normal(w.shape)
+
+
+@pytest.mark.parametrize("c_in,length,cfg", _conv_params, ids=_conv_ids)
+def test_conv1d_matches_cross_correlation_written_with_loops(c_in, length, cfg):
+    model = _conv_model(c_in, length, cfg)
+    _randomize(model, 1)
+    X = np.random.default_rng(2).standard_normal((3, c_in, length))
+    stride, pad, dilation = _conv_geometry(cfg)
+    expected = conv1d_reference(X, model.params["layers.0.weight"], model.params.get("layers.0.bias"),
+                                stride, pad, dilation)
+    np.testing.assert_allclose(model.forward(X), expected, rtol=1e-13, atol=1e-13)
+
+
+def test_conv1d_same_padding_puts_the_extra_zero_on_the_right():
+    # kernel 2, pad same: one zero in all, on the right, so with w = [0, 1], y_t = x_{t+1} and y_4 = 0;
+    # with w = [1, 0], y_t = x_t (no shift at all)
+    model = _conv_model(1, 5, {"channels": 1, "kernel": 2, "pad": "same", "bias": False})
+    x = np.array([[[1.0, 2.0, 3.0, 4.0, 5.0]]])
+    model.params["layers.0.weight"][...] = [[[0.0, 1.0]]]
+    np.testing.assert_array_equal(model.forward(x), [[[2.0, 3.0, 4.0, 5.0, 0.0]]])
+    model.params["layers.0.weight"][...] = [[[1.0, 0.0]]]
+    np.testing.assert_array_equal(model.forward(x), x)
+
+
+def test_conv1d_equals_multiplication_by_a_banded_toeplitz_matrix():
+    # kernel [a, b, c], pad same (one zero each side), length 5: y = T x with T written out
+    a, b, c = 0.5, -2.0, 3.0
+    T = np.array([[b, c, 0, 0, 0],
+                  [a, b, c, 0, 0],
+                  [0, a, b, c, 0],
+                  [0, 0, a, b, c],
+                  [0, 0, 0, a, b]])
+    model = bpcli.build(spec([5], [{"conv1d": {"channels": 1, "kernel": 3, "pad": "same", "bias": False}}]))
+    model.params["layers.0.weight"][...] = [[[a, b, c]]]
+    X = np.random.default_rng(3).standard_normal((4, 5))
+    np.testing.assert_allclose(model.forward(X)[:, 0, :], X @ T.T, rtol=1e-14, atol=1e-14)
+
+
+def test_strided_dilated_conv1d_equals_multiplication_by_a_banded_matrix():
+    # kernel [a, b], stride 2, dilation 2, no padding, length 7: y_t = a x_{2t} + b x_{2t+2}, t = 0, 1, 2
+    a, b = 1.5, -0.25
+    M = np.array([[a, 0, b, 0, 0, 0, 0],
+                  [0, 0, a, 0, b, 0, 0],
+                  [0, 0, 0, 0, a, 0, b]])
+    model = bpcli.build(spec([7], [{"conv1d": {"channels": 1, "kernel": 2, "stride": 2, "dilation": 2,
+                                               "bias": False}}]))
+    model.params["layers.0.weight"][...] = [[[a, b]]]
+    X = np.random.default_rng(4).standard_normal((3, 7))
+    np.testing.assert_allclose(model.forward(X)[:, 0, :], X @ M.T, rtol=1e-14, atol=1e-14)
+
+
+def test_multichannel_conv1d_equals_block_toeplitz_matrix():
+    # out channel o = sum over in channels c of T_oc x_c, T_oc[t, j] = w[o, c, j - t + lo] inside the band
+    c_in, c_out, L, K = 2, 3, 6, 3
+    model = _conv_model(c_in, L, {"channels": c_out, "kernel": K, "pad": "same", "bias": False})
+    _randomize(model, 5)
+    w = model.params["layers.0.weight"]
+    lo, _ = same_padding(K, 1)
+    big = np.zeros((c_out * L, c_in * L))
+    for o in range(c_out):
+        for c in range(c_in):
+            for t in range(L):
+                for j in range(L):
+                    if 0 <= j - t + lo < K:
+                        big[o * L + t, c * L + j] = w[o, c, j - t + lo]
+    X = np.random.default_rng(6).standard_normal((4, c_in, L))
+    expected = (X.reshape(4, c_in * L) @ big.T).reshape(4, c_out, L)
+    np.testing.assert_allclose(model.forward(X), expected, rtol=1e-14, atol=1e-14)
+
+
+# ---------------------------------------------------------------- against PyTorch
+def _mse_grads_with_input(model, X, Y):
+    """bpcli's loss, parameter gradients and dL/dX (X is an input of the program too)."""
+    values = dict(model.params, X=X, y=Y)
+    env = evaluate(model.program, values)
+    grads = backward(model.program, env, "loss", list(model.params) + ["X"])
+    return float(env[model.program.outputs["loss"].id]), grads
+
+
+# PyTorch warns that an even kernel with padding='same' makes it copy the input: expected here
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+@pytest.mark.parametrize("c_in,length,cfg", _conv_params, ids=_conv_ids)
+def test_conv1d_matches_torch_forward_and_gradients(c_in, length, cfg):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    model = _conv_model(c_in, length, cfg)
+    _randomize(model, 8)
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((3, c_in, length))
+    stride, pad, dilation = _conv_geometry(cfg)
+    torch_padding = "same" if cfg.get("pad") == "same" else pad[0]
+
+    w_t = torch.tensor(model.params["layers.0.weight"], requires_grad=True)
+    b_t = (torch.tensor(model.params["layers.0.bias"], requires_grad=True)
+           if "layers.0.bias" in model.params else None)
+    x_t = torch.tensor(X, requires_grad=True)
+    out_t = F.conv1d(x_t, w_t, b_t, stride=stride, padding=torch_padding, dilation=dilation)
+    np.testing.assert_allclose(model.forward(X), out_t.detach().numpy(), rtol=1e-13, atol=1e-13)
+
+    Y = rng.standard_normal(tuple(out_t.shape))
+    loss_t = ((out_t - torch.tensor(Y)) ** 2).mean()          # mse: mean over all elements
+    loss_t.backward()
+    L, g = _mse_grads_with_input(model, X, Y)
+    np.testing.assert_allclose(L, loss_t.item(), rtol=1e-13)
+    np.testing.assert_allclose(g["layers.0.weight"], w_t.grad.numpy(), rtol=1e-12, atol=1e-14)
+    if b_t is not None:
+        np.testing.assert_allclose(g["layers.0.bias"], b_t.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g["X"], x_t.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("input_shape,bias", [([5], True), ([5], False), ([2, 3], True)])
+def test_dense_matches_torch_linear_forward_and_gradients(input_shape, bias):
+    # y = x W^T + b with W (units, in): torch.nn.functional.linear, after flattening x in C order
+    torch = pytest.importorskip("torch")
+    model = bpcli.build(spec(input_shape, [{"dense": {"units": 4, "bias": bias}}]))
+    _randomize(model, 10)
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((6, *input_shape))
+    w_t = torch.tensor(model.params["layers.0.weight"], requires_grad=True)
+    b_t = torch.tensor(model.params["layers.0.bias"], requires_grad=True) if bias else None
+    x_t = torch.tensor(X, requires_grad=True)
+    out_t = torch.nn.functional.linear(x_t.reshape(6, -1), w_t, b_t)
+    np.testing.assert_allclose(model.forward(X), out_t.detach().numpy(), rtol=1e-13, atol=1e-14)
+
+    Y = rng.standard_normal((6, 4))
+    loss_t = ((out_t - torch.tensor(Y)) ** 2).mean()
+    loss_t.backward()
+    L, g = _mse_grads_with_input(model, X, Y)
+    np.testing.assert_allclose(L, loss_t.item(), rtol=1e-13)
+    np.testing.assert_allclose(g["layers.0.weight"], w_t.grad.numpy(), rtol=1e-12, atol=1e-14)
+    if bias:
+        np.testing.assert_allclose(g["layers.0.bias"], b_t.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g["X"], x_t.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- dtype
+def test_float32_spec_gives_float32_parameters_and_gradients():
+    # the lecture spec trains in float32 by default: nothing on the way silently promotes to float64
+    model = bpcli.build(Path(__file__).resolve().parent.parent / "specs" / "lecture_cnn.yaml")
+    rng = np.random.default_rng(16)
+    X, y = rng.standard_normal((8, 64)), np.arange(8) % 2
+    L, grads = model.loss_and_grad(X, y)
+    assert all(w.dtype == np.float32 for w in model.params.values())
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert model.forward(X).dtype == np.float32
+    # and float32 agrees with the same model in float64 to float32 accuracy
+    model64 = bpcli.build(Path(__file__).resolve().parent.parent / "specs" / "lecture_cnn.yaml",
+                          dtype="float64")
+    L64, grads64 = model64.loss_and_grad(X, y)
+    np.testing.assert_allclose(L, L64, rtol=1e-5)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads64[k], rtol=1e-3, atol=1e-5 * np.abs(grads64[k]).max())
