@@ -206,3 +206,28 @@ def test_lecture_reverse_mode_gives_both_partials_in_one_pass():
     assert g["x1"] == 5.5
     np.testing.assert_allclose(g["x2"], 2.0 - np.cos(5.0), rtol=1e-15)
     assert round(float(g["x2"]), 3) == 1.716
+
+
+# ---------------------------------------------------------------- the function API
+def test_function_api_reproduces_the_lecture_example():
+    from bpcli.engine import api as ad
+
+    f = lambda x1, x2: ad.log(x1) + x1 * x2 - ad.sin(x2)  # noqa: E731
+    y, ydot = ad.jvp(f, (2.0, 5.0), (1.0, 0.0))
+    assert y == pytest.approx(np.log(2) + 10 - np.sin(5), abs=1e-15)
+    assert ydot == pytest.approx(5.5, abs=1e-15)
+    d1, d2 = ad.grad(f, argnums=(0, 1))(2.0, 5.0)
+    assert d1 == pytest.approx(5.5, abs=1e-15)
+    assert d2 == pytest.approx(2.0 - np.cos(5.0), abs=1e-15)
+
+
+def test_function_api_vjp_of_a_vector_function_matches_its_jacobian():
+    from bpcli.engine import api as ad
+
+    A = np.random.default_rng(3).standard_normal((4, 3))
+    f = lambda x: ad.tanh(x @ A.T)  # noqa: E731  (x: (3,) -> (4,)); matmul folds leading axes
+    x = np.random.default_rng(4).standard_normal((1, 3))
+    y, pullback = ad.vjp(f, x)
+    jac = (1 - np.tanh(x @ A.T) ** 2).reshape(4, 1) * A  # dy_i/dx_j
+    v = np.random.default_rng(5).standard_normal((1, 4))
+    np.testing.assert_allclose(pullback(v)[0], v @ jac, rtol=1e-12)

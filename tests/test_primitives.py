@@ -138,6 +138,10 @@ CASES: list[Case] = [
       for axis, keep in [(None, False), (None, True), (0, False), (-1, False), (1, True),
                          ((0, 2), False), ((0, 2), True)]],
     Case("log_softmax-axis1", "log_softmax", [In(normal(3, 4))], {"axis": 1}),
+    *_binary_cases("logaddexp", lambda s: 10 * normal(*s), lambda s: 10 * normal(*s)),
+    Case("logaddexp-huge", "logaddexp", [In([1000.0, -1000.0, 3.0]), In([-999.0, -1000.0, 700.0])]),
+    Case("broadcast_to-row", "broadcast_to", [In(normal(4))], {"shape": (3, 4)}),
+    Case("broadcast_to-col", "broadcast_to", [In(normal(3, 1))], {"shape": (2, 3, 5)}),
     Case("log_softmax-axis0", "log_softmax", [In(normal(3, 4))], {"axis": 0}),
     Case("log_softmax-3d-last", "log_softmax", [In(3 * normal(2, 3, 5))], {"axis": -1}),
     # layout

@@ -137,6 +137,13 @@ defprim("maximum", np.maximum, _bshape,
              lambda t, y, a, b: t * (a <= b)],
         local="I[a > b], I[a <= b]")
 
+defprim("logaddexp", np.logaddexp, _bshape,
+        # d/da ln(e^a + e^b) = e^(a - y): the softmax weight of a, finite for any a, b
+        vjp=[lambda g, y, a, b: unbroadcast(g * np.exp(a - y), np.shape(a)),
+             lambda g, y, a, b: unbroadcast(g * np.exp(b - y), np.shape(b))],
+        jvp=[lambda t, y, a, b: t * np.exp(a - y), lambda t, y, a, b: t * np.exp(b - y)],
+        local="e^(a-y), e^(b-y)")
+
 # ---------------------------------------------------------------- elementwise, one input
 _same = lambda s, **p: tuple(s)  # noqa: E731
 
@@ -213,6 +220,18 @@ defprim("transpose", lambda x, *, axes: x.transpose(axes),
         lambda s, *, axes: tuple(s[a] for a in axes),
         vjp=[lambda g, y, x, *, axes: g.transpose(np.argsort(axes))],
         jvp=[lambda t, y, x, *, axes: t.transpose(axes)], local="transpose⁻¹", linear=True)
+
+
+def _broadcast_to_shape(s, *, shape):
+    if None in shape or broadcast_shapes(s, shape) != tuple(shape):
+        raise ValueError(f"cannot broadcast {tuple(s)} to {tuple(shape)}")
+    return tuple(shape)
+
+
+defprim("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape), _broadcast_to_shape,
+        vjp=[lambda g, y, x, *, shape: unbroadcast(g, np.shape(x))],
+        jvp=[lambda t, y, x, *, shape: np.broadcast_to(t, y.shape)], local="sum over copies",
+        linear=True)
 
 
 def _pad_shape(s, *, widths):
