@@ -65,6 +65,8 @@ def train(spec: Path = SPEC,
           target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")):
     """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
+    import numpy as np
+
     from . import data as data_mod
     from .model import Model
     from .spec import load, set_value
@@ -75,7 +77,7 @@ def train(spec: Path = SPEC,
         s = set_value(s, "training.epochs", epochs)
     if seed is not None:
         s = set_value(s, "seed", seed)
-    model = Model(s)
+    model = Model(_recorded_data(s, data, target))
     dataset = data_mod.from_spec(s, None if data is None else str(data), target)
     val_split = s.data["data"]["val_split"] if s.data["data"] else 0.2
     (Xtr, ytr), val = data_mod.split(dataset, val_split, s.data["seed"])
@@ -88,14 +90,31 @@ def train(spec: Path = SPEC,
     write_spec(model, run_dir)
     err.print(f"training {s.data['name']}: {model.n_params()} parameters, {Xtr.shape[0]} training "
               f"and {0 if val is None else val[0].shape[0]} validation samples from {dataset.source}")
-    summary = _with_progress(lambda cb: run_training(
-        model, (Xtr, ytr), val, run_dir, source=dataset.source, progress=cb,
-        command=command_line()), s, quiet)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported
+        summary = _with_progress(lambda cb: run_training(
+            model, (Xtr, ytr), val, run_dir, source=dataset.source, progress=cb,
+            command=command_line(_argv)), s, quiet)
     final = summary["final"]
     shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if v is not None)
     out.print(f"{summary['stop_reason']}; {shown}")
     out.print(f"run folder: {run_dir}")
     out.print(f"loss curve: {run_dir / 'loss.png'}")
+
+
+def _recorded_data(s, data, target):
+    """The spec as the run folder records it: its data entry names the data actually trained on,
+    with an absolute path, so that ``bpcli eval RUN`` finds it again from the run folder."""
+    from .spec import set_value
+
+    cfg = s.data["data"]
+    if data is not None:
+        return set_value(s, "data", {"path": str(Path(data).resolve()),
+                                     "target": target or (cfg or {}).get("target", "y"),
+                                     "val_split": cfg["val_split"] if cfg else 0.2})
+    if cfg and cfg["path"]:
+        return set_value(s, "data", dict(cfg, path=str((s.base_dir / cfg["path"]).resolve()),
+                                         target=target or cfg["target"]))
+    return s
 
 
 def _with_progress(fn, s, quiet):
@@ -144,7 +163,7 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
 
     model = _load_run(run)
     if data is not None:
-        dataset = data_mod.load_file(data, target or "y")
+        dataset = data_mod.from_spec(model.spec, str(data), target)
     else:
         dataset = data_mod.from_spec(model.spec, None, target)
         cfg = model.spec.data["data"]
@@ -185,7 +204,7 @@ def gradcheck(spec: Path = SPEC,
     model = Model(load(spec), dtype=np.float64)
     X = y = None
     if data is not None:
-        dataset = data_mod.load_file(data, target or "y")
+        dataset = data_mod.from_spec(model.spec, str(data), target)
         _prepared(model, dataset)  # reject data that does not fit before checking
         X, y = dataset.X, dataset.y
     report = run_check(model, X, y, n=samples, seed=seed, eps=eps)
@@ -220,8 +239,13 @@ def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders"),
     out.print(f"plot: {path}")
 
 
+_argv = None  # the arguments main() was given, for summary.json's command
+
+
 def main(argv=None) -> int:
     """Run the CLI on ``argv`` (default: the command line) and return its exit code."""
+    global _argv
+    _argv = None if argv is None else list(argv)
     try:
         app(args=argv, prog_name="bpcli")
     except SystemExit as e:

@@ -71,6 +71,12 @@ def load_file(path, target: str = "y") -> Dataset:
 
 
 def _load_npz(path: Path) -> Dataset:
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        # np.load would try such a file as a pickle and report it as "object arrays"
+        raise InputError("is not a .npz file (a zip archive of .npy arrays, as np.savez writes)",
+                         file=str(path))
     try:
         with np.load(path, allow_pickle=False) as f:
             names = list(f.files)
@@ -89,16 +95,26 @@ def _load_npz(path: Path) -> Dataset:
     except (OSError, EOFError) as e:
         raise InputError(f"cannot read .npz: {e}", file=str(path)) from None
     for name, a in (("X", X), ("y", y)):
-        if a is not None and not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-            raise InputError(f"array {name} has dtype {a.dtype}; numbers are needed", file=str(path))
+        if a is not None and (not (np.issubdtype(a.dtype, np.number) or a.dtype == bool)
+                              or np.issubdtype(a.dtype, np.complexfloating)):
+            raise InputError(f"array {name} has dtype {a.dtype}; real numbers are needed",
+                             file=str(path))
     return _checked(Dataset(X, y, str(path)))
 
 
 def _load_csv(path: Path, target: str) -> Dataset:
+    import warnings
+
     import pandas as pd
 
     try:
-        df = pd.read_csv(path)
+        # index_col=False: rows longer than the header are an error, not silently an index column
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, index_col=False)
+    except pd.errors.ParserWarning:
+        raise InputError("cannot read CSV: some rows have more fields than the header has columns",
+                         file=str(path)) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read CSV: {str(e).strip()}", file=str(path)) from None
     if df.empty:
@@ -126,10 +142,11 @@ def _checked(d: Dataset) -> Dataset:
     if bad.any():
         idx = np.unravel_index(int(np.argmax(bad)), d.X.shape)
         raise InputError(f"X has a non-finite value {d.X[idx]} at sample {idx[0]}, position "
-                         f"{list(idx[1:])}", file=d.source)
+                         f"{[int(i) for i in idx[1:]]}", file=d.source)
     if d.y is not None:
-        if d.y.shape[0] != d.X.shape[0]:
-            raise InputError(f"X has {d.X.shape[0]} samples but y has {d.y.shape[0]}", file=d.source)
+        if d.y.ndim == 0 or d.y.shape[0] != d.X.shape[0]:
+            got = d.y.shape[0] if d.y.ndim else "a single value"
+            raise InputError(f"X has {d.X.shape[0]} samples but y has {got}", file=d.source)
         if np.issubdtype(d.y.dtype, np.floating) and not np.isfinite(d.y).all():
             i = int(np.argmax(~np.isfinite(d.y.reshape(len(d.y), -1)).any(axis=1)))
             raise InputError(f"y has a non-finite value at sample {i}", file=d.source)

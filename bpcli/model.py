@@ -74,10 +74,15 @@ class Model:
         y = np.asarray(y)
         if y.shape[0] != X.shape[0]:
             raise InputError(f"data has {X.shape[0]} samples in X but {y.shape[0]} labels in y")
+        given = y.shape
         try:
             y = self.loss_def.labels(y, self.output_shape)
         except Invalid as e:
             raise InputError(f"{self.loss_def.name} loss: {e}") from None
+        want = self.loss_def.label_shape(self.output_shape)[1:]
+        if y.shape != (X.shape[0], *want):
+            raise InputError(f"{self.loss_def.name} loss: labels y of shape {given[1:]} per sample "
+                             f"do not fit the network output {tuple(self.output_shape[1:])}")
         return X, y.astype(self.dtype, copy=False)
 
     def _values(self, X, y):

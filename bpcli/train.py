@@ -175,6 +175,7 @@ def write_spec(model: Model, run_dir: Path) -> None:
         + model.spec.to_yaml())
 
 
-def command_line() -> str:
-    return " ".join(["bpcli", *sys.argv[1:]])
+def command_line(argv=None) -> str:
+    """The command as typed: ``argv`` when the CLI ran in-process, else the process's arguments."""
+    return " ".join(["bpcli", *(sys.argv[1:] if argv is None else map(str, argv))])
 
