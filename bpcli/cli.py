@@ -239,6 +239,64 @@ def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders"),
     out.print(f"plot: {path}")
 
 
+def _point(text: str) -> dict[str, float]:
+    """``x1=2,x2=5`` -> {"x1": 2.0, "x2": 5.0}."""
+    point = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, value = part.partition("=")
+        try:
+            if not eq or not name.strip():
+                raise ValueError
+            point[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"{part!r} is not NAME=NUMBER (e.g. --at x1=2,x2=5)", path="--at") from None
+    return point
+
+
+@command
+def trace(expression: str = typer.Argument(..., help='e.g. "ln(x1) + x1*x2 - sin(x2)"'),
+          at: str = typer.Option(..., help="the point, e.g. x1=2,x2=5"),
+          wrt: Optional[str] = typer.Option(None, help="seed the tangent trace for this variable "
+                                                       "[default: the first]"),
+          digits: int = typer.Option(3, min=0, max=15, help="decimals shown"),
+          as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+    """The lecture's tables: forward primal trace, forward tangent trace, reverse adjoint trace."""
+    from .trace import render, trace as run_trace
+
+    t = run_trace(expression, _point(at), wrt, digits)
+    if as_json:
+        print(json.dumps(t, ensure_ascii=False))
+    else:
+        out.print(render(t, digits), markup=False)
+
+
+@command
+def graph(target: str = typer.Argument(..., help="a spec file, or an expression such as "
+                                                 '"ln(x1) + x1*x2 - sin(x2)"'),
+          out_file: Optional[Path] = typer.Option(None, "--out", help="PNG file [default: "
+                                                                      "<name>_graph.png]"),
+          dot: bool = typer.Option(False, "--dot", help="also print the graphs as Graphviz text")):
+    """Draw the forward graph and the backward graph reverse mode walks."""
+    from .draw import backward_graph, forward_graph, to_dot, to_png
+
+    if target.endswith((".yaml", ".yml")) or Path(target).is_file():
+        from .model import build
+
+        model = build(Path(target))
+        prog, output, wrt, name = model.program, "loss", list(model.params), model.spec.data["name"]
+    else:
+        from .expr import parse
+
+        prog, output, name = parse(target), "y", "expression"
+        wrt = list(prog.inputs)
+    graphs = [forward_graph(prog, output), backward_graph(prog, output, wrt)]
+    path = to_png(graphs, out_file or Path(f"{name}_graph.png"))
+    if dot:
+        print(to_dot(graphs), end="")
+    out.print(f"graphs: {path} ({len(graphs[0].nodes)} forward nodes, "
+              f"{len(graphs[1].nodes)} backward nodes)")
+
+
 _argv = None  # the arguments main() was given, for summary.json's command
 
 

@@ -362,3 +362,40 @@ def test_console_script_runs():
     assert proc.returncode == 0, proc.stderr
     for command in ("train", "eval", "gradcheck", "plot"):
         assert command in proc.stdout
+
+
+# ---------------------------------------------------------------- trace and graph
+def test_trace_prints_the_lecture_tables(capsys, workdir):
+    out, _ = ok(capsys, "trace", "ln(x1) + x1*x2 - sin(x2)", "--at", "x1=2,x2=5", "--wrt", "x1")
+    for text in ["Forward primal trace", "v₅  = v₄ − v₃  = 10.693 − (−0.959) = 11.652",
+                 "Forward tangent trace", "ẏ   = v̇₅", "= 5.5", "Reverse adjoint trace",
+                 "∂y/∂x1 = 5.5, ∂y/∂x2 = 1.716", "forward mode 2", "reverse mode 1"]:
+        assert text in out, text
+
+
+def test_trace_json(capsys, workdir):
+    out, _ = ok(capsys, "trace", "ln(x1) + x1*x2 - sin(x2)", "--at", "x1=2,x2=5", "--json")
+    t = json.loads(out)
+    assert t["dy_dwrt"] == 5.5 and t["wrt"] == "x1"
+    assert t["gradient"]["x2"] == pytest.approx(2 - np.cos(5))
+    assert t["passes"] == {"forward_mode": 2, "reverse_mode": 1, "inputs": 2}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["x +", "--at", "x=1"], "expected a number"),
+    (["x", "--at", "x:1"], "'x:1' is not NAME=NUMBER"),
+    (["x*y", "--at", "x=1"], "no value for y"),
+])
+def test_trace_bad_input_exits_2(capsys, workdir, args, words):
+    code, out, err = cli(capsys, "trace", *args)
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+def test_graph_of_a_spec_and_of_an_expression(capsys, workdir):
+    out, _ = ok(capsys, "graph", SPECS / "lecture_cnn.yaml", "--out", "g.png")
+    assert Path("g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "forward nodes" in out
+    out, _ = ok(capsys, "graph", "ln(x1) + x1*x2 - sin(x2)", "--dot")
+    assert Path("expression_graph.png").exists()
+    assert "digraph bpcli" in out and 'label="forward graph"' in out and 'label="backward graph"' in out
+    assert "vjp log" in out and "∂L/∂x1" in out
