@@ -45,8 +45,9 @@ def compile_spec(spec: Spec) -> tuple[Program, list[ParamInfo]]:
         try:
             x = LAYERS[lname].build(_LayerContext(b, i, params), x, cfg)
         except (Invalid, ValueError) as e:
-            raise spec.error(f"layers[{i}]", f"{lname} cannot take its input of shape "
-                                             f"{tuple(x.shape[1:])}: {e}") from None
+            key = getattr(e, "key", None)
+            raise spec.error(f"layers[{i}].{lname}.{key}" if key else f"layers[{i}]",
+                             f"{lname} cannot take its input of shape {tuple(x.shape[1:])}: {e}") from None
     b.output("output", x)
     loss = LOSSES[spec.data["loss"]["name"]]
     b.origin = f"loss ({loss.name})"

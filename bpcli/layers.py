@@ -62,13 +62,13 @@ def conv1d(ctx, x, cfg):
     pad = cfg["pad"]
     if pad == "same":
         if s != 1:
-            raise Invalid(f"pad: same needs stride 1 (as in PyTorch), got stride {s}")
+            raise Invalid(f"pad: same needs stride 1 (as in PyTorch), got stride {s}", key="pad")
         lo, hi = _same_pad(k, d)
     else:
         lo = hi = 0 if pad == "valid" else pad
     if x.shape[2] + lo + hi < d * (k - 1) + 1:
         raise Invalid(f"kernel {k} (dilation {d}) is longer than its padded input "
-                      f"({x.shape[2]} + {lo + hi} padding = {x.shape[2] + lo + hi})")
+                      f"({x.shape[2]} + {lo + hi} padding = {x.shape[2] + lo + hi})", key="kernel")
     w = ctx.param("weight", (cfg["channels"], c_in, k), fan_in=c_in * k)
     if lo or hi:
         x = ctx.b.apply("pad", x, widths=((0, 0), (0, 0), (lo, hi)))

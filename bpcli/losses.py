@@ -87,7 +87,7 @@ def _class_labels(y, out_shape):
         raise Invalid(f"labels must be one class index per sample, got shape {y.shape}")
     y = y.reshape(-1)
     if y.size and (not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0 or y.max() >= k):
-        bad = y[(np.mod(y, 1) != 0) | (y < 0) | (y >= k)][:5]
+        bad = np.unique(y[(np.mod(y, 1) != 0) | (y < 0) | (y >= k)])[:5]
         raise Invalid(f"labels must be integers 0..{k - 1} for {k} outputs, found {bad.tolist()}")
     return np.eye(k)[y.astype(int)]
 

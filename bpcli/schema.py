@@ -14,7 +14,15 @@ from typing import Any, Callable
 
 
 class Invalid(ValueError):
-    """A value failed its check; the message reads after the key path."""
+    """A value failed its check; the message reads after the key path.
+
+    ``key`` names the field at fault when the check is about one field of a
+    mapping (a layer's ``kernel``), so the error can point at its line.
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 REQUIRED = object()

@@ -177,7 +177,7 @@ TRAIN_CASES = {
                              ["bad.yaml", "missing required key 'loss'"]),
     "conv-kernel-longer-than-input": (
         _spec(spec_with("{channels: 2, kernel: 3}", "{channels: 2, kernel: 32}")),
-        ["bad.yaml:8:", "layers[2]", "conv1d", "kernel 32", "(16 + 0 padding = 16)"]),
+        ["bad.yaml:8:", "layers[2].conv1d.kernel:", "kernel 32", "(16 + 0 padding = 16)"]),
     "logistic-with-3-outputs": (_spec(spec_with("{units: 1}", "{units: 3}")),
                                 ["bad.yaml:11:", "loss", "logistic", "1 value per sample",
                                  "(3,)"]),
