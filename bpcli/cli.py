@@ -239,6 +239,35 @@ def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders"),
     out.print(f"plot: {path}")
 
 
+@command
+def bench(spec: Path = SPEC,
+          batch: int = typer.Option(64, min=1, help="samples per step"),
+          steps: int = typer.Option(20, min=1, help="steps to time"),
+          dtype: Optional[str] = typer.Option(None, help="float32 or float64 [default: the spec's]"),
+          as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+    """Time forward and backward of each layer of SPEC on a random batch."""
+    from .model import Model
+    from .profile import profile
+    from .spec import load
+
+    if dtype not in (None, "float32", "float64"):
+        raise InputError(f"--dtype must be float32 or float64, got {dtype!r}", path="--dtype")
+    report = profile(Model(load(spec), dtype=dtype), batch, steps)
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"bench {spec}: batch {batch}, {report['dtype']}, {steps} steps")
+    table.add_column("layer", no_wrap=True)
+    for col in ("ops", "forward ms", "backward ms", "share"):
+        table.add_column(col, justify="right")
+    for r in report["layers"]:
+        table.add_row(r["layer"], str(r["ops"]), f"{r['forward_ms']:.3f}", f"{r['backward_ms']:.3f}",
+                      f"{100 * r['share']:.1f}%")
+    out.print(table)
+    out.print(f"one step (forward + backward): {report['step_ms']:.3f} ms, "
+              f"{report['samples_per_s']:.0f} samples/s")
+
+
 def _point(text: str) -> dict[str, float]:
     """``x1=2,x2=5`` -> {"x1": 2.0, "x2": 5.0}."""
     point = {}

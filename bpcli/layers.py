@@ -72,10 +72,7 @@ def conv1d(ctx, x, cfg):
     w = ctx.param("weight", (cfg["channels"], c_in, k), fan_in=c_in * k)
     if lo or hi:
         x = ctx.b.apply("pad", x, widths=((0, 0), (0, 0), (lo, hi)))
-    win = ctx.b.apply("windows", x, kernel=(k,), stride=(s,), dilation=(d,))  # (N, C, Lo, K)
-    n_out = win.shape[2]
-    cols = win.transpose(0, 2, 1, 3).reshape(None, n_out, c_in * k)       # im2col: (N, Lo, C*K)
-    y = (cols @ w.reshape(cfg["channels"], c_in * k).T).transpose(0, 2, 1)  # (N, out, Lo)
+    y = ctx.b.apply("conv", x, w, stride=(s,), dilation=(d,))               # (N, out, Lo)
     if cfg["bias"]:
         y = y + ctx.param("bias", (cfg["channels"],), fan_in=None).reshape(cfg["channels"], 1)
     return y

@@ -139,6 +139,19 @@ CASES: list[Case] = [
                          ((0, 2), False), ((0, 2), True)]],
     Case("log_softmax-axis1", "log_softmax", [In(normal(3, 4))], {"axis": 1}),
     *_binary_cases("logaddexp", lambda s: 10 * normal(*s), lambda s: 10 * normal(*s)),
+    # convolution: 1-D and 2-D, stride 1 (flipped-kernel input gradient) and strided (scatter)
+    Case("conv-1d", "conv", [In(normal(2, 3, 11)), In(normal(4, 3, 3))],
+         {"stride": (1,), "dilation": (1,)}),
+    Case("conv-1d-dilated", "conv", [In(normal(2, 2, 12)), In(normal(3, 2, 3))],
+         {"stride": (1,), "dilation": (2,)}),
+    Case("conv-1d-strided", "conv", [In(normal(2, 2, 12)), In(normal(3, 2, 4))],
+         {"stride": (3,), "dilation": (1,)}),
+    Case("conv-1d-batch-None", "conv", [In(normal(2, 1, 9), (None, 1, 9)), In(normal(2, 1, 5))],
+         {"stride": (1,), "dilation": (1,)}),
+    Case("conv-2d", "conv", [In(normal(2, 2, 6, 7)), In(normal(3, 2, 3, 2))],
+         {"stride": (1, 1), "dilation": (1, 1)}),
+    Case("conv-2d-strided-dilated", "conv", [In(normal(1, 2, 9, 8)), In(normal(2, 2, 2, 3))],
+         {"stride": (2, 1), "dilation": (1, 2)}),
     Case("logaddexp-huge", "logaddexp", [In([1000.0, -1000.0, 3.0]), In([-999.0, -1000.0, 700.0])]),
     Case("broadcast_to-row", "broadcast_to", [In(normal(4))], {"shape": (3, 4)}),
     Case("broadcast_to-col", "broadcast_to", [In(normal(3, 1))], {"shape": (2, 3, 5)}),
@@ -198,6 +211,9 @@ class Traced:
                 call.append(a)
         y = b.apply(prim, *call, **params)
         self.y_value = self.prim.impl(*self.arrays(), **params)
+        self.saved = {}
+        if self.prim.saves:  # impl returns (y, what the VJPs need)
+            self.y_value, self.saved["saved"] = self.y_value
         self.y_declared = y.shape
         r = b.input("r", y.shape)
         self.values["r"] = np.random.default_rng(seed).standard_normal(np.shape(self.y_value))
@@ -259,7 +275,7 @@ def check_adjoint(t: Traced, seed=2):
         u = rng.standard_normal(np.shape(xs[i]))
         v = rng.standard_normal(np.shape(y))
         Ju = np.asarray(t.prim.jvp[i](u, y, *xs, **t.params))
-        JTv = np.asarray(t.prim.vjp[i](v, y, *xs, **t.params))
+        JTv = np.asarray(t.prim.vjp[i](v, y, *xs, **t.params, **t.saved))
         assert Ju.shape == np.shape(y), f"jvp[{i}] gives {Ju.shape}, output is {np.shape(y)}"
         assert JTv.shape == np.shape(xs[i]), f"vjp[{i}] gives {JTv.shape}, input is {np.shape(xs[i])}"
         lhs, rhs = np.sum(v * Ju), np.sum(JTv * u)

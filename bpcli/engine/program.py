@@ -16,6 +16,8 @@ Programs are built by tracing Python code on :class:`Var` objects with a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
+from time import perf_counter
 
 import numpy as np
 
@@ -82,6 +84,7 @@ class Eqn:
     out: Var
     params: dict
     origin: str = ""  # where it came from, e.g. "layers[0] (conv1d)": errors and pictures name it
+    saved: Var | None = None  # what the forward keeps for the backward (primitives with saves=True)
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Program:
     outputs: dict[str, Var]
     n_vars: int
     meta: dict = field(default_factory=dict)
+    _plans: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 class Builder:
@@ -119,7 +123,8 @@ class Builder:
         p = PRIMITIVES[prim]
         shapes = [a.shape if isinstance(a, Var) else np.shape(a) for a in args]
         out = self._var(p.shape(*shapes, **params))
-        self.eqns.append(Eqn(p, tuple(args), out, params, self.origin))
+        saved = self._var(()) if p.saves else None
+        self.eqns.append(Eqn(p, tuple(args), out, params, self.origin, saved))
         return out
 
     def output(self, name: str, v: Var):
@@ -133,20 +138,83 @@ def _value(env, a):
     return env[a.id] if isinstance(a, Var) else a
 
 
-def evaluate(prog: Program, values: dict, until: str | None = None) -> list:
+# ---------------------------------------------------------------- compiled plans
+# Walking Eqn objects costs Python time per equation and per call; a plan turns
+# the program once into flat tuples of (rule with its params bound, slot
+# numbers), so a training step spends its time in NumPy. Constants get slots of
+# their own in a template environment.
+@dataclass
+class _Plan:
+    template: list
+    inputs: list                 # (name, slot)
+    steps: list                  # (fn, input slots, out slot, saved slot or -1)
+
+
+def _bind(fn, params):
+    return partial(fn, **params) if params else fn
+
+
+def _plan(prog: Program) -> _Plan:
+    plan = prog._plans.get("forward")
+    if plan is None:
+        template = [None] * prog.n_vars
+
+        def slot_of(a):
+            if isinstance(a, Var):
+                return a.id
+            template.append(a)
+            return len(template) - 1
+        steps = [(_bind(e.prim.impl, e.params), tuple(slot_of(a) for a in e.inputs), e.out.id,
+                  e.saved.id if e.saved is not None else -1) for e in prog.eqns]
+        plan = prog._plans["forward"] = _Plan(template, [(n, v.id) for n, v in prog.inputs.items()],
+                                              steps)
+    return plan
+
+
+def _backward_plan(prog: Program, output: str, wrt: tuple):
+    """For each equation on a path from ``wrt`` to ``output``, in reverse: the VJPs to run."""
+    key = ("backward", output, wrt)
+    plan = prog._plans.get(key)
+    if plan is None:
+        live = depends_on(prog, wrt)
+        fwd = _plan(prog)
+        stop = prog.outputs[output].id
+        plan = []
+        for k in reversed(range(len(prog.eqns))):
+            e, (_, slots, out, saved) = prog.eqns[k], fwd.steps[k]
+            if out > stop or out not in live:
+                continue
+            vjps = tuple((i, slots[i], _bind(e.prim.vjp[i], e.params))
+                         for i, a in enumerate(e.inputs) if isinstance(a, Var) and a.id in live)
+            plan.append((k, e, out, slots, saved, vjps))
+        prog._plans[key] = plan
+    return plan
+
+
+def evaluate(prog: Program, values: dict, until: str | None = None, timings=None) -> list:
     """Forward pass (the primal trace): returns the environment, a list indexed by var id.
 
     ``until`` names the output after which to stop (so ``forward`` never
-    touches the loss's label inputs).
+    touches the loss's label inputs). ``timings``, a list as long as the
+    program, gets each equation's seconds added (``bpcli bench``).
     """
-    env = [None] * prog.n_vars
-    for name, v in prog.inputs.items():
+    plan = _plan(prog)
+    env = plan.template.copy()
+    for name, slot in plan.inputs:
         if name in values:
-            env[v.id] = values[name]
-    stop = prog.outputs[until].id if until else None
-    for e in prog.eqns:
-        env[e.out.id] = e.prim.impl(*[_value(env, a) for a in e.inputs], **e.params)
-        if e.out.id == stop:
+            env[slot] = values[name]
+    stop = prog.outputs[until].id if until else -1
+    for k, (fn, slots, out, saved) in enumerate(plan.steps):
+        if timings is not None:
+            t0 = perf_counter()
+        r = fn(*[env[i] for i in slots])
+        if saved >= 0:
+            env[out], env[saved] = r
+        else:
+            env[out] = r
+        if timings is not None:
+            timings[k] += perf_counter() - t0
+        if out == stop:
             break
     return env
 
@@ -160,7 +228,8 @@ def depends_on(prog: Program, names) -> set[int]:
     return live
 
 
-def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None) -> dict:
+def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None,
+             timings=None) -> dict:
     """Reverse mode: the adjoints d(output)/d(input) for each input named in ``wrt``.
 
     Walks the equations backward once; at each one, local derivative times
@@ -170,31 +239,37 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
     into in place, so no rule's output is ever modified behind its back.
     Adjoints live in this call only: nothing is left behind between calls.
     ``on_step(eqn, i, contribution, adjoint_so_far)`` sees each contribution
-    (``bpcli trace`` prints them as the reverse adjoint trace).
+    (``bpcli trace`` prints them as the reverse adjoint trace); ``timings``
+    works as in :func:`evaluate`, indexed by the equation's position.
     """
-    live = depends_on(prog, wrt)
-    out = prog.outputs[output]
-    y = env[out.id]
-    adj = {out.id: np.ones_like(y) if seed is None else seed}
+    wrt = tuple(wrt)
+    out_id = prog.outputs[output].id
+    y = env[out_id]
+    adj = {out_id: np.ones_like(y) if seed is None else seed}
     owned: set[int] = set()
-    for e in reversed(prog.eqns):
-        g = adj.pop(e.out.id, None)
+    for k, e, out, slots, saved, vjps in _backward_plan(prog, output, wrt):
+        g = adj.pop(out, None)
         if g is None:
             continue
-        args = [_value(env, a) for a in e.inputs]
-        for i, a in enumerate(e.inputs):
-            if not isinstance(a, Var) or a.id not in live:
-                continue
-            contrib = e.prim.vjp[i](g, env[e.out.id], *args, **e.params)
-            if a.id not in adj:
-                adj[a.id] = contrib
-            elif a.id in owned:
-                adj[a.id] += contrib
+        if timings is not None:
+            t0 = perf_counter()
+        args = [env[i] for i in slots]
+        for i, slot, vjp in vjps:
+            if saved >= 0:
+                contrib = vjp(g, env[out], *args, saved=env[saved])
             else:
-                adj[a.id] = adj[a.id] + contrib
-                owned.add(a.id)
+                contrib = vjp(g, env[out], *args)
+            if slot not in adj:
+                adj[slot] = contrib
+            elif slot in owned:
+                adj[slot] += contrib
+            else:
+                adj[slot] = adj[slot] + contrib
+                owned.add(slot)
             if on_step is not None:
-                on_step(e, i, contrib, adj[a.id])
+                on_step(e, i, contrib, adj[slot])
+        if timings is not None:
+            timings[k] += perf_counter() - t0
     grads, handed = {}, {id(seed)}
     for n in wrt:
         v = prog.inputs[n]
@@ -229,7 +304,10 @@ def forward_tangent(prog: Program, values: dict, tangents: dict, output: str, on
     stop = prog.outputs[output].id
     for e in prog.eqns:
         args = [_value(env, a) for a in e.inputs]
-        y = env[e.out.id] = e.prim.impl(*args, **e.params)
+        y = e.prim.impl(*args, **e.params)
+        if e.saved is not None:
+            y, env[e.saved.id] = y
+        env[e.out.id] = y
         total = None
         for i, a in enumerate(e.inputs):
             if isinstance(a, Var) and a.id in tan:
