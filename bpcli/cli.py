@@ -63,7 +63,10 @@ def train(spec: Path = SPEC,
           epochs: Optional[int] = typer.Option(None, help="override training.epochs"),
           seed: Optional[int] = typer.Option(None, help="override seed"),
           target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")):
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+          preflight: bool = typer.Option(False, "--preflight", help="first run a fast gradcheck on "
+                                                                    "a small batch; refuse to train "
+                                                                    "if it fails")):
     """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
     import numpy as np
 
@@ -85,6 +88,8 @@ def train(spec: Path = SPEC,
     if val is not None:
         val = _prepared(model, data_mod.Dataset(*val, dataset.source))
     check_batch(model, Xtr.shape[0])
+    if preflight:
+        _preflight(s, Xtr, ytr)
     # all input is checked: only now does a run folder appear
     run_dir = new_run_dir(out_dir or Path("runs") / s.data["name"])
     write_spec(model, run_dir)
@@ -99,6 +104,20 @@ def train(spec: Path = SPEC,
     out.print(f"{summary['stop_reason']}; {shown}")
     out.print(f"run folder: {run_dir}")
     out.print(f"loss curve: {run_dir / 'loss.png'}")
+
+
+def _preflight(s, X, y):
+    """A fast gradcheck on the first 4 training samples, in float64; CheckFailed stops training."""
+    from .gradcheck import gradcheck as run_check
+    from .report import summary_line
+
+    report = run_check(s, X[:4], None if y is None else y[:4], mode="fast", directions=4,
+                       with_cost=False)
+    if not report["passed"]:
+        bad = [r["layer"] for r in report.get("layers", []) if not r["passed"]]
+        raise CheckFailed("preflight gradcheck failed" + (f" in {', '.join(bad)}" if bad else "")
+                          + "; not training. Run bpcli gradcheck on the spec for details.")
+    err.print("preflight gradcheck passed: " + summary_line(report).splitlines()[-1])
 
 
 def _recorded_data(s, data, target):
@@ -189,42 +208,46 @@ def gradcheck(spec: Path = SPEC,
                                                              "file [default: a random batch]"),
               target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
               samples: int = typer.Option(4, min=1, help="batch size of the check"),
-              seed: int = typer.Option(0, help="seed of the random batch and sampled entries"),
+              seed: int = typer.Option(0, help="seed of the random batch and directions"),
               eps: Optional[float] = typer.Option(None, min=0.0, help="finite-difference step h "
                                                   "[default: eps^(1/3)·max(1,|w|)]"),
+              mode: str = typer.Option("auto", help="exact (every entry), fast (random directions) "
+                                                    "or auto (exact up to 2000 parameters)"),
+              directions: int = typer.Option(8, min=1, help="random directions checked"),
+              sweep: bool = typer.Option(False, "--sweep", help="also tabulate the error against "
+                                                               "h over 12 decades, with a PNG"),
+              sweep_out: Path = typer.Option(Path("gradcheck_sweep.png"), help="PNG of --sweep"),
               as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
-    """Reverse-mode gradients against central differences, in float64, per parameter tensor."""
+    """Check SPEC's gradients in float64: reverse mode, forward mode and central differences, layer by layer."""
     import numpy as np
 
     from . import data as data_mod
     from .gradcheck import gradcheck as run_check
     from .model import Model
+    from .report import gradcheck_tables, summary_line, sweep_png, sweep_table
     from .spec import load
 
+    if mode not in ("auto", "exact", "fast"):
+        raise InputError(f"--mode must be auto, exact or fast, got {mode!r}", path="--mode")
     model = Model(load(spec), dtype=np.float64)
     X = y = None
     if data is not None:
         dataset = data_mod.from_spec(model.spec, str(data), target)
         _prepared(model, dataset)  # reject data that does not fit before checking
         X, y = dataset.X, dataset.y
-    report = run_check(model, X, y, n=samples, seed=seed, eps=eps)
+    report = run_check(model, X, y, n=samples, seed=seed, eps=eps, mode=mode,
+                       directions=directions, with_sweep=sweep)
+    if sweep:
+        report["sweep"]["png"] = str(sweep_png(report["sweep"], sweep_out))
     if as_json:
         print(json.dumps(report))
     else:
-        table = Table(title=f"gradcheck {spec} (float64, {report['n_samples']} samples, central "
-                            f"differences)")
-        longest = max(len(r["name"]) for r in report["parameters"])
-        table.add_column("parameter", no_wrap=True, min_width=longest)
-        table.add_column("shape", no_wrap=True)
-        for col in ("checked", "abs err", "rel err", "kinks", "result"):
-            table.add_column(col, justify="right")
-        for r in report["parameters"]:
-            table.add_row(r["name"], "×".join(map(str, r["shape"])), str(r["checked"]),
-                          f"{r['max_abs_err']:.2e}", f"{r['max_rel_err']:.2e}", str(r["kinks"]),
-                          "[green]pass[/]" if r["passed"] else "[red]FAIL[/]")
-        out.print(table)
-        out.print(f"loss {report['loss']:.6g}; "
-                  + ("all gradients agree" if report["passed"] else "gradients DISAGREE"))
+        for table in gradcheck_tables(report, f"gradcheck {spec}"):
+            out.print(table)
+        if sweep:
+            out.print(sweep_table(report["sweep"]))
+            out.print(f"sweep plot: {report['sweep']['png']}")
+        out.print(summary_line(report))
     if not report["passed"]:
         raise typer.Exit(1)
 
