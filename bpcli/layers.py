@@ -9,11 +9,12 @@ laid out as PyTorch's and named ``layers.<i>.weight`` / ``layers.<i>.bias``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .schema import Invalid, Param, boolean, int_or, positive_int
+from .schema import (Invalid, Param, boolean, int_or, nonneg_float, nonneg_int, one_of,
+                     optional, positive_int)
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,112 @@ def layer(name, doc, example, *params):
     return register
 
 
+def _is_int(v, minimum):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+
+def int_or_pair(*words, minimum=1):
+    """An integer >= minimum (the same along both axes), a pair [height, width] of them, or a word."""
+    def check(v):
+        if _is_int(v, minimum) or v in words:
+            return v
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(n, minimum) for n in v):
+            return list(v)
+        raise Invalid(f"must be an integer >= {minimum}, a pair [height, width] of them"
+                      + "".join(f" or {w}" for w in words) + f", got {v!r}")
+    return check
+
+
+def _per_axis(v, nd):
+    return tuple(v) if isinstance(v, list) else (v,) * nd
+
+
 def _same_pad(kernel, dilation):
     # PyTorch's padding='same': the extra zero, when the total is odd, goes on the right
     total = dilation * (kernel - 1)
     return total // 2, total - total // 2
+
+
+class ConvGeometry(NamedTuple):
+    """A convolution layer on one sample: input (channels, *size), zeros pad[i] = (lo, hi) per axis."""
+
+    in_channels: int
+    size: tuple
+    kernel: tuple
+    stride: tuple
+    dilation: tuple
+    pad: tuple
+
+    @property
+    def out_size(self) -> tuple:
+        """Output positions per axis: (n + lo + hi - dilation·(kernel - 1) - 1) // stride + 1."""
+        return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1 for n, (lo, hi), k, s, d
+                     in zip(self.size, self.pad, self.kernel, self.stride, self.dilation))
+
+
+_CONV_ND = {"conv1d": 1, "conv2d": 2}
+_AXES = {1: ("",), 2: (" height", " width")}
+
+
+def conv_geometry(name: str, cfg: dict, sample_shape) -> ConvGeometry:
+    """The geometry of layer ``name`` (conv1d or conv2d) with fields ``cfg`` on one sample.
+
+    A sample with one axis fewer than (channels, *spatial) has one channel. Shape
+    errors are :class:`Invalid` naming the field at fault.
+    """
+    nd = _CONV_ND[name]
+    sample = tuple(sample_shape)
+    if len(sample) == nd:
+        sample = (1, *sample)
+    if len(sample) != nd + 1:
+        want = "(channels, length)" if nd == 1 else "(channels, height, width) or (height, width)"
+        raise Invalid(f"needs input of shape {want}, got {tuple(sample_shape)}")
+    kernel, stride, dilation = (_per_axis(cfg[k], nd) for k in ("kernel", "stride", "dilation"))
+    if cfg["pad"] == "same":
+        if any(s != 1 for s in stride):
+            raise Invalid(f"pad: same needs stride 1 (as in PyTorch), got stride {cfg['stride']}",
+                          key="pad")
+        pad = tuple(_same_pad(k, d) for k, d in zip(kernel, dilation))
+    else:
+        pad = tuple((p, p) for p in _per_axis(0 if cfg["pad"] == "valid" else cfg["pad"], nd))
+    for axis, n, (lo, hi), k, d in zip(_AXES[nd], sample[1:], pad, kernel, dilation):
+        if n + lo + hi < d * (k - 1) + 1:
+            raise Invalid(f"kernel{axis} {k} (dilation {d}) is longer than its padded input{axis} "
+                          f"({n} + {lo + hi} padding = {n + lo + hi})", key="kernel")
+    return ConvGeometry(sample[0], sample[1:], kernel, stride, dilation, pad)
+
+
+def _conv(ctx, x, cfg, name):
+    """Cross-correlation with a weight (out, in, *kernel), as PyTorch's conv1d/conv2d.
+
+    impl fast: pad, then the conv primitive (strided windows times one matrix
+    product). impl toeplitz: the lecture's y = T(w) x, with the explicit banded
+    matrix T(w) built from the kernel inside the graph, so backpropagation runs
+    through the matrix product and then through the matrix's construction.
+    """
+    g = conv_geometry(name, cfg, x.shape[1:])
+    if x.ndim == len(g.size) + 1:  # no channel axis: one channel
+        x = x.reshape(None, 1, *g.size)
+    w = ctx.param("weight", (cfg["channels"], g.in_channels, *g.kernel),
+                  fan_in=g.in_channels * int(np.prod(g.kernel)))
+    if cfg["impl"] == "toeplitz":
+        T = ctx.b.apply("toeplitz", w, size=g.size, pad=g.pad, stride=g.stride, dilation=g.dilation)
+        y = x.reshape(None, g.in_channels * int(np.prod(g.size))) @ T.T     # (N, out·positions)
+        y = y.reshape(None, cfg["channels"], *g.out_size)
+    else:
+        if any(lo or hi for lo, hi in g.pad):
+            x = ctx.b.apply("pad", x, widths=((0, 0), (0, 0)) + g.pad)
+        y = ctx.b.apply("conv", x, w, stride=g.stride, dilation=g.dilation)  # (N, out, *out_size)
+    if cfg["bias"]:
+        b = ctx.param("bias", (cfg["channels"],), fan_in=None)
+        y = y + b.reshape(cfg["channels"], *(1,) * len(g.size))
+    return y
+
+
+_IMPL = Param("impl", one_of("fast", "toeplitz"), "fast",
+              "fast: strided windows times one matrix product; toeplitz: build the explicit banded "
+              "Toeplitz matrix T(w) from the kernel and compute y = T(w) x (the lecture's view: "
+              "slow, same numbers)")
 
 
 @layer("conv1d",
@@ -52,30 +155,90 @@ def _same_pad(kernel, dilation):
              "zeros added at each end: an integer, same (output length = input length, stride 1) "
              "or valid (= 0)"),
        Param("dilation", positive_int, 1, "spacing between kernel taps"),
-       Param("bias", boolean, True, "add a learned bias per output channel"))
+       Param("bias", boolean, True, "add a learned bias per output channel"),
+       _IMPL)
 def conv1d(ctx, x, cfg):
-    if x.ndim == 2:  # input [length]: one channel
-        x = x.reshape(None, 1, x.shape[1])
-    if x.ndim != 3:
-        raise Invalid(f"needs input of shape (channels, length), got {x.shape[1:]}")
-    c_in, k, s, d = x.shape[1], cfg["kernel"], cfg["stride"], cfg["dilation"]
-    pad = cfg["pad"]
-    if pad == "same":
-        if s != 1:
-            raise Invalid(f"pad: same needs stride 1 (as in PyTorch), got stride {s}", key="pad")
-        lo, hi = _same_pad(k, d)
-    else:
-        lo = hi = 0 if pad == "valid" else pad
-    if x.shape[2] + lo + hi < d * (k - 1) + 1:
-        raise Invalid(f"kernel {k} (dilation {d}) is longer than its padded input "
-                      f"({x.shape[2]} + {lo + hi} padding = {x.shape[2] + lo + hi})", key="kernel")
-    w = ctx.param("weight", (cfg["channels"], c_in, k), fan_in=c_in * k)
-    if lo or hi:
-        x = ctx.b.apply("pad", x, widths=((0, 0), (0, 0), (lo, hi)))
-    y = ctx.b.apply("conv", x, w, stride=(s,), dilation=(d,))               # (N, out, Lo)
-    if cfg["bias"]:
-        y = y + ctx.param("bias", (cfg["channels"],), fan_in=None).reshape(cfg["channels"], 1)
-    return y
+    return _conv(ctx, x, cfg, "conv1d")
+
+
+@layer("conv2d",
+       "2-D cross-correlation, as PyTorch's conv2d: multiplication by a doubly block-Toeplitz "
+       "matrix. Input (channels, height, width), or (height, width) as one channel. "
+       "Weight (out, in, kernel height, kernel width).",
+       "conv2d: {channels: 8, kernel: 3, pad: same}",
+       Param("channels", positive_int, doc="output channels"),
+       Param("kernel", int_or_pair(), doc="kernel size: an integer, or [height, width]"),
+       Param("stride", int_or_pair(), 1, "step between outputs: an integer, or [height, width]"),
+       Param("pad", int_or_pair("same", "valid", minimum=0), 0,
+             "zeros added at each edge: an integer, [height, width], same (output size = input "
+             "size, stride 1; an odd extra zero goes bottom and right, as PyTorch) or valid (= 0)"),
+       Param("dilation", int_or_pair(), 1, "spacing between kernel taps: an integer, or "
+             "[height, width]"),
+       Param("bias", boolean, True, "add a learned bias per output channel"),
+       _IMPL)
+def conv2d(ctx, x, cfg):
+    return _conv(ctx, x, cfg, "conv2d")
+
+
+def _pool(ctx, x, cfg, nd, reduce):
+    """Windows of the last nd axes (a strided view), reduced by max or mean: pooling as PyTorch's."""
+    size = _per_axis(cfg["size"], nd)
+    stride = size if cfg["stride"] is None else _per_axis(cfg["stride"], nd)
+    pad = _per_axis(cfg["pad"], nd)
+    if x.ndim - 1 < nd:
+        raise Invalid(f"needs input with at least {nd} axes, got {tuple(x.shape[1:])}")
+    for axis, n, p, k in zip(_AXES[nd], x.shape[-nd:], pad, size):
+        # PyTorch's rule too: every window then holds at least one input element
+        if 2 * p > k:
+            raise Invalid(f"pad{axis} {p} is more than half the window{axis} {k}", key="pad")
+        if n + 2 * p < k:
+            raise Invalid(f"window{axis} {k} is longer than its padded input{axis} "
+                          f"({n} + {2 * p} padding = {n + 2 * p})", key="size")
+    if any(pad):
+        # max pooling pads with -inf, so padding never wins; average pooling with zeros that
+        # count in the mean (PyTorch's count_include_pad=True)
+        x = ctx.b.apply("pad", x, widths=((0, 0),) * (x.ndim - nd) + tuple((p, p) for p in pad),
+                        **({"value": -np.inf} if reduce == "max" else {}))
+    win = ctx.b.apply("windows", x, kernel=size, stride=stride, dilation=(1,) * nd)
+    return ctx.b.apply(reduce, win, axis=tuple(range(win.ndim - nd, win.ndim)))
+
+
+def _pool_fields(nd):
+    pair = "" if nd == 1 else ", or [height, width]"
+    size = positive_int if nd == 1 else int_or_pair()
+    return (Param("size", size, doc=f"window size{pair}"),
+            Param("stride", optional(size), None, f"step between windows{pair}; default: size"),
+            Param("pad", nonneg_int if nd == 1 else int_or_pair(minimum=0), 0,
+                  f"padding at each edge{pair}, at most half the window"))
+
+
+_MAX_TIES = ("the gradient goes to one element per window, the first maximum in window order "
+             "(as PyTorch); padding counts as -inf")
+_AVG_PAD = "padding zeros count in the mean (PyTorch's default count_include_pad=True)"
+
+
+@layer("maxpool1d", f"Maximum over sliding windows of the last axis, as PyTorch's max_pool1d; "
+       f"{_MAX_TIES}.", "maxpool1d: {size: 2}", *_pool_fields(1))
+def maxpool1d(ctx, x, cfg):
+    return _pool(ctx, x, cfg, 1, "max")
+
+
+@layer("maxpool2d", f"Maximum over sliding windows of the last two axes (height, width), as "
+       f"PyTorch's max_pool2d; {_MAX_TIES}.", "maxpool2d: {size: 2}", *_pool_fields(2))
+def maxpool2d(ctx, x, cfg):
+    return _pool(ctx, x, cfg, 2, "max")
+
+
+@layer("avgpool1d", f"Mean over sliding windows of the last axis, as PyTorch's avg_pool1d; "
+       f"{_AVG_PAD}.", "avgpool1d: {size: 2}", *_pool_fields(1))
+def avgpool1d(ctx, x, cfg):
+    return _pool(ctx, x, cfg, 1, "mean")
+
+
+@layer("avgpool2d", f"Mean over sliding windows of the last two axes (height, width), as "
+       f"PyTorch's avg_pool2d; {_AVG_PAD}.", "avgpool2d: {size: 2}", *_pool_fields(2))
+def avgpool2d(ctx, x, cfg):
+    return _pool(ctx, x, cfg, 2, "mean")
 
 
 @layer("dense",
@@ -99,14 +262,22 @@ def flatten(ctx, x, cfg):
     return x.reshape(None, int(np.prod(x.shape[1:])))
 
 
-def _elementwise(name, doc):
-    @layer(name, doc, name)
+def _elementwise(name, doc, example=None, *params):
+    """An activation: the primitive of the same name, the layer's fields passed as its parameters."""
+    @layer(name, doc, example or name, *params)
     def build(ctx, x, cfg):
-        return ctx.b.apply(name, x)
+        return ctx.b.apply(name, x, **cfg)
     return build
 
 
 _elementwise("relu", "max(0, x), elementwise; derivative I[x > 0] (0 at exactly 0, as PyTorch).")
+_elementwise("leaky_relu", "x for x > 0, slope·x otherwise, elementwise, as PyTorch's leaky_relu; "
+             "derivative slope at exactly 0.", "leaky_relu: {slope: 0.1}",
+             Param("slope", nonneg_float, 0.01, "slope for x <= 0"))
+_elementwise("elu", "x for x > 0, alpha·(exp(x) - 1) otherwise, elementwise, as PyTorch's elu; "
+             "derivative alpha at exactly 0.", "elu: {alpha: 1.0}",
+             Param("alpha", nonneg_float, 1.0,
+                   "scale of the negative part: elu(x) -> -alpha as x -> -inf"))
 _elementwise("sigmoid", "1 / (1 + exp(-x)), elementwise.")
 _elementwise("tanh", "tanh(x), elementwise.")
 _elementwise("softplus", "ln(1 + exp(x)), elementwise, computed without overflow.")

@@ -1,5 +1,6 @@
 """Every layer through ``bpcli.build``: gradients against central differences, conv1d against
-explicit loops, a hand-written Toeplitz matrix and PyTorch, dense against PyTorch."""
+explicit loops, a hand-written Toeplitz matrix and PyTorch; conv2d, pooling, dense and the
+activations against PyTorch's definitions in float64 with copied weights."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 import bpcli
 from bpcli.engine import backward, evaluate
+from bpcli.errors import InputError
 from bpcli.layers import LAYERS
 from bpcli.losses import LOSSES
 
@@ -48,8 +50,35 @@ LAYER_CASES = [
     ("dense-nobias-sumsq", [5], [{"dense": {"units": 3, "bias": False}}], "sum_squares"),
     ("dense-flattens-2d-input", [2, 3], [{"dense": {"units": 3}}], "softmax_cross_entropy"),
     ("flatten", [2, 3], ["flatten", {"dense": {"units": 3}}], "softmax_cross_entropy"),
+    ("conv1d-toeplitz-stride-dilation-pad", [2, 11],
+     [{"conv1d": {"channels": 2, "kernel": 3, "stride": 2, "dilation": 2, "pad": 2, "impl": "toeplitz"}}],
+     "mse"),
+    ("conv2d-valid-bias", [2, 5, 6], [{"conv2d": {"channels": 2, "kernel": 3}}], "mse"),
+    ("conv2d-same-even-kernel", [1, 5, 5], [{"conv2d": {"channels": 2, "kernel": [2, 3], "pad": "same"}}],
+     "mse"),
+    ("conv2d-pairs-nobias", [2, 7, 8],
+     [{"conv2d": {"channels": 2, "kernel": [2, 3], "stride": [2, 1], "pad": [1, 2], "dilation": [1, 2],
+                  "bias": False}}], "mse"),
+    ("conv2d-hw-input-toeplitz", [5, 6],
+     [{"conv2d": {"channels": 2, "kernel": 3, "pad": 1, "impl": "toeplitz"}}, {"dense": {"units": 1}}],
+     "logistic"),
+    # pooling has no parameters: a convolution in front of it gets its gradient through the pool
+    ("maxpool1d-stride-pad", [2, 9],
+     [{"conv1d": {"channels": 2, "kernel": 2}}, {"maxpool1d": {"size": 3, "stride": 2, "pad": 1}},
+      {"dense": {"units": 1}}], "logistic"),
+    ("maxpool2d-pad", [1, 6, 7],
+     [{"conv2d": {"channels": 2, "kernel": 2}}, {"maxpool2d": {"size": [2, 3], "pad": 1}},
+      {"dense": {"units": 1}}], "logistic"),
+    ("avgpool1d-pad", [8], [{"conv1d": {"channels": 2, "kernel": 3}}, {"avgpool1d": {"size": 2, "pad": 1}},
+                            {"dense": {"units": 1}}], "mse"),
+    ("avgpool2d-stride1", [2, 6, 6],
+     [{"conv2d": {"channels": 2, "kernel": 3}}, {"avgpool2d": {"size": 2, "stride": 1}},
+      {"dense": {"units": 2}}], "mse"),
     *[(act, [4], [{"dense": {"units": 5}}, act, {"dense": {"units": 1}}], "logistic")
-      for act in ("relu", "sigmoid", "tanh", "softplus")],
+      for act in ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus")],
+    ("leaky_relu-slope-elu-alpha", [4],
+     [{"dense": {"units": 5}}, {"leaky_relu": {"slope": 0.3}}, {"dense": {"units": 4}},
+      {"elu": {"alpha": 0.5}}, {"dense": {"units": 1}}], "logistic"),
     ("conv-relu-conv-dense", [2, 12],
      [{"conv1d": {"channels": 3, "kernel": 3, "pad": "same"}}, "relu",
       {"conv1d": {"channels": 2, "kernel": 2, "stride": 2}}, "tanh", {"dense": {"units": 1}}], "logistic"),
@@ -238,11 +267,12 @@ def _mse_grads_with_input(model, X, Y):
 
 # PyTorch warns that an even kernel with padding='same' makes it copy the input: expected here
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+@pytest.mark.parametrize("impl", ["fast", "toeplitz"])
 @pytest.mark.parametrize("c_in,length,cfg", _conv_params, ids=_conv_ids)
-def test_conv1d_matches_torch_forward_and_gradients(c_in, length, cfg):
+def test_conv1d_matches_torch_forward_and_gradients(c_in, length, cfg, impl):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
-    model = _conv_model(c_in, length, cfg)
+    model = _conv_model(c_in, length, dict(cfg, impl=impl))
     _randomize(model, 8)
     rng = np.random.default_rng(9)
     X = rng.standard_normal((3, c_in, length))
@@ -292,6 +322,180 @@ def test_dense_matches_torch_linear_forward_and_gradients(input_shape, bias):
     np.testing.assert_allclose(g["X"], x_t.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
+def against_torch(model, X, torch_forward, seed=0):
+    """bpcli against ``torch_forward(x, params)`` in float64 with the same weights: the forward,
+    then L = mean((f - Y)^2) and its gradients wrt every parameter and the input X."""
+    torch = pytest.importorskip("torch")
+    params_t = {k: torch.tensor(v, requires_grad=True) for k, v in model.params.items()}
+    x_t = torch.tensor(X, requires_grad=True)
+    out_t = torch_forward(x_t, params_t)
+    np.testing.assert_allclose(model.forward(X), out_t.detach().numpy(), rtol=1e-13, atol=1e-13)
+
+    Y = np.random.default_rng(seed).standard_normal(tuple(out_t.shape))
+    loss_t = ((out_t - torch.tensor(Y)) ** 2).mean()
+    loss_t.backward()
+    L, g = _mse_grads_with_input(model, X, Y)
+    np.testing.assert_allclose(L, loss_t.item(), rtol=1e-13)
+    for name, p_t in params_t.items():
+        np.testing.assert_allclose(g[name], p_t.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+    np.testing.assert_allclose(g["X"], x_t.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg="X")
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+
+
+# ---------------------------------------------------------------- conv2d against PyTorch
+CONV2D_CASES = [
+    # (id, sample shape, conv2d fields)
+    ("valid-k3", [2, 6, 7], {"channels": 3, "kernel": 3}),
+    ("same-k3", [2, 5, 6], {"channels": 2, "kernel": 3, "pad": "same"}),
+    ("same-even-kernel", [1, 6, 5], {"channels": 2, "kernel": [2, 4], "pad": "same"}),  # odd zero: bottom, right
+    ("same-dilation", [1, 7, 7], {"channels": 2, "kernel": 3, "dilation": [2, 1], "pad": "same"}),
+    ("stride-pad-pairs", [3, 8, 9], {"channels": 2, "kernel": [3, 2], "stride": [2, 3], "pad": [1, 2]}),
+    ("stride-dilation-nobias", [2, 9, 10],
+     {"channels": 2, "kernel": 2, "stride": 2, "dilation": 3, "pad": "valid", "bias": False}),
+    ("hw-input-one-channel", [6, 6], {"channels": 2, "kernel": 3, "pad": 1}),
+]
+
+
+# PyTorch warns that an even kernel with padding='same' makes it copy the input: expected here
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+@pytest.mark.parametrize("impl", ["fast", "toeplitz"])
+@pytest.mark.parametrize("sample,cfg", [c[1:] for c in CONV2D_CASES], ids=[c[0] for c in CONV2D_CASES])
+def test_conv2d_matches_torch_forward_and_gradients(sample, cfg, impl):
+    torch = pytest.importorskip("torch")
+    model = bpcli.build(spec(sample, [{"conv2d": dict(cfg, impl=impl)}]))
+    _randomize(model, 12)
+    X = np.random.default_rng(13).standard_normal((3, *sample))
+    pad = cfg.get("pad", 0)
+    padding = "same" if pad == "same" else _pair(0 if pad == "valid" else pad)
+
+    def conv2d(x, p):
+        x = x if len(sample) == 3 else x.unsqueeze(1)      # an (H, W) sample is one channel
+        return torch.nn.functional.conv2d(x, p["layers.0.weight"], p.get("layers.0.bias"),
+                                          stride=_pair(cfg.get("stride", 1)), padding=padding,
+                                          dilation=_pair(cfg.get("dilation", 1)))
+    against_torch(model, X, conv2d)
+
+
+# ---------------------------------------------------------------- pooling against PyTorch
+POOL_CASES = [
+    # (id, layer, sample shape, fields)
+    ("max1d-default-stride", "maxpool1d", [3, 10], {"size": 3}),
+    ("max1d-stride-pad", "maxpool1d", [2, 9], {"size": 3, "stride": 2, "pad": 1}),
+    ("max1d-no-channel-axis", "maxpool1d", [10], {"size": 2}),
+    ("max2d-default-stride", "maxpool2d", [2, 6, 7], {"size": 2}),
+    ("max2d-pairs-pad", "maxpool2d", [1, 7, 8], {"size": [3, 2], "stride": [2, 1], "pad": [1, 1]}),
+    ("max2d-overlap-pad", "maxpool2d", [6, 6], {"size": 3, "stride": 1, "pad": 1}),
+    ("avg1d-default-stride", "avgpool1d", [3, 10], {"size": 3}),
+    ("avg1d-stride-pad", "avgpool1d", [2, 9], {"size": 3, "stride": 2, "pad": 1}),
+    ("avg2d-default-stride", "avgpool2d", [2, 6, 7], {"size": 2}),
+    ("avg2d-pairs-pad", "avgpool2d", [1, 7, 8], {"size": [3, 2], "stride": [2, 1], "pad": [1, 1]}),
+    ("avg2d-overlap-pad", "avgpool2d", [6, 6], {"size": 3, "stride": 1, "pad": 1}),
+]
+
+
+def torch_pool(torch, layer, cfg):
+    """The PyTorch function a pooling layer stands for, with its fields as PyTorch's arguments."""
+    F = torch.nn.functional
+    fn = {"maxpool1d": F.max_pool1d, "maxpool2d": F.max_pool2d,
+          "avgpool1d": F.avg_pool1d, "avgpool2d": F.avg_pool2d}[layer]
+    size = cfg["size"] if layer.endswith("1d") else _pair(cfg["size"])
+    stride = cfg.get("stride") or size
+    stride = stride if layer.endswith("1d") else _pair(stride)
+    pad = cfg.get("pad", 0)
+    pad = pad if layer.endswith("1d") else _pair(pad)
+    extra = {"count_include_pad": True} if layer.startswith("avg") else {}
+    return lambda x, p: fn(x, size, stride, pad, **extra)
+
+
+@pytest.mark.parametrize("layer,sample,cfg", [c[1:] for c in POOL_CASES], ids=[c[0] for c in POOL_CASES])
+def test_pooling_matches_torch_forward_and_input_gradient(layer, sample, cfg):
+    torch = pytest.importorskip("torch")
+    model = bpcli.build(spec(sample, [{layer: cfg}]))
+    X = np.random.default_rng(14).standard_normal((3, *sample))
+    against_torch(model, X, torch_pool(torch, layer, cfg))
+
+
+@pytest.mark.parametrize("layer,sample,cfg", [c[1:] for c in POOL_CASES if c[1].startswith("max")],
+                         ids=[c[0] for c in POOL_CASES if c[1].startswith("max")])
+def test_max_pooling_breaks_ties_as_torch_does(layer, sample, cfg):
+    # inputs drawn from {0, 1, 2}: most windows hold several maxima; PyTorch gives each window's
+    # gradient to its first maximum in window order, and overlapping windows add up
+    torch = pytest.importorskip("torch")
+    model = bpcli.build(spec(sample, [{layer: cfg}]))
+    X = np.random.default_rng(15).integers(0, 3, (4, *sample)).astype(np.float64)
+    x_t = torch.tensor(X, requires_grad=True)
+    out_t = torch_pool(torch, layer, cfg)(x_t, {})
+    G = np.random.default_rng(16).integers(1, 10, tuple(out_t.shape)).astype(np.float64)  # exact sums
+    out_t.backward(torch.tensor(G))
+    env = evaluate(model.program, dict(X=X), until="output")
+    grads = backward(model.program, env, "output", ["X"], seed=G)
+    np.testing.assert_array_equal(grads["X"], x_t.grad.numpy())
+
+
+def test_max_pooling_padding_never_wins():
+    # all-negative input: the -inf padding is never a window's maximum (zero padding would be)
+    model = bpcli.build(spec([4], [{"maxpool1d": {"size": 2, "stride": 1, "pad": 1}}]))
+    X = np.array([[-3.0, -1.0, -2.0, -4.0]])
+    np.testing.assert_array_equal(model.forward(X), [[-3.0, -1.0, -1.0, -2.0, -4.0]])
+
+
+def test_average_pooling_counts_padding_zeros_in_the_mean():
+    model = bpcli.build(spec([4], [{"avgpool1d": {"size": 2, "pad": 1}}]))
+    X = np.array([[2.0, 4.0, 6.0, 8.0]])
+    np.testing.assert_array_equal(model.forward(X), [[1.0, 5.0, 4.0]])    # (0+2)/2, (4+6)/2, (8+0)/2
+
+
+# ---------------------------------------------------------------- activations against PyTorch
+@pytest.mark.parametrize("layer,torch_name,fields,torch_args", [
+    ("leaky_relu", "leaky_relu", {}, {"negative_slope": 0.01}),
+    ("leaky_relu", "leaky_relu", {"slope": 0.3}, {"negative_slope": 0.3}),
+    ("elu", "elu", {}, {"alpha": 1.0}),
+    ("elu", "elu", {"alpha": 1.7}, {"alpha": 1.7}),
+    ("relu", "relu", {}, {}),
+    ("sigmoid", "sigmoid", {}, {}),
+    ("tanh", "tanh", {}, {}),
+    ("softplus", "softplus", {}, {}),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_activation_matches_torch_including_at_zero(layer, torch_name, fields, torch_args):
+    # exact zeros in X: the derivative at the kink follows PyTorch's convention
+    torch = pytest.importorskip("torch")
+    model = bpcli.build(spec([3, 4], [{layer: fields} if fields else layer]))
+    X = np.random.default_rng(17).standard_normal((5, 3, 4)) * 3
+    X[:, 0, :2] = 0.0
+    fn = getattr(torch.nn.functional, torch_name)
+    against_torch(model, X, lambda x, p: fn(x, **torch_args))
+
+
+# ---------------------------------------------------------------- shape errors name the field
+@pytest.mark.parametrize("entries,key,line,words", [
+    (["{conv2d: {channels: 2, kernel: [3, 9]}}"], "layers[1].conv2d.kernel", 4,
+     "kernel width 9 (dilation 1) is longer than its padded input width (6 + 0 padding = 6)"),
+    (["{conv2d: {channels: 2, kernel: 3, dilation: [4, 1], pad: 1}}"], "layers[1].conv2d.kernel", 4,
+     "kernel height 3 (dilation 4) is longer than its padded input height (5 + 2 padding = 7)"),
+    (["{conv2d: {channels: 2, kernel: 3, stride: 2, pad: same}}"], "layers[1].conv2d.pad", 4,
+     "pad: same needs stride 1"),
+    (["{conv1d: {channels: 2, kernel: 3}}"], "layers[1]", 4,
+     "needs input of shape (channels, length), got (2, 5, 6)"),
+    (["{maxpool2d: {size: [2, 3], pad: [1, 2]}}"], "layers[1].maxpool2d.pad", 4,
+     "pad width 2 is more than half the window width 3"),
+    (["{avgpool2d: {size: 7}}"], "layers[1].avgpool2d.size", 4,
+     "window height 7 is longer than its padded input height (5 + 0 padding = 5)"),
+    (["flatten", "{maxpool2d: {size: 2}}"], "layers[2]", 5, "needs input with at least 2 axes"),
+])
+def test_shape_errors_point_at_the_field_and_its_line(tmp_path, entries, key, line, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text("input: [2, 5, 6]\nlayers:\n  - relu\n" + "".join(f"  - {e}\n" for e in entries)
+                    + "loss: mse\n")
+    with pytest.raises(InputError) as err:
+        bpcli.build(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:{line}:") and f": {key}: " in message, message
+    assert words in message, message
+
+
 # ---------------------------------------------------------------- dtype
 def test_float32_spec_gives_float32_parameters_and_gradients():
     # the lecture spec trains in float32 by default: nothing on the way silently promotes to float64
@@ -306,6 +510,25 @@ def test_float32_spec_gives_float32_parameters_and_gradients():
     model64 = bpcli.build(Path(__file__).resolve().parent.parent / "specs" / "lecture_cnn.yaml",
                           dtype="float64")
     L64, grads64 = model64.loss_and_grad(X, y)
+    np.testing.assert_allclose(L, L64, rtol=1e-5)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads64[k], rtol=1e-3, atol=1e-5 * np.abs(grads64[k]).max())
+
+
+def test_float32_image_layers_stay_float32():
+    # the new primitives too: -inf padding, argmax routing, the Toeplitz matrix's gather
+    model = bpcli.build(spec([2, 8, 8], [
+        {"conv2d": {"channels": 3, "kernel": 3, "pad": "same"}}, {"leaky_relu": {"slope": 0.1}},
+        {"maxpool2d": {"size": 3, "stride": 2, "pad": 1}},
+        {"conv2d": {"channels": 2, "kernel": 2, "impl": "toeplitz"}}, "elu",
+        {"avgpool2d": {"size": 2, "pad": 1}}, {"dense": {"units": 1}}], loss="logistic"))
+    model32 = bpcli.build(model.spec, dtype="float32")
+    X = np.random.default_rng(18).standard_normal((4, 2, 8, 8))
+    y = np.arange(4) % 2
+    L, grads = model32.loss_and_grad(X, y)
+    assert model32.forward(X).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads.values())
+    L64, grads64 = model.loss_and_grad(X, y)
     np.testing.assert_allclose(L, L64, rtol=1e-5)
     for k in grads:
         np.testing.assert_allclose(grads[k], grads64[k], rtol=1e-3, atol=1e-5 * np.abs(grads64[k]).max())

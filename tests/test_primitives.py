@@ -129,6 +129,9 @@ CASES: list[Case] = [
     _unary("neg"), _unary("exp"), _unary("log", positive), _unary("sin"), _unary("cos"),
     _unary("tanh"), _unary("sigmoid"), _unary("relu", away_from_zero),
     Case("softplus-wide", "softplus", [In(_rng.uniform(-30, 30, (3, 4)))]),
+    Case("leaky_relu", "leaky_relu", [In(away_from_zero(3, 4))], {"slope": 0.1}),
+    Case("elu", "elu", [In(away_from_zero(3, 4))], {"alpha": 1.3}),
+    Case("elu-wide", "elu", [In(_rng.uniform(-30, 30, (3, 4)))], {"alpha": 0.7}),
     Case("pow-3", "pow", [In(normal(3, 4))], {"p": 3.0}),
     Case("pow-half", "pow", [In(positive(3, 4))], {"p": 0.5}),
     Case("pow-neg", "pow", [In(positive(2, 5))], {"p": -1.5}),
@@ -137,6 +140,10 @@ CASES: list[Case] = [
       for r in ("sum", "mean")
       for axis, keep in [(None, False), (None, True), (0, False), (-1, False), (1, True),
                          ((0, 2), False), ((0, 2), True)]],
+    # max over continuous random draws: no ties, so every argmax is strict
+    *[Case(f"max-axis{axis}-keep{keep}", "max", [In(normal(2, 3, 4))], {"axis": axis, "keepdims": keep})
+      for axis, keep in [(None, False), (0, False), (-1, True), (1, False), ((0, 2), False), ((0, 2), True)]],
+    Case("max-pooling-windows", "max", [In(normal(2, 3, 2, 2), (None, 3, 2, 2))], {"axis": (2, 3)}),
     Case("log_softmax-axis1", "log_softmax", [In(normal(3, 4))], {"axis": 1}),
     *_binary_cases("logaddexp", lambda s: 10 * normal(*s), lambda s: 10 * normal(*s)),
     # convolution: 1-D and 2-D, stride 1 (flipped-kernel input gradient) and strided (scatter)
@@ -169,6 +176,7 @@ CASES: list[Case] = [
     Case("pad-last-axis", "pad", [In(normal(2, 3, 5), (None, 3, 5))], {"widths": ((0, 0), (0, 0), (2, 1))}),
     Case("pad-first-axis", "pad", [In(normal(2, 3))], {"widths": ((2, 1), (0, 0))}),
     Case("pad-1d", "pad", [In(normal(5))], {"widths": ((3, 0),)}),
+    Case("pad-value", "pad", [In(normal(2, 3))], {"widths": ((1, 0), (2, 1)), "value": -2.5}),
     # strided windows: the last len(kernel) axes are spatial
     Case("windows-1d", "windows", [In(normal(2, 3, 9))], {"kernel": (3,), "stride": (1,), "dilation": (1,)}),
     Case("windows-1d-stride-dilation", "windows", [In(normal(2, 3, 11), (None, 3, 11))],
@@ -178,6 +186,13 @@ CASES: list[Case] = [
     Case("windows-2d", "windows", [In(normal(2, 5, 6))], {"kernel": (2, 3), "stride": (1, 1), "dilation": (1, 1)}),
     Case("windows-2d-stride-dilation", "windows", [In(normal(1, 2, 7, 8))],
          {"kernel": (2, 3), "stride": (2, 1), "dilation": (1, 2)}),
+    # the Toeplitz matrix T(w) of a convolution, linear in the kernel w (out, in, *kernel)
+    Case("toeplitz-1d-same", "toeplitz", [In(normal(3, 2, 3))],
+         {"size": (6,), "pad": ((1, 1),), "stride": (1,), "dilation": (1,)}),
+    Case("toeplitz-1d-stride-dilation", "toeplitz", [In(normal(2, 2, 3))],
+         {"size": (9,), "pad": ((2, 1),), "stride": (2,), "dilation": (2,)}),
+    Case("toeplitz-2d", "toeplitz", [In(normal(2, 2, 2, 3))],
+         {"size": (4, 5), "pad": ((1, 0), (1, 1)), "stride": (2, 1), "dilation": (1, 2)}),
     # matrix product: last axis of x against a 2-D W
     Case("matmul-2d", "matmul", [In(normal(3, 4)), In(normal(4, 2))]),
     Case("matmul-batch-axes", "matmul", [In(normal(2, 3, 4)), In(normal(4, 5))]),
@@ -373,10 +388,10 @@ def test_windows_gradients_for_random_geometry(geometry, seed):
 
 
 # ---------------------------------------------------------------- conventions at the kinks
-def _grad_of_sum(prim, *values):
+def _grad_of_sum(prim, *values, **params):
     b = Builder()
     xs = [b.input(f"x{i}", np.shape(v)) for i, v in enumerate(values)]
-    b.output("s", b.apply(prim, *xs).sum())
+    b.output("s", b.apply(prim, *xs, **params).sum())
     prog = b.program()
     names = [f"x{i}" for i in range(len(values))]
     vals = dict(zip(names, values))
@@ -401,3 +416,30 @@ def test_maximum_tie_sends_gradient_to_second_input():
     np.testing.assert_array_equal(gx, [0.0, 1.0, 0.0])
     np.testing.assert_array_equal(gy, [1.0, 0.0, 1.0])
     assert (tx, ty) == (1.0, 2.0)
+
+
+def test_leaky_relu_and_elu_derivatives_at_exactly_zero_are_slope_and_alpha():
+    # PyTorch's convention: the x <= 0 branch owns the kink, so d/dx at 0 is slope (alpha·e^0 for elu)
+    x = np.array([-1.0, 0.0, 2.0])
+    (g,), (t,) = _grad_of_sum("leaky_relu", x, slope=0.1)
+    np.testing.assert_allclose(g, [0.1, 0.1, 1.0], rtol=1e-15)
+    assert t == pytest.approx(1.2)
+    (g,), (t,) = _grad_of_sum("elu", x, alpha=1.5)
+    np.testing.assert_allclose(g, [1.5 * np.exp(-1.0), 1.5, 1.0], rtol=1e-15)
+    assert t == pytest.approx(1.5 * np.exp(-1.0) + 2.5)
+
+
+def test_max_sends_the_whole_gradient_to_the_first_maximum_in_window_order():
+    # two 2x2 windows, reduced over their last two axes: ties go to the first maximum in C order
+    # (row by row), one element only, as PyTorch's max_pool2d; the tangent is read there too
+    x = np.array([[[1.0, 3.0], [3.0, 3.0]],
+                  [[2.0, 2.0], [2.0, 2.0]]])
+    (g,), (t,) = _grad_of_sum("max", x, axis=(1, 2))
+    np.testing.assert_array_equal(g, [[[0, 1], [0, 0]], [[1, 0], [0, 0]]])
+    assert t == 2.0
+    # a reduced axis in front of a kept one: the first maximum along axis 0, per column
+    x = np.array([[1.0, 5.0, 0.0],
+                  [4.0, 5.0, 0.0],
+                  [4.0, 2.0, 0.0]])
+    (g,), _ = _grad_of_sum("max", x, axis=0)
+    np.testing.assert_array_equal(g, [[0, 1, 1], [1, 0, 0], [0, 0, 0]])

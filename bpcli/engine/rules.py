@@ -15,13 +15,17 @@ forward at a glance:
 ``local`` is the local derivative as a person writes it; the backward graph
 labels its nodes with it.
 
-Conventions: ``relu``'s derivative at exactly 0 is 0 (the lecture's
-``I[h > 0]``, as in PyTorch); ``maximum(x, y)`` sends the gradient to ``x``
-where ``x > y`` and to ``y`` elsewhere, ties included.
+Conventions at the kinks, all PyTorch's: ``relu``'s derivative at exactly 0
+is 0 (the lecture's ``I[h > 0]``), ``leaky_relu``'s is ``slope`` and ``elu``'s
+is ``alpha``; ``maximum(x, y)`` sends the gradient to ``x`` where ``x > y`` and
+to ``y`` elsewhere, ties included; the reduction ``max`` sends all of it to one
+element, the first maximum in C order over the reduced axes (window order, for
+pooling), as PyTorch's max_pool does.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -169,6 +173,17 @@ defprim("relu", lambda x: np.maximum(x, 0), _same,
 defprim("softplus", lambda x: np.logaddexp(0, x), _same,
         vjp=[lambda g, y, x: g * _sigmoid(x)], jvp=[lambda t, y, x: t * _sigmoid(x)],
         local="σ(x)")
+# np.where(x > 0, g, slope * g) rather than g * where(x > 0, 1, slope): a float32 g stays float32
+defprim("leaky_relu", lambda x, *, slope: np.where(x > 0, x, slope * x), _same,
+        vjp=[lambda g, y, x, *, slope: np.where(x > 0, g, slope * g)],
+        jvp=[lambda t, y, x, *, slope: np.where(x > 0, t, slope * t)],
+        local="I[x > 0] + slope·I[x <= 0]")
+# minimum(x, 0) keeps expm1 from overflowing in the branch np.where throws away;
+# for x <= 0 the derivative alpha·e^x is y + alpha, read off the output
+defprim("elu", lambda x, *, alpha: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))), _same,
+        vjp=[lambda g, y, x, *, alpha: np.where(x > 0, g, g * (y + alpha))],
+        jvp=[lambda t, y, x, *, alpha: np.where(x > 0, t, t * (y + alpha))],
+        local="I[x > 0] + (y + α)·I[x <= 0]")
 defprim("pow", lambda x, *, p: np.power(x, p), _same,
         vjp=[lambda g, y, x, *, p: g * p * np.power(x, p - 1)],
         jvp=[lambda t, y, x, *, p: t * p * np.power(x, p - 1)], local="p·x^(p-1)")
@@ -198,6 +213,43 @@ defprim("mean", _mean,
              np.broadcast_to(_expand(g, x.shape, axis, keepdims) / _count(x.shape, axis), x.shape)],
         jvp=[lambda t, y, x, *, axis=None, keepdims=False: _mean(t, axis=axis, keepdims=keepdims)],
         local="1/n", linear=True)
+
+
+# max: the forward keeps, for every output, which element won (the first
+# maximum in C order over the reduced axes, as np.argmax and PyTorch's max_pool
+# choose); the VJP puts the whole upstream gradient on that one element, the
+# JVP reads the tangent there. With the reduced axes moved last and flattened,
+# both are one take/put along the last axis.
+def _reduced_last(x, axes):
+    """x as (kept axes..., R): the reduced axes moved last and flattened in C order."""
+    kept = tuple(a for a in range(x.ndim) if a not in axes)
+    return x.transpose(kept + axes).reshape(tuple(x.shape[a] for a in kept) + (-1,))
+
+
+def _max(x, *, axis=None, keepdims=False):
+    flat = _reduced_last(x, _axes(axis, x.ndim))
+    argmax = np.argmax(flat, axis=-1)[..., None]
+    y = np.take_along_axis(flat, argmax, axis=-1).reshape(_reduced_shape(x.shape, axis, keepdims))
+    return y, argmax
+
+
+def _max_vjp(g, y, x, *, axis=None, keepdims=False, saved):
+    axes = _axes(axis, x.ndim)
+    kept = tuple(a for a in range(x.ndim) if a not in axes)
+    gx = np.zeros(saved.shape[:-1] + (_count(x.shape, axis),), dtype=g.dtype)
+    np.put_along_axis(gx, saved, np.reshape(g, saved.shape), axis=-1)
+    gx = gx.reshape(tuple(x.shape[a] for a in kept + axes))
+    return gx.transpose(np.argsort(kept + axes))
+
+
+def _max_jvp(t, y, x, *, axis=None, keepdims=False):
+    axes = _axes(axis, x.ndim)
+    argmax = np.argmax(_reduced_last(x, axes), axis=-1)[..., None]
+    return np.take_along_axis(_reduced_last(t, axes), argmax, axis=-1).reshape(y.shape)
+
+
+defprim("max", _max, lambda s, *, axis=None, keepdims=False: _reduced_shape(s, axis, keepdims),
+        vjp=[_max_vjp], jvp=[_max_jvp], local="I[first argmax]", saves=True)
 defprim("log_softmax", _log_softmax, lambda s, *, axis: tuple(s),
         vjp=[lambda g, y, x, *, axis: g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)],
         jvp=[lambda t, y, x, *, axis: t - np.sum(np.exp(y) * t, axis=axis, keepdims=True)],
@@ -240,14 +292,15 @@ defprim("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape), _broadcas
         linear=True)
 
 
-def _pad(x, widths):
-    """Zero padding; np.pad costs ~40 µs of Python per call, this ~3 µs."""
-    out = np.zeros(tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths)), dtype=x.dtype)
+def _pad(x, widths, value=0.0):
+    """Constant padding, zeros unless ``value``; np.pad costs ~40 µs of Python per call, this ~3 µs."""
+    shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths))
+    out = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
     out[tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, widths))] = x
     return out
 
 
-def _pad_shape(s, *, widths):
+def _pad_shape(s, *, widths, value=0.0):
     return tuple(n if n is None else n + lo + hi for n, (lo, hi) in zip(s, widths))
 
 
@@ -255,9 +308,12 @@ def _unpad(g, widths):
     return g[tuple(slice(lo, g.shape[i] - hi) for i, (lo, hi) in enumerate(widths))]
 
 
-defprim("pad", lambda x, *, widths: _pad(x, widths), _pad_shape,
-        vjp=[lambda g, y, x, *, widths: _unpad(g, widths)],
-        jvp=[lambda t, y, x, *, widths: _pad(t, widths)], local="crop", linear=True)
+# value: the fill, 0 for convolutions and average pooling, -inf for max pooling
+# (a padded element never wins). The fill is a constant, so the tangent is
+# padded with zeros whatever the value: the rules are those of the linear part.
+defprim("pad", lambda x, *, widths, value=0.0: _pad(x, widths, value), _pad_shape,
+        vjp=[lambda g, y, x, *, widths, value=0.0: _unpad(g, widths)],
+        jvp=[lambda t, y, x, *, widths, value=0.0: _pad(t, widths)], local="crop", linear=True)
 
 
 # Strided windows: the last len(kernel) axes of x are spatial; the result has
@@ -411,3 +467,67 @@ defprim("conv", _conv, _conv_shape,
         vjp=[_conv_vjp_x, _conv_vjp_w],
         jvp=[lambda t, y, x, w, **p: _conv(t, w, **p)[0], lambda t, y, x, w, **p: _conv(x, t, **p)[0]],
         local="conv_transpose(g, w), corr(x, g)", saves=True)
+
+
+# ---------------------------------------------------------------- the Toeplitz matrix of a convolution
+# toeplitz(w): the matrix T(w) with conv(pad(x), w) = T(w) x for one sample x of
+# shape (C, *size) flattened in C order: the lecture's banded W1 (doubly block
+# Toeplitz in 2-D). Row (o, p) for output channel o at output position p,
+# column (c, j) for input channel c at input position j, and
+#     T[(o, p), (c, j)] = w[o, c, k]   where j = p·stride + k·dilation - pad_lo, per axis;
+# taps that land on padding zeros are left out, so T acts on the unpadded input.
+# T is linear in w: the forward scatters kernel entries into a zero matrix (no
+# two taps share an entry), the VJP gathers the matrix gradient back and sums
+# it over the positions each kernel entry fills, and the JVP is T(tangent).
+def _ravel(index, shape):
+    """C-order flat position of a multi-index (one array per axis; they broadcast)."""
+    flat = 0
+    for i, n in zip(index, shape):
+        flat = flat * n + i
+    return flat
+
+
+@functools.lru_cache(maxsize=64)
+def _toeplitz_index(w_shape, size, pad, stride, dilation):
+    """Where each kernel entry goes: (rows, cols, flat kernel index) of every tap inside the input."""
+    nd = len(size)
+    kernel = w_shape[2:]
+    out = tuple(_window_out(n + lo + hi, k, s, d)
+                for n, (lo, hi), k, s, d in zip(size, pad, kernel, stride, dilation))
+    o, c, *pk = np.indices(w_shape[:2] + out + kernel, sparse=True)
+    p, k = pk[:nd], pk[nd:]
+    j = [pi * s + ki * d - lo for pi, ki, s, d, (lo, _) in zip(p, k, stride, dilation, pad)]
+    inside = functools.reduce(np.logical_and, [(ji >= 0) & (ji < n) for ji, n in zip(j, size)])
+    rows = _ravel([o] + p, w_shape[:1] + out)
+    cols = _ravel([c] + j, w_shape[1:2] + size)
+    taps = _ravel([o, c] + k, w_shape)
+    rows, cols, taps, inside = np.broadcast_arrays(rows, cols, taps, inside)
+    return rows[inside], cols[inside], taps[inside]
+
+
+def _toeplitz_shape(sw, *, size, pad, stride, dilation):
+    out = tuple(_window_out(n + lo + hi, k, s, d)
+                for n, (lo, hi), k, s, d in zip(size, pad, sw[2:], stride, dilation))
+    if len(sw) != len(size) + 2 or any(o < 1 for o in out):
+        raise ValueError(f"kernel {tuple(sw[2:])} with dilation {tuple(dilation)} does not fit "
+                         f"in spatial size {tuple(size)} padded by {tuple(pad)}")
+    return sw[0] * int(np.prod(out)), sw[1] * int(np.prod(size))
+
+
+def _toeplitz(w, *, size, pad, stride, dilation):
+    rows, cols, taps = _toeplitz_index(w.shape, size, pad, stride, dilation)
+    T = np.zeros(_toeplitz_shape(w.shape, size=size, pad=pad, stride=stride, dilation=dilation),
+                 dtype=w.dtype)
+    T[rows, cols] = w.reshape(-1)[taps]
+    return T
+
+
+def _toeplitz_vjp(g, y, w, *, size, pad, stride, dilation):
+    rows, cols, taps = _toeplitz_index(w.shape, size, pad, stride, dilation)
+    gw = np.bincount(taps, weights=g[rows, cols], minlength=w.size)
+    return gw.reshape(w.shape).astype(g.dtype, copy=False)
+
+
+defprim("toeplitz", _toeplitz, _toeplitz_shape,
+        vjp=[_toeplitz_vjp], jvp=[lambda t, y, w, **p: _toeplitz(t, **p)],
+        local="gather, sum over the band", linear=True)
