@@ -291,6 +291,63 @@ def bench(spec: Path = SPEC,
               f"{report['samples_per_s']:.0f} samples/s")
 
 
+@command
+def inspect_(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (or give --run)",
+                                                   show_default=False),
+             run: Optional[Path] = typer.Option(None, help="a run folder: its spec and trained "
+                                                           "weights"),
+             toeplitz: Optional[int] = typer.Option(None, metavar="I", help="draw layer I's "
+                                                    "(conv1d/conv2d) Toeplitz matrix T(w)"),
+             kernels: bool = typer.Option(False, "--kernels", help="draw the kernels of every "
+                                                                  "conv layer"),
+             out_file: Optional[Path] = typer.Option(None, "--out", help="PNG file (default: "
+                                                     "<name>_toeplitz<I>.png or <name>_kernels.png)"),
+             as_json: bool = typer.Option(False, "--json", help="print the table as one JSON "
+                                                                "object")):
+    """Layer table (output shapes, parameters, FLOPs per sample); Toeplitz matrix or kernel pictures."""
+    from .inspect import draw_kernels, draw_toeplitz, show_fields, summary
+
+    if (spec is None) == (run is None):
+        raise InputError("give a spec file or --run RUN (a run folder), not both" if spec else
+                         "give a spec file, or --run RUN for a trained run")
+    if toeplitz is not None and kernels:
+        raise InputError("draw one picture at a time: --toeplitz I or --kernels", path="--kernels")
+    if run is not None:
+        model, source = _load_run(run), f"trained, {run}"
+    else:
+        from .model import build
+
+        model, source = build(spec), "initial weights"
+    name = model.spec.data["name"]
+    picture = None
+    if toeplitz is not None:
+        picture = draw_toeplitz(model, toeplitz, out_file or Path(f"{name}_toeplitz{toeplitz}.png"),
+                                source)
+    elif kernels:
+        picture = draw_kernels(model, out_file or Path(f"{name}_kernels.png"), source)
+    report = summary(model)
+    if as_json:
+        print(json.dumps(dict(report, picture=None if picture is None else str(picture))))
+        return
+    table = Table(title=f"{name}: input {'×'.join(map(str, report['input']))}, {model.dtype}, "
+                        f"{source}; FLOPs per sample", show_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("layer", no_wrap=True)
+    table.add_column("fields")  # the one column that wraps when the terminal is narrow
+    table.add_column("output", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("FLOPs", justify="right", no_wrap=True)
+    for r in report["layers"]:
+        table.add_row(str(r["index"]), r["layer"], show_fields(r["fields"]),
+                      "×".join(map(str, r["output_shape"])), f"{r['params']:,}", f"{r['flops']:,}")
+    table.add_section()
+    table.add_row("", "total", "", "", f"{report['total']['params']:,}",
+                  f"{report['total']['flops']:,}")
+    out.print(table)
+    if picture is not None:
+        out.print(f"picture: {picture}")
+
+
 def _point(text: str) -> dict[str, float]:
     """``x1=2,x2=5`` -> {"x1": 2.0, "x2": 5.0}."""
     point = {}

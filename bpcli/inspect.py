@@ -1,0 +1,238 @@
+"""What a spec's network is made of (``bpcli inspect``): per layer, its output shape, its
+parameters and its FLOPs per sample; and pictures of its convolutions as the lecture draws
+them, as banded Toeplitz matrices and as kernels.
+
+FLOPs are counted per sample over the primitives each layer compiles to, so they follow
+what the engine actually computes:
+
+- a multiply-add counts 2: ``conv`` is 2 · out_channels · out_positions · in_channels ·
+  kernel_size, ``matmul`` (dense) is 2 · outputs · inner size;
+- a reduction (``sum``, ``mean``, ``max``: pooling) counts 1 per element it reads;
+- every other arithmetic primitive (bias add, activations) counts 1 per output element,
+  however costly the function (``exp`` counts 1 like ``add``);
+- layout (reshape, transpose, pad, windows, broadcast_to) counts 0, and so does work on
+  the weights alone, done once per batch (building T(w) for ``impl: toeplitz``).
+
+So ``impl: toeplitz`` shows the price of the lecture's view: its product with the full
+matrix T(w), zeros included, costs 2 · rows · columns, where ``impl: fast`` costs only the
+band.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .engine import PRIMITIVES
+from .errors import InputError
+from .layers import LAYERS, conv_geometry
+
+_LAYOUT = {"reshape", "transpose", "pad", "windows", "broadcast_to"}
+_REDUCTIONS = {"sum", "mean", "max"}
+CONV_LAYERS = ("conv1d", "conv2d")
+_LINES = 8  # up to this many conv1d kernels are drawn as lines, more as a mosaic
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def eqn_flops(e) -> int:
+    """FLOPs of one equation for one sample (the module docstring's convention); 0 without a
+    batch axis (work on the weights alone)."""
+    if not e.out.shape or e.out.shape[0] is not None or e.prim.name in _LAYOUT:
+        return 0
+    name, out = e.prim.name, _size(e.out.shape[1:])
+    if name == "conv":
+        return 2 * out * _size(e.inputs[1].shape[1:])            # (O·P) outputs × (C·K) taps
+    if name == "matmul":
+        return 2 * out * e.inputs[0].shape[-1]                   # outputs × inner size
+    if name in _REDUCTIONS:
+        return _size(e.inputs[0].shape[1:])
+    return out
+
+
+def _fields(name, cfg) -> dict:
+    """The fields worth showing: required ones and those that differ from their default."""
+    return {p.name: cfg[p.name] for p in LAYERS[name].params
+            if p.required or cfg[p.name] != p.default}
+
+
+def _show(v) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, list):
+        return "[" + ",".join(map(str, v)) + "]"
+    return str(v)
+
+
+def show_fields(fields: dict) -> str:
+    """``channels=1 kernel=5 pad=same bias=false``."""
+    return " ".join(f"{k}={_show(v)}" for k, v in fields.items())
+
+
+def describe(name, cfg) -> str:
+    """``conv1d channels=1 kernel=5 pad=same bias=false``."""
+    return " ".join(filter(None, [name, show_fields(_fields(name, cfg))]))
+
+
+def _by_layer(model) -> list[list]:
+    """The equations each layer compiled to, in order (their origin names the layer)."""
+    eqns = [[] for _ in model.spec.layer_list()]
+    for e in model.program.eqns:
+        if e.origin.startswith("layers["):
+            eqns[int(e.origin[len("layers["):e.origin.index("]")])].append(e)
+    return eqns
+
+
+def output_shapes(model) -> list[tuple]:
+    """The shape of one sample after each layer: the last value the layer computed."""
+    shapes, shape = [], tuple(model.spec.data["input"])
+    for eqns in _by_layer(model):
+        shape = tuple(eqns[-1].out.shape[1:]) if eqns else shape
+        shapes.append(shape)
+    return shapes
+
+
+def summary(model) -> dict:
+    """Per layer: index, name, shown fields, output shape (one sample), parameter count, FLOPs
+    per sample; and the totals."""
+    rows = []
+    for i, ((name, cfg), eqns, shape) in enumerate(zip(model.spec.layer_list(), _by_layer(model),
+                                                       output_shapes(model))):
+        rows.append({
+            "index": i, "layer": name, "fields": _fields(name, cfg),
+            "description": describe(name, cfg), "output_shape": list(shape),
+            "params": sum(_size(p.shape) for p in model.param_info if p.layer == i),
+            "flops": sum(eqn_flops(e) for e in eqns)})
+    return {"name": model.spec.data["name"], "input": list(model.spec.data["input"]),
+            "layers": rows, "total": {"params": sum(r["params"] for r in rows),
+                                      "flops": sum(r["flops"] for r in rows)}}
+
+
+def _conv_layer(model, i):
+    layers = model.spec.layer_list()
+    if not 0 <= i < len(layers):
+        raise InputError(f"layer index {i} is out of range: the spec has layers 0 to "
+                         f"{len(layers) - 1}", path="--toeplitz")
+    name, cfg = layers[i]
+    if name not in CONV_LAYERS:
+        raise InputError(f"layers[{i}] is {name}, not a convolution (conv1d or conv2d): only a "
+                         f"convolution has a Toeplitz matrix; conv layers here: "
+                         f"{', '.join(map(str, conv_indices(model))) or 'none'}", path="--toeplitz")
+    return name, cfg
+
+
+def conv_indices(model) -> list[int]:
+    return [i for i, (name, _) in enumerate(model.spec.layer_list()) if name in CONV_LAYERS]
+
+
+def toeplitz_matrix(model, i) -> np.ndarray:
+    """Layer i's convolution as the explicit matrix T(w) with y = T(w) x for one sample
+    (flattened; channels first), from the model's current weights: the lecture's W1."""
+    name, cfg = _conv_layer(model, i)
+    sample = tuple(model.spec.data["input"]) if i == 0 else output_shapes(model)[i - 1]
+    g = conv_geometry(name, cfg, sample)
+    w = model.params[f"layers.{i}.weight"]
+    return PRIMITIVES["toeplitz"].impl(w, size=g.size, pad=g.pad, stride=g.stride,
+                                       dilation=g.dilation)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, out) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+    return out
+
+
+def draw_toeplitz(model, i, out, source="initial weights") -> Path:
+    """Layer i's T(w) as an image, 0 white, positive red, negative blue; lines between the
+    blocks of a multi-channel (block-)Toeplitz matrix."""
+    plt = _pyplot()
+    T = toeplitz_matrix(model, i)
+    name, cfg = model.spec.layer_list()[i]
+    o_ch, c_ch = model.params[f"layers.{i}.weight"].shape[:2]
+    scale = float(np.abs(T).max()) or 1.0
+    rows, cols = T.shape
+    fig, ax = plt.subplots(figsize=(7.5, 7.5 * min(max(rows / cols, 0.3), 3.0) + 0.8))
+    im = ax.imshow(T, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest",
+                   aspect="auto")
+    for k in range(1, o_ch):
+        ax.axhline(k * rows / o_ch - 0.5, color="0.6", lw=0.6)
+    for k in range(1, c_ch):
+        ax.axvline(k * cols / c_ch - 0.5, color="0.6", lw=0.6)
+    ax.set_xlabel("input (channel, position)")
+    ax.set_ylabel("output (channel, position)")
+    ax.set_title(f"layers[{i}] {describe(name, cfg)}\nT(w), {rows}×{cols}: y = T x  ({source})",
+                 fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def _kernel_mosaic(w):
+    """conv2d weights (out, in, kh, kw) as one image: in channels down, out channels across,
+    one blank (NaN) row and column between kernels."""
+    o_ch, c_ch, kh, kw = w.shape
+    grid = np.full((c_ch * (kh + 1) - 1, o_ch * (kw + 1) - 1), np.nan)
+    for o in range(o_ch):
+        for c in range(c_ch):
+            grid[c * (kh + 1):c * (kh + 1) + kh, o * (kw + 1):o * (kw + 1) + kw] = w[o, c]
+    return grid
+
+
+def draw_kernels(model, out, source="initial weights") -> Path:
+    """Every conv layer's kernels, one panel each: a few conv1d kernels as lines over the taps
+    (the lecture's one kernel of 5), more of them, and conv2d kernels, as a mosaic of small
+    images, in channels down and out channels across, 0 white, positive red, negative blue."""
+    plt = _pyplot()
+    convs = conv_indices(model)
+    if not convs:
+        raise InputError("the spec has no conv1d or conv2d layer: no kernels to draw",
+                         path="--kernels")
+    layers = model.spec.layer_list()
+    # a conv1d kernel in a mosaic is an image one row high
+    weights = [w if w.ndim == 4 or w.shape[0] * w.shape[1] <= _LINES else w[:, :, None, :]
+               for w in (model.params[f"layers.{i}.weight"] for i in convs)]
+    # each panel as tall as its picture needs: a mosaic keeps square pixels
+    heights = [0.45 if w.ndim == 3 else float(np.clip((w.shape[1] * (w.shape[2] + 1))
+                                                      / (w.shape[0] * (w.shape[3] + 1)), 0.2, 1.5))
+               for w in weights]
+    fig, axes = plt.subplots(len(convs), 1, figsize=(8, 1.2 + 7 * sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, i, w in zip(axes[:, 0], convs, weights):
+        name, cfg = layers[i]
+        if w.ndim == 3:
+            for o in range(w.shape[0]):
+                for c in range(w.shape[1]):
+                    ax.plot(w[o, c], marker="o", label=f"out {o}, in {c}")
+            ax.axhline(0, color="0.6", lw=0.6)
+            ax.set_xlabel("tap k")
+            ax.set_ylabel("w[out, in, k]")
+            ax.set_xticks(range(w.shape[2]))
+            ax.legend(fontsize=7)
+        else:
+            o_ch, c_ch, kh, kw = w.shape
+            scale = float(np.abs(w).max()) or 1.0
+            im = ax.imshow(_kernel_mosaic(w), cmap="RdBu_r", vmin=-scale, vmax=scale,
+                           interpolation="nearest")
+            ax.set_xticks([o * (kw + 1) + (kw - 1) / 2 for o in range(o_ch)], range(o_ch))
+            ax.set_yticks([c * (kh + 1) + (kh - 1) / 2 for c in range(c_ch)], range(c_ch))
+            ax.set_xlabel("out channel")
+            ax.set_ylabel("in channel")
+            ax.tick_params(length=0, labelsize=7)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_title(f"layers[{i}] {describe(name, cfg)}", fontsize=9)
+    fig.suptitle(f"{model.spec.data['name']}: kernels ({source})", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, out)
