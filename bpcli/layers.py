@@ -198,7 +198,7 @@ def _pool(ctx, x, cfg, nd, reduce):
         # max pooling pads with -inf, so padding never wins; average pooling with zeros that
         # count in the mean (PyTorch's count_include_pad=True)
         x = ctx.b.apply("pad", x, widths=((0, 0),) * (x.ndim - nd) + tuple((p, p) for p in pad),
-                        **({"value": -np.inf} if reduce == "max" else {}))
+                        value=-np.inf if reduce == "max" else 0.0)
     win = ctx.b.apply("windows", x, kernel=size, stride=stride, dilation=(1,) * nd)
     return ctx.b.apply(reduce, win, axis=tuple(range(win.ndim - nd, win.ndim)))
 
