@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .engine import Builder, Program
 from .layers import LAYERS
-from .losses import LOSSES
+from .losses import LOSSES, absolute
 from .schema import Invalid
 from .spec import Spec
 
@@ -35,8 +35,27 @@ class _LayerContext:
         return self.b.input(name, shape)
 
 
+def _penalty(b, weights, l2, l1):
+    """l2 Σ w² + l1 Σ |w| over every entry of every weight tensor (not biases)."""
+    terms = []
+    for w in weights:
+        if l2:
+            terms.append(l2 * (w ** 2).sum())
+        if l1:
+            terms.append(l1 * absolute(b, w).sum())
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
 def compile_spec(spec: Spec) -> tuple[Program, list[ParamInfo]]:
-    """The spec's network and loss as one program: outputs ``output`` (N, ...) and ``loss`` (scalar)."""
+    """The spec's network and loss as one program: outputs ``output`` (N, ...), ``data_loss``
+    (the loss's value), ``loss`` (the scalar trained on) and, with regularization, ``reg_loss``.
+
+    The penalty is built from primitives like the loss, so its gradient comes from the same
+    backward pass; without regularization ``loss`` is ``data_loss`` and no equation is added.
+    """
     b = Builder()
     params: list[ParamInfo] = []
     x = b.input("X", (None, *spec.data["input"]))
@@ -57,5 +76,15 @@ def compile_spec(spec: Spec) -> tuple[Program, list[ParamInfo]]:
         raise spec.error("loss", f"{loss.name} {e}") from None
     label_shape = loss.label_shape(x.shape)
     y = b.input("y", label_shape) if label_shape is not None else None
-    b.output("loss", loss.build(b, x, y))
+    data_loss = loss.build(b, x, y, spec.data["loss"])
+    b.output("data_loss", data_loss)
+    reg = spec.data["regularization"]
+    weights = [b.inputs[p.name] for p in params if p.fan_in is not None]
+    if (reg["l2"] or reg["l1"]) and weights:
+        b.origin = "regularization"
+        reg_loss = _penalty(b, weights, reg["l2"], reg["l1"])
+        b.output("reg_loss", reg_loss)
+        b.output("loss", data_loss + reg_loss)
+    else:
+        b.output("loss", data_loss)
     return b.program(), params

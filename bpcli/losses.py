@@ -1,7 +1,8 @@
 """Losses: what a spec's ``loss:`` names, each with how it reads labels and how it scores.
 
-``build(b, f, y)`` emits the loss's primitives on the network output ``f``
-(shape ``(N, outputs)``) and the prepared labels ``y``; ``labels(y, out_shape)``
+``build(b, f, y, cfg)`` emits the loss's primitives on the network output ``f``
+(shape ``(N, outputs)``), the prepared labels ``y`` and the loss's resolved
+fields ``cfg``; ``labels(y, out_shape)``
 checks and converts the user's labels into what ``build`` expects, raising a
 plain message on labels that cannot be right.
 """
@@ -13,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .schema import Invalid, Param
+from .schema import Invalid, Param, fraction, positive_float
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class LossDef:
     name: str
     params: tuple[Param, ...]
     doc: str
-    build: Callable           # (builder, f, y) -> scalar Var
+    build: Callable           # (builder, f, y, fields) -> scalar Var
     label_shape: Callable     # output shape -> label input shape, or None when there are no labels
     labels: Callable          # (raw labels, output shape) -> prepared array; raises Invalid
     accuracy: Callable | None  # (output, prepared labels) -> fraction correct
@@ -50,7 +51,16 @@ def _pm1_labels(y, out_shape):
     return np.where(y.reshape(-1, 1) > 0, 1.0, -1.0)
 
 
-def _logistic(b, f, y):
+def absolute(b, x):
+    # |x| = relu(x) + relu(-x): subgradient sign(x), 0 at exactly 0, as torch.abs
+    return b.apply("relu", x) + b.apply("relu", -x)
+
+
+def _sign_accuracy(f, y):
+    return float(np.mean(np.where(f > 0, 1.0, -1.0) == y))
+
+
+def _logistic(b, f, y, cfg):
     # mean over samples of ln(1 + exp(-y f)); softplus keeps it finite for any f
     return b.apply("softplus", -(y * f)).mean()
 
@@ -59,7 +69,18 @@ _register(LossDef(
     "logistic", (), "mean ln(1 + exp(-y f)) over samples, y in {-1, +1} (0/1 accepted, 0 read as -1); "
     "the lecture's loss. Needs 1 output.",
     _logistic, lambda s: (None, 1), _pm1_labels,
-    lambda f, y: float(np.mean(np.where(f > 0, 1.0, -1.0) == y)), _one_output))
+    _sign_accuracy, _one_output))
+
+
+def _hinge(b, f, y, cfg):
+    # mean over samples of max(0, 1 - y f)
+    return b.apply("relu", 1.0 - y * f).mean()
+
+
+_register(LossDef(
+    "hinge", (), "mean max(0, 1 - y f) over samples, y in {-1, +1} (0/1 accepted, 0 read as -1): "
+    "the support vector machine's loss; gradient 0 at exactly y f = 1. Needs 1 output.",
+    _hinge, lambda s: (None, 1), _pm1_labels, _sign_accuracy, _one_output))
 
 
 def _real_labels(y, out_shape):
@@ -77,7 +98,29 @@ def _real_labels(y, out_shape):
 
 _register(LossDef(
     "mse", (), "mean squared error over all elements: mean((f - y)^2).",
-    lambda b, f, y: ((f - y) ** 2).mean(), lambda s: s, _real_labels, None))
+    lambda b, f, y, cfg: ((f - y) ** 2).mean(), lambda s: s, _real_labels, None))
+
+_register(LossDef(
+    "mae", (), "mean absolute error over all elements: mean(|f - y|), as torch's l1_loss; "
+    "gradient sign(f - y), 0 where f = y.",
+    lambda b, f, y, cfg: absolute(b, f - y).mean(), lambda s: s, _real_labels, None))
+
+
+def _huber(b, f, y, cfg):
+    # with a = |f - y| and q = min(a, delta) = a - relu(a - delta):
+    # 0.5 q^2 + delta (a - q) is 0.5 a^2 below delta and delta (a - 0.5 delta) above it
+    delta = cfg["delta"]
+    a = absolute(b, f - y)
+    q = a - b.apply("relu", a - delta)
+    return (0.5 * q ** 2 + delta * (a - q)).mean()
+
+
+_register(LossDef(
+    "huber", (Param("delta", positive_float, 1.0, "where the loss turns from quadratic to "
+                                                  "linear"),),
+    "mean over all elements of 0.5 (f - y)^2 where |f - y| < delta, else "
+    "delta (|f - y| - 0.5 delta), as torch's huber_loss.",
+    _huber, lambda s: s, _real_labels, None))
 
 
 def _class_labels(y, out_shape):
@@ -92,8 +135,12 @@ def _class_labels(y, out_shape):
     return np.eye(k)[y.astype(int)]
 
 
-def _softmax_ce(b, f, y):
-    # -mean over samples of log softmax(f)[label]; labels arrive one-hot
+def _softmax_ce(b, f, y, cfg):
+    # -mean over samples of sum_k t_k log softmax(f)_k, labels arrive one-hot; label smoothing
+    # eps mixes in the uniform distribution, t = (1 - eps) onehot + eps / K, as torch does
+    eps = cfg["label_smoothing"]
+    if eps:
+        y = (1.0 - eps) * y + eps / f.shape[1]
     return -(y * b.apply("log_softmax", f, axis=1)).sum(axis=1).mean()
 
 
@@ -104,12 +151,15 @@ def _two_d(shape):
 
 
 _register(LossDef(
-    "softmax_cross_entropy", (), "mean over samples of -log softmax(f)[label], labels 0..K-1; "
-    "computed as log-softmax, stable for large logits.",
+    "softmax_cross_entropy",
+    (Param("label_smoothing", fraction, 0.0, "eps: the target is (1 - eps) one-hot + eps/K "
+                                             "uniform, as torch's cross_entropy"),),
+    "mean over samples of -log softmax(f)[label], labels 0..K-1; computed as log-softmax, "
+    "stable for large logits.",
     _softmax_ce, lambda s: s, _class_labels,
     lambda f, y: float(np.mean(np.argmax(f, axis=1) == np.argmax(y, axis=1))), _two_d))
 
 _register(LossDef(
     "sum_squares", (), "sum of the squared outputs, ||f||^2, no labels: the lecture's "
     "L = ||W2 ReLU(W1 X)||^2.",
-    lambda b, f, y: (f ** 2).sum(), lambda s: None, lambda y, s: None, None))
+    lambda b, f, y, cfg: (f ** 2).sum(), lambda s: None, lambda y, s: None, None))

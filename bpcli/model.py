@@ -9,6 +9,7 @@ import numpy as np
 from .engine import backward, evaluate, forward_tangent
 from .errors import InputError
 from .graph import compile_spec
+from .initializers import init_weights
 from .losses import LOSSES
 from .schema import Invalid
 from . import spec as spec_mod
@@ -27,19 +28,19 @@ class Model:
         self.program, self.param_info = compile_spec(spec)
         self.loss_def = LOSSES[spec.data["loss"]["name"]]
         self.output_shape = self.program.outputs["output"].shape
+        self.regularized = "reg_loss" in self.program.outputs
+        with_weights = {p.layer for p in self.param_info if p.fan_in is not None}
+        for i in spec.data["init"]["layers"]:
+            if i not in with_weights:
+                raise spec.error(f"init.layers.{i}", f"layers[{i}] ({spec.layer_list()[i][0]}) has "
+                                                     f"no weights to initialize")
         self.params = self.init_params(spec.data["seed"])
 
     # ------------------------------------------------------------ parameters
     def init_params(self, seed: int) -> dict[str, np.ndarray]:
-        """He-normal weights, std sqrt(2 / fan_in) (the usual choice for ReLU nets); zero biases."""
-        rng = np.random.default_rng(seed)
-        out = {}
-        for p in self.param_info:
-            if p.fan_in is None:
-                out[p.name] = np.zeros(p.shape, dtype=self.dtype)
-            else:
-                out[p.name] = (rng.standard_normal(p.shape) * np.sqrt(2.0 / p.fan_in)).astype(self.dtype)
-        return out
+        """Weights drawn by the spec's ``init`` (default He normal, std sqrt(2 / fan_in), the usual
+        choice for ReLU nets) from one generator seeded by ``seed``; zero biases."""
+        return init_weights(self.param_info, self.spec.data["init"], seed, self.dtype)
 
     def n_params(self) -> int:
         return int(sum(w.size for w in self.params.values()))
@@ -138,10 +139,18 @@ class Model:
 
     def _loss_grad_output(self, X, y):
         """One forward and one backward pass: loss, gradients, and the network output."""
+        losses, grads, out = self._losses_grad_output(X, y)
+        return losses["loss"], grads, out
+
+    def _losses_grad_output(self, X, y):
+        """As :meth:`_loss_grad_output`, with the loss as a dict: ``loss`` (trained on),
+        ``data_loss`` and ``reg_loss`` (0.0 without regularization)."""
         env = evaluate(self.program, self._values(X, y))
-        loss = float(env[self.program.outputs["loss"].id])
+        outputs = self.program.outputs
+        losses = {k: float(env[outputs[k].id]) if k in outputs else 0.0
+                  for k in ("loss", "data_loss", "reg_loss")}
         grads = backward(self.program, env, "loss", list(self.params))
-        return loss, grads, env[self.program.outputs["output"].id]
+        return losses, grads, env[outputs["output"].id]
 
     def _loss_and_output(self, X, y):
         env = evaluate(self.program, self._values(X, y))

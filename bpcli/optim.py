@@ -2,7 +2,11 @@
 
 Each updates the model's parameter arrays in place and returns the step's size,
 max |ΔW| over all entries, which the lecture's stopping rule compares with
-``training.precision``. Update rules follow PyTorch's ``torch.optim`` exactly.
+``training.precision``. Update rules follow PyTorch's ``torch.optim`` exactly,
+including where ``weight_decay`` enters (added to the gradient, except AdamW's
+decoupled decay) and ``grad_clip`` (``torch.nn.utils.clip_grad_norm_`` on the
+whole gradient before the step). The learning rate is an argument of every
+step, so a schedule (:mod:`bpcli.schedule`) can change it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .schema import Param, fraction, nonneg_float, positive_float, boolean
+from .schema import Invalid, Param, boolean, fraction, nonneg_float, optional, positive_float
 
 
 @dataclass(frozen=True)
@@ -20,85 +24,187 @@ class OptimizerDef:
     name: str
     params: tuple[Param, ...]
     doc: str
-    make: Callable  # resolved fields -> optimizer object with .step(params, grads) -> max |ΔW|
+    make: Callable  # resolved fields -> Optimizer
     full_batch: bool = False
+    check: Callable = lambda cfg: None  # resolved fields -> raises Invalid(key=...) on a bad combination
 
 
 OPTIMIZERS: dict[str, OptimizerDef] = {}
 
 
-class GradientDescent:
-    """The lecture's steepest descent: W <- W - gamma dL/dW."""
+def clip_by_global_norm(grads: dict, max_norm) -> dict:
+    """g <- g · min(1, max_norm / (‖g‖ + 1e-6)), ‖g‖ the 2-norm of all entries together.
+
+    The same rule and the same 1e-6 as ``torch.nn.utils.clip_grad_norm_``;
+    ``max_norm`` 0 or None leaves the gradients alone.
+    """
+    if not max_norm:
+        return grads
+    norm = np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    scale = min(1.0, max_norm / (norm + 1e-6))
+    return grads if scale == 1.0 else {k: g * scale for k, g in grads.items()}
+
+
+class Optimizer:
+    """Clips, then asks :meth:`delta` for each parameter's step, applies it, and reports max |ΔW|.
+
+    ``state`` holds each parameter's buffers (momentum, averages) by name;
+    ``t`` counts steps from 1, as torch's ``state["step"]``.
+    """
 
     def __init__(self, cfg):
-        self.lr = cfg["lr"]
-
-    def step(self, params, grads):
-        biggest = 0.0
-        for name, w in params.items():
-            delta = self.lr * grads[name]
-            w -= delta
-            biggest = max(biggest, float(np.max(np.abs(delta), initial=0.0)))
-        return biggest
-
-
-class SGD:
-    """v <- mu v + g;  W <- W - lr v  (PyTorch's momentum form; mu = 0 is plain SGD)."""
-
-    def __init__(self, cfg):
-        self.lr, self.mu, self.nesterov = cfg["lr"], cfg["momentum"], cfg["nesterov"]
-        self.v: dict[str, np.ndarray] = {}
-
-    def step(self, params, grads):
-        biggest = 0.0
-        for name, w in params.items():
-            g = grads[name]
-            if self.mu:
-                v = self.v.get(name)
-                v = self.v[name] = g.copy() if v is None else self.mu * v + g
-                g = g + self.mu * v if self.nesterov else v
-            delta = self.lr * g
-            w -= delta
-            biggest = max(biggest, float(np.max(np.abs(delta), initial=0.0)))
-        return biggest
-
-
-class Adam:
-    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g²;  W <- W - lr m̂ / (sqrt(v̂) + eps)."""
-
-    def __init__(self, cfg):
-        self.lr, self.b1, self.b2, self.eps = cfg["lr"], cfg["beta1"], cfg["beta2"], cfg["eps"]
+        self.cfg = cfg
+        self.wd = cfg.get("weight_decay", 0.0)
         self.t = 0
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
+        self.state: dict[str, dict] = {}
 
-    def step(self, params, grads):
+    def step(self, params, grads, lr) -> float:
         self.t += 1
-        c1, c2 = 1 - self.b1 ** self.t, 1 - self.b2 ** self.t
+        grads = clip_by_global_norm(grads, self.cfg.get("grad_clip"))
         biggest = 0.0
         for name, w in params.items():
-            g = grads[name]
-            m = self.m[name] = self.b1 * self.m.get(name, 0) + (1 - self.b1) * g
-            v = self.v[name] = self.b2 * self.v.get(name, 0) + (1 - self.b2) * g * g
-            delta = (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+            delta = self.delta(self.state.setdefault(name, {}), w, grads[name], lr)
             w -= delta.astype(w.dtype, copy=False)
             biggest = max(biggest, float(np.max(np.abs(delta), initial=0.0)))
         return biggest
 
+    def delta(self, state, w, g, lr):
+        """The amount to subtract from ``w`` this step."""
+        raise NotImplementedError
 
-_LR = "step size (the lecture's gamma)"
-OPTIMIZERS["gd"] = OptimizerDef(
-    "gd", (Param("lr", positive_float, 0.1, _LR),),
-    "the lecture's steepest descent on the full training set: W -= lr dL/dW until the step's "
-    "largest |ΔW| < training.precision or training.max_iters", GradientDescent, full_batch=True)
-OPTIMIZERS["sgd"] = OptimizerDef(
-    "sgd", (Param("lr", positive_float, 0.01, _LR),
-            Param("momentum", fraction, 0.0, "momentum factor mu, 0 for plain SGD"),
-            Param("nesterov", boolean, False, "Nesterov momentum")),
-    "minibatch stochastic gradient descent, optional (Nesterov) momentum, as torch.optim.SGD", SGD)
-OPTIMIZERS["adam"] = OptimizerDef(
-    "adam", (Param("lr", positive_float, 0.001, _LR),
-             Param("beta1", fraction, 0.9, "decay of the gradient average"),
-             Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
-             Param("eps", nonneg_float, 1e-8, "added to the denominator")),
-    "Adam with bias correction, as torch.optim.Adam", Adam)
+
+class SGD(Optimizer):
+    """g <- g + wd W;  v <- mu v + g (v = g at the first step);  W <- W - lr (g + mu v if nesterov else v).
+
+    With mu = 0 this is the lecture's W <- W - gamma dL/dW.
+    """
+
+    def delta(self, state, w, g, lr):
+        mu = self.cfg.get("momentum", 0.0)
+        if self.wd:
+            g = g + self.wd * w
+        if mu:
+            v = state.get("v")
+            v = state["v"] = g.copy() if v is None else mu * v + g
+            g = g + mu * v if self.cfg.get("nesterov") else v
+        return lr * g
+
+
+class Adagrad(Optimizer):
+    """g <- g + wd W;  s <- s + g²;  W <- W - lr g / (sqrt(s) + eps)."""
+
+    def delta(self, state, w, g, lr):
+        if self.wd:
+            g = g + self.wd * w
+        s = state["sum"] = state.get("sum", 0.0) + g * g
+        return lr * g / (np.sqrt(s) + self.cfg["eps"])
+
+
+class RMSprop(Optimizer):
+    """g <- g + wd W;  a <- alpha a + (1 - alpha) g²;  d = sqrt(a - m²) + eps with m the gradient's
+    running average if centered (else m = 0);  b <- mu b + g / d;  W <- W - lr b (mu = 0: lr g / d)."""
+
+    def delta(self, state, w, g, lr):
+        c = self.cfg
+        alpha, mu = c["alpha"], c["momentum"]
+        if self.wd:
+            g = g + self.wd * w
+        a = state["square_avg"] = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g
+        if c["centered"]:
+            m = state["grad_avg"] = alpha * state.get("grad_avg", 0.0) + (1 - alpha) * g
+            d = np.sqrt(a - m * m) + c["eps"]
+        else:
+            d = np.sqrt(a) + c["eps"]
+        if mu:
+            b = state["buf"] = mu * state.get("buf", 0.0) + g / d
+            return lr * b
+        return lr * g / d
+
+
+class Adam(Optimizer):
+    """g <- g + wd W;  m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g²;
+    W <- W - lr/(1 - b1^t) · m / (sqrt(v)/sqrt(1 - b2^t) + eps)."""
+
+    decoupled = False
+
+    def delta(self, state, w, g, lr):
+        c = self.cfg
+        b1, b2 = c["beta1"], c["beta2"]
+        decay = 0.0
+        if self.wd and self.decoupled:
+            decay = lr * self.wd * w      # AdamW: W <- W (1 - lr wd), apart from the gradient
+        elif self.wd:
+            g = g + self.wd * w
+        m = state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * g
+        v = state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * g * g
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        # as torch: the decay is applied first, so the Adam step is taken from the decayed W;
+        # the Adam step itself does not depend on W, so the two simply add
+        return decay + (lr / c1) * m / (np.sqrt(v) / np.sqrt(c2) + c["eps"])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: W <- W (1 - lr wd), then the Adam step (wd not in g)."""
+
+    decoupled = True
+
+
+def _nesterov_needs_momentum(cfg):
+    if cfg.get("nesterov") and not cfg["momentum"]:
+        raise Invalid("Nesterov momentum needs momentum > 0 (as torch.optim.SGD)", key="momentum")
+
+
+_LR = "step size (the lecture's gamma); a schedule scales it"
+_WD = Param("weight_decay", nonneg_float, 0.0, "wd W added to every parameter's gradient, biases "
+            "too, as torch.optim; on weights the same as regularization.l2 = wd/2")
+_CLIP = Param("grad_clip", optional(nonneg_float), None, "clip the gradient to this global 2-norm "
+              "before the step, as torch.nn.utils.clip_grad_norm_; null or 0: off")
+_MU = "momentum factor mu"
+
+
+def _add(name, doc, make, *params, full_batch=False, check=lambda cfg: None):
+    OPTIMIZERS[name] = OptimizerDef(name, tuple(params), doc, make, full_batch, check)
+
+
+_add("gd", "the lecture's steepest descent on the full training set: W -= lr dL/dW until the "
+     "step's largest |ΔW| < training.precision or training.max_iters", SGD,
+     Param("lr", positive_float, 0.1, _LR), _WD, _CLIP, full_batch=True)
+_add("sgd", "minibatch stochastic gradient descent, optional (Nesterov) momentum, as "
+     "torch.optim.SGD", SGD,
+     Param("lr", positive_float, 0.01, _LR),
+     Param("momentum", fraction, 0.0, f"{_MU}, 0 for plain SGD"),
+     Param("nesterov", boolean, False, "Nesterov momentum (needs momentum > 0)"), _WD, _CLIP,
+     check=_nesterov_needs_momentum)
+_add("momentum", "sgd with heavy-ball momentum: v = mu v + g, W -= lr v, as torch.optim.SGD "
+     "with momentum", SGD,
+     Param("lr", positive_float, 0.01, _LR), Param("momentum", fraction, 0.9, _MU), _WD, _CLIP)
+_add("nesterov", "sgd with Nesterov momentum: v = mu v + g, W -= lr (g + mu v), as "
+     "torch.optim.SGD with nesterov=True", lambda cfg: SGD(dict(cfg, nesterov=True)),
+     Param("lr", positive_float, 0.01, _LR), Param("momentum", fraction, 0.9, f"{_MU} (> 0)"),
+     _WD, _CLIP, check=lambda cfg: _nesterov_needs_momentum(dict(cfg, nesterov=True)))
+_add("adagrad", "per-entry steps lr / sqrt(sum of squared gradients), as torch.optim.Adagrad",
+     Adagrad,
+     Param("lr", positive_float, 0.01, _LR),
+     Param("eps", nonneg_float, 1e-10, "added to the denominator"), _WD, _CLIP)
+_add("rmsprop", "per-entry steps lr / sqrt(running average of squared gradients), as "
+     "torch.optim.RMSprop", RMSprop,
+     Param("lr", positive_float, 0.01, _LR),
+     Param("alpha", fraction, 0.99, "decay of the squared-gradient average"),
+     Param("eps", nonneg_float, 1e-8, "added to the denominator"),
+     Param("momentum", fraction, 0.0, f"{_MU} on the scaled step, 0 for none"),
+     Param("centered", boolean, False, "divide by the gradient's estimated variance instead"),
+     _WD, _CLIP)
+_add("adam", "Adam with bias correction, as torch.optim.Adam (weight_decay enters the gradient)",
+     Adam,
+     Param("lr", positive_float, 0.001, _LR),
+     Param("beta1", fraction, 0.9, "decay of the gradient average"),
+     Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
+     Param("eps", nonneg_float, 1e-8, "added to the denominator"), _WD, _CLIP)
+_add("adamw", "Adam with decoupled weight decay, W -= lr wd W beside the Adam step, as "
+     "torch.optim.AdamW", AdamW,
+     Param("lr", positive_float, 0.001, _LR),
+     Param("beta1", fraction, 0.9, "decay of the gradient average"),
+     Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
+     Param("eps", nonneg_float, 1e-8, "added to the denominator"),
+     Param("weight_decay", nonneg_float, 0.01, "decoupled decay wd: W -= lr wd W each step, not "
+           "through the gradient (torch's AdamW default 0.01)"), _CLIP)

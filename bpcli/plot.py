@@ -38,14 +38,16 @@ def plot_runs(run_dirs, out) -> Path:
         color = f"C{i}"
         label = run.name if len(frames) > 1 else ""
         ax_loss.plot(x, df["train_loss"], color=color, label=f"{label} train".strip())
+        # validation may be evaluated every few rows (training.eval_every): join the rows that have it
+        val = lambda col: (x[df[col].notna()], df[col].dropna())  # noqa: E731
         if "val_loss" in df:
-            ax_loss.plot(x, df["val_loss"], color=color, ls="--", label=f"{label} validation".strip())
+            ax_loss.plot(*val("val_loss"), color=color, ls="--", label=f"{label} validation".strip())
         if has_acc:
             ax = axes[0][1]
             if "train_accuracy" in df:
                 ax.plot(x, df["train_accuracy"], color=color, label=f"{label} train".strip())
             if "val_accuracy" in df:
-                ax.plot(x, df["val_accuracy"], color=color, ls="--",
+                ax.plot(*val("val_accuracy"), color=color, ls="--",
                         label=f"{label} validation".strip())
     ax_loss.set_xlabel(xlabel)
     ax_loss.set_ylabel("loss")

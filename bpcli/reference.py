@@ -6,11 +6,13 @@ the documented defaults cannot drift from the ones the validator applies.
 
 from __future__ import annotations
 
+from .initializers import INITIALIZERS
 from .layers import LAYERS
 from .losses import LOSSES
 from .optim import OPTIMIZERS
+from .schedule import SCHEDULES
 from .schema import Param
-from .spec import DATA, TOP, TRAINING
+from .spec import DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
 
 BEGIN, END = "<!-- spec-reference:begin -->", "<!-- spec-reference:end -->"
 
@@ -38,19 +40,32 @@ def _fields(params) -> list[str]:
     return rows
 
 
+def _table_with_fields(kind, defs) -> list[str]:
+    """A table of names and definitions, then the fields of those that have any."""
+    out = [f"| {kind} | definition |", "|---|---|"]
+    out += [f"| `{d.name}` | {_cell(d.doc)} |" for d in defs.values()]
+    return out + [""] + [line for d in defs.values() if d.params
+                         for line in [f"`{d.name}` fields:", ""] + _fields(d.params) + [""]]
+
+
 def markdown() -> str:
     out = [BEGIN, "", "#### Top level", ""] + _fields(TOP)
     out += ["", "#### `data`", ""] + _fields(DATA)
     out += ["", "#### `training`", ""] + _fields(TRAINING)
+    out += ["", "#### `training.early_stopping`", ""] + _fields(EARLY_STOPPING)
+    out += ["", "#### `regularization`", ""] + _fields(REGULARIZATION)
     out += ["", "#### Layers", "", "| layer | what it computes | example |", "|---|---|---|"]
     out += [f"| `{d.name}` | {_cell(d.doc)} | `{d.example}` |" for d in LAYERS.values()]
     out += [""] + [line for d in LAYERS.values() if d.params
                    for line in [f"`{d.name}` fields:", ""] + _fields(d.params) + [""]]
-    out += ["#### Losses", "", "| loss | definition |", "|---|---|"]
-    out += [f"| `{d.name}` | {_cell(d.doc)} |" for d in LOSSES.values()]
-    out += ["", "#### Optimizers", ""]
+    out += ["#### Initializers (`init`)", ""] + _table_with_fields("init", INITIALIZERS)
+    out += ["#### Losses", ""] + _table_with_fields("loss", LOSSES)
+    out += ["#### Optimizers", ""]
     for d in OPTIMIZERS.values():
         out += [f"`{d.name}`: {d.doc}.", ""] + _fields(d.params) + [""]
+    out += ["#### Schedules (`schedule`)", ""]
+    for d in SCHEDULES.values():
+        out += [f"`{d.name}`: {d.doc}.", ""] + (_fields(d.params) + [""] if d.params else [])
     out.append(END)
     return "\n".join(out)
 

@@ -60,6 +60,13 @@ def _as_float(v):
     return float(v)
 
 
+def number(v):
+    f = _as_float(v)
+    if f is None:
+        raise Invalid(f"must be a number, got {_show(v)}")
+    return f
+
+
 def positive_int(v):
     if not _is_int(v) or v < 1:
         raise Invalid(f"must be a positive integer, got {_show(v)}")

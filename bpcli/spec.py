@@ -4,8 +4,10 @@ The YAML is parsed with PyYAML's safe loader only (a ``!!python/...`` tag is an
 error, never code), and the node tree is kept so that a key path such as
 ``layers[2].conv1d.kernel`` maps back to the line it came from, also for
 errors found later (shapes, data). Every field's default lives in the tables
-(:mod:`bpcli.layers`, :mod:`bpcli.losses`, :mod:`bpcli.optim` and ``TOP``,
-``DATA``, ``TRAINING`` below); the resolved spec has all of them filled in.
+(:mod:`bpcli.layers`, :mod:`bpcli.losses`, :mod:`bpcli.optim`,
+:mod:`bpcli.schedule`, :mod:`bpcli.initializers` and ``TOP``, ``DATA``,
+``TRAINING``, ``EARLY_STOPPING``, ``REGULARIZATION`` below); the resolved spec
+has all of them filled in.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import yaml
 
 from .data import BUILTINS
 from .errors import InputError
+from .initializers import INITIALIZERS
 from .layers import LAYERS
 from .losses import LOSSES
 from .optim import OPTIMIZERS
+from .schedule import SCHEDULES
 from .schema import (Invalid, Param, did_you_mean, fraction, int_or, nonneg_float, nonneg_int,
                      one_of, optional, positive_int, resolve, text)
 
@@ -45,6 +49,8 @@ def _any(v):
     return v
 
 
+_INIT = {"name": "he"}
+
 TOP = (
     Param("version", _version, 1, "spec format version"),
     Param("name", text, None, "run name; default: the spec file's name"),
@@ -53,8 +59,14 @@ TOP = (
     Param("seed", nonneg_int, 0, "seed for initialization, data splits and shuffling"),
     Param("data", _any, None, "where the data comes from (see data fields); --data wins"),
     Param("layers", _any, doc="the network, a list of layers"),
+    Param("init", _any, _INIT, "how weights start: an initializer name, or {name: ..., "
+          "fields, layers: {INDEX: initializer}} to override it for some layers; biases start at 0"),
     Param("loss", _any, doc="a loss name, or {name: ..., ...}"),
+    Param("regularization", _any, None, "penalties on the weights added to the loss (see "
+          "regularization fields); none by default"),
     Param("optimizer", _any, {"name": "adam"}, "an optimizer name, or {name: ..., lr: ...}"),
+    Param("schedule", _any, {"name": "constant"}, "how the optimizer's lr changes during the run: "
+          "a schedule name, or {name: ..., ...}"),
     Param("training", _any, None, "training loop settings (see training fields)"),
 )
 
@@ -78,6 +90,23 @@ TRAINING = (
           "(the lecture's previous_step_size > precision); 0 turns it off"),
     Param("max_iters", optional(positive_int), None, "stop after this many steps (the lecture's "
           "max_iters); null for no limit"),
+    Param("eval_every", positive_int, 1, "epochs between validation evaluations (iterations for "
+          "gd, which logs every iteration); the last row is always evaluated"),
+    Param("early_stopping", _any, None, "stop when the validation metric has not improved for "
+          "patience evaluations (see early_stopping fields); null: off"),
+)
+
+EARLY_STOPPING = (
+    Param("patience", positive_int, 10, "evaluations without improvement before stopping"),
+    Param("metric", one_of("val_loss", "val_accuracy"), "val_loss",
+          "what must improve: val_loss (lower) or val_accuracy (higher), strictly"),
+)
+
+REGULARIZATION = (
+    Param("l2", nonneg_float, 0.0, "λ in λ Σ w², summed over every weight entry (biases "
+          "excluded); its gradient 2λw comes from the engine like the loss's"),
+    Param("l1", nonneg_float, 0.0, "μ in μ Σ |w| over every weight entry (biases excluded); "
+          "subgradient μ sign(w), 0 at w = 0"),
 )
 
 
@@ -196,18 +225,45 @@ def load(source, *, name: str | None = None) -> Spec:
 
 
 def _named(value, table, path, report, what):
-    """A name, or {name: ..., fields...} -> (name, resolved fields)."""
+    """A name, or {name: ..., fields...} -> (name, resolved fields), checked together when the
+    table entry has a ``check`` of its fields."""
     if isinstance(value, str):
         name, given = value, {}
     elif isinstance(value, dict) and "name" in value:
         given = dict(value)
         name = given.pop("name")
     else:
-        report(path, f"must be a {what} name ({', '.join(table)}) or a mapping with a name key, "
-                     f"got {value!r}")
+        article = "an" if what[0] in "aeiou" else "a"
+        report(path, f"must be {article} {what} name ({', '.join(table)}) or a mapping with a name "
+                     f"key, got {value!r}")
     if name not in table:
         report(path, f"unknown {what} {name!r}{did_you_mean(name, table)}; known: {', '.join(table)}")
-    return name, resolve(table[name].params, given, path, report)
+    fields = resolve(table[name].params, given, path, report)
+    try:
+        getattr(table[name], "check", lambda cfg: None)(fields)
+    except Invalid as e:
+        report(f"{path}.{e.key}" if e.key else path, str(e))
+    return name, fields
+
+
+def _init(value, n_layers, report):
+    """``init``: an initializer for every weight, with optional per-layer overrides under ``layers``."""
+    overrides = {}
+    if isinstance(value, dict):
+        # {layers: {...}} alone keeps the default initializer for the other layers
+        value = {**_INIT, **value}
+        given = value.pop("layers", None) or {}
+        if not isinstance(given, dict):
+            report("init.layers", f"must be a mapping of layer index to initializer, e.g. "
+                                  f"{{0: xavier}}, got {given!r}")
+        for i, entry in given.items():
+            if not (isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_layers):
+                report(f"init.layers.{i}", f"must be the index of a layer, 0..{n_layers - 1}, "
+                                           f"got {i!r}")
+            iname, ifields = _named(entry, INITIALIZERS, f"init.layers.{i}", report, "initializer")
+            overrides[i] = {"name": iname, **ifields}
+    name, fields = _named(value, INITIALIZERS, "init", report, "initializer")
+    return {"name": name, **fields, "layers": overrides}
 
 
 def validate(raw: dict, *, file, positions, default_name) -> Spec:
@@ -240,10 +296,14 @@ def validate(raw: dict, *, file, positions, default_name) -> Spec:
         resolved_layers.append({lname: fields} if fields else lname)
     top["layers"] = resolved_layers
 
+    top["init"] = _init(top["init"], len(resolved_layers), report)
     lname, lfields = _named(top["loss"], LOSSES, "loss", report, "loss")
     top["loss"] = {"name": lname, **lfields}
+    top["regularization"] = resolve(REGULARIZATION, top["regularization"], "regularization", report)
     oname, ofields = _named(top["optimizer"], OPTIMIZERS, "optimizer", report, "optimizer")
     top["optimizer"] = {"name": oname, **ofields}
+    sname, sfields = _named(top["schedule"], SCHEDULES, "schedule", report, "schedule")
+    top["schedule"] = {"name": sname, **sfields}
 
     training = resolve(TRAINING, top["training"], "training", report)
     if training["batch_size"] is None:
@@ -258,6 +318,16 @@ def validate(raw: dict, *, file, positions, default_name) -> Spec:
         if (data["builtin"] is None) == (data["path"] is None):
             report("data", "give exactly one of builtin: pulses or path: FILE")
         top["data"] = data
+
+    if training["early_stopping"] is not None:
+        stopping = resolve(EARLY_STOPPING, training["early_stopping"], "training.early_stopping",
+                           report)
+        if stopping["metric"] == "val_accuracy" and LOSSES[lname].accuracy is None:
+            report("training.early_stopping.metric", f"the {lname} loss has no accuracy; use "
+                                                     f"val_loss")
+        if top["data"] is not None and top["data"]["val_split"] == 0:
+            report("training.early_stopping", "needs validation data, but data.val_split is 0")
+        training["early_stopping"] = stopping
     spec.data = top
     return spec
 

@@ -131,7 +131,8 @@ def test_train_writes_a_complete_run_folder(capsys, workdir, small_npz):
     assert resolved.data["training"]["epochs"] == 2
     assert resolved.data["training"]["batch_size"] == 64
     assert resolved.data["optimizer"] == {"name": "adam", "lr": 0.003, "beta1": 0.9,
-                                          "beta2": 0.999, "eps": 1e-8}
+                                          "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+                                          "grad_clip": None}
     assert Path(resolved.data["data"]["path"]) == small_npz.resolve()
 
     # model.npz: plain arrays (no pickle), one per parameter, shaped as the spec says
