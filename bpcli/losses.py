@@ -68,8 +68,7 @@ def _logistic(b, f, y, cfg):
 _register(LossDef(
     "logistic", (), "mean ln(1 + exp(-y f)) over samples, y in {-1, +1} (0/1 accepted, 0 read as -1); "
     "the lecture's loss. Needs 1 output.",
-    _logistic, lambda s: (None, 1), _pm1_labels,
-    _sign_accuracy, _one_output))
+    _logistic, lambda s: (None, 1), _pm1_labels, _sign_accuracy, _one_output))
 
 
 def _hinge(b, f, y, cfg):
