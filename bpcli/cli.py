@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -45,15 +46,6 @@ def command(fn):
     return app.command(fn.__name__.rstrip("_"))(wrapper)
 
 
-def _prepared(model, dataset):
-    """Prepared arrays, naming the data file in any error about them."""
-    try:
-        return model.prepare(dataset.X, dataset.y)
-    except InputError as e:
-        e.file = e.file or dataset.source
-        raise
-
-
 @command
 def train(spec: Path = SPEC,
           data: Optional[Path] = typer.Option(None, help=".npz (X, y) or .csv file; wins over the "
@@ -68,72 +60,32 @@ def train(spec: Path = SPEC,
                                                                     "a small batch; refuse to train "
                                                                     "if it fails")):
     """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
-    import numpy as np
-
-    from . import data as data_mod
-    from .model import Model
+    from . import run
+    from .report import summary_line
     from .spec import load, set_value
-    from .train import check_batch, command_line, new_run_dir, train as run_training, write_spec
+    from .train import command_line
 
     s = load(spec)
     if epochs is not None:
         s = set_value(s, "training.epochs", epochs)
     if seed is not None:
         s = set_value(s, "seed", seed)
-    model = Model(_recorded_data(s, data, target))
-    dataset = data_mod.from_spec(s, None if data is None else str(data), target)
-    val_split = s.data["data"]["val_split"] if s.data["data"] else 0.2
-    (Xtr, ytr), val = data_mod.split(dataset, val_split, s.data["seed"])
-    Xtr, ytr = _prepared(model, data_mod.Dataset(Xtr, ytr, dataset.source))
-    if val is not None:
-        val = _prepared(model, data_mod.Dataset(*val, dataset.source))
-    check_batch(model, Xtr.shape[0])
+    p = run.prepare(s, data, target)
     if preflight:
-        _preflight(s, Xtr, ytr)
+        err.print("preflight gradcheck passed: " + summary_line(run.preflight(p)).splitlines()[-1])
     # all input is checked: only now does a run folder appear
-    run_dir = new_run_dir(out_dir or Path("runs") / s.data["name"])
-    write_spec(model, run_dir)
-    err.print(f"training {s.data['name']}: {model.n_params()} parameters, {Xtr.shape[0]} training "
-              f"and {0 if val is None else val[0].shape[0]} validation samples from {dataset.source}")
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported
-        summary = _with_progress(lambda cb: run_training(
-            model, (Xtr, ytr), val, run_dir, source=dataset.source, progress=cb,
-            command=command_line(_argv)), s, quiet)
+    err.print(f"training {s.data['name']}: {p.model.n_params()} parameters, {p.train[0].shape[0]} "
+              f"training and {0 if p.val is None else p.val[0].shape[0]} validation samples from "
+              f"{p.source}")
+    summary = _with_progress(lambda cb: run.execute(
+        p, out_dir or Path("runs") / s.data["name"], progress=cb, command=command_line(_argv)),
+        s, quiet)
+    run_dir = Path(summary["run_dir"])
     final = summary["final"]
     shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if v is not None)
     out.print(f"{summary['stop_reason']}; {shown}")
     out.print(f"run folder: {run_dir}")
     out.print(f"loss curve: {run_dir / 'loss.png'}")
-
-
-def _preflight(s, X, y):
-    """A fast gradcheck on the first 4 training samples, in float64; CheckFailed stops training."""
-    from .gradcheck import gradcheck as run_check
-    from .report import summary_line
-
-    report = run_check(s, X[:4], None if y is None else y[:4], mode="fast", directions=4,
-                       with_cost=False)
-    if not report["passed"]:
-        bad = [r["layer"] for r in report.get("layers", []) if not r["passed"]]
-        raise CheckFailed("preflight gradcheck failed" + (f" in {', '.join(bad)}" if bad else "")
-                          + "; not training. Run bpcli gradcheck on the spec for details.")
-    err.print("preflight gradcheck passed: " + summary_line(report).splitlines()[-1])
-
-
-def _recorded_data(s, data, target):
-    """The spec as the run folder records it: its data entry names the data actually trained on,
-    with an absolute path, so that ``bpcli eval RUN`` finds it again from the run folder."""
-    from .spec import set_value
-
-    cfg = s.data["data"]
-    if data is not None:
-        return set_value(s, "data", {"path": str(Path(data).resolve()),
-                                     "target": target or (cfg or {}).get("target", "y"),
-                                     "val_split": cfg["val_split"] if cfg else 0.2})
-    if cfg and cfg["path"]:
-        return set_value(s, "data", dict(cfg, path=str((s.base_dir / cfg["path"]).resolve()),
-                                         target=target or cfg["target"]))
-    return s
 
 
 def _with_progress(fn, s, quiet):
@@ -179,6 +131,7 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
           as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
     """Loss (and accuracy, for classification losses) of a trained run on data."""
     from . import data as data_mod
+    from .run import fit
 
     model = _load_run(run)
     if data is not None:
@@ -189,7 +142,7 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
         _, val = data_mod.split(dataset, cfg["val_split"], model.spec.data["seed"])
         if val is not None:
             dataset = data_mod.Dataset(*val, dataset.source + " (validation split)")
-    X, y = _prepared(model, dataset)
+    X, y = fit(model, dataset)
     result = {"loss": model._loss(X, y), "n": int(X.shape[0])}
     if model.loss_def.accuracy is not None:
         result["accuracy"] = model._accuracy(X, y)
@@ -224,6 +177,7 @@ def gradcheck(spec: Path = SPEC,
     from . import data as data_mod
     from .gradcheck import gradcheck as run_check
     from .model import Model
+    from .run import fit
     from .report import gradcheck_tables, summary_line, sweep_png, sweep_table
     from .spec import load
 
@@ -233,7 +187,7 @@ def gradcheck(spec: Path = SPEC,
     X = y = None
     if data is not None:
         dataset = data_mod.from_spec(model.spec, str(data), target)
-        _prepared(model, dataset)  # reject data that does not fit before checking
+        fit(model, dataset)  # reject data that does not fit before checking
         X, y = dataset.X, dataset.y
     report = run_check(model, X, y, n=samples, seed=seed, eps=eps, mode=mode,
                        directions=directions, with_sweep=sweep)
@@ -255,10 +209,11 @@ def gradcheck(spec: Path = SPEC,
 @command
 def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders"),
          out_file: Path = typer.Option(Path("loss_curves.png"), "--out", help="PNG file to write")):
-    """Overlay the loss curves of one or several runs in one picture."""
+    """Overlay the loss curves of one or several runs (or every run of a sweep folder) in one picture."""
     from .plot import plot_runs
+    from .runs import expand
 
-    path = plot_runs(runs, out_file)
+    path = plot_runs(expand(runs), out_file)
     out.print(f"plot: {path}")
 
 
@@ -289,6 +244,76 @@ def bench(spec: Path = SPEC,
     out.print(table)
     out.print(f"one step (forward + backward): {report['step_ms']:.3f} ms, "
               f"{report['samples_per_s']:.0f} samples/s")
+
+
+@command
+def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not with --resume)"),
+          grid: List[str] = typer.Option([], help="PATH=V1,V2,... e.g. optimizer.lr=0.3,0.1 "
+                                                  "(repeatable; every combination runs)"),
+          random: int = typer.Option(0, min=0, help="draw this many random variants from --range"),
+          range_: List[str] = typer.Option([], "--range", help="PATH=LOW:HIGH[:linear|log|int]"),
+          seeds: int = typer.Option(1, min=1, help="seeds per variant (seed, seed+1, ...)"),
+          data: Optional[Path] = typer.Option(None, help=".npz or .csv file for every variant"),
+          target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
+          out_dir: Optional[Path] = typer.Option(None, "--out", help="sweep folder [default: "
+                                                                      "runs/<name>-sweep]"),
+          workers: int = typer.Option(os.cpu_count() or 1, min=1, help="parallel processes"),
+          executor: str = typer.Option("local", help="local (processes) or dask"),
+          scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address, e.g. "
+                                                             "tcp://127.0.0.1:8786"),
+          resume: Optional[Path] = typer.Option(None, help="finish this interrupted sweep folder")):
+    """Train many variants of SPEC in parallel: grids, random draws, seeds; sweep.csv and sweep.png."""
+    from . import sweep as sw
+    from .spec import load
+
+    if executor not in ("local", "dask"):
+        raise InputError(f"--executor must be local or dask, got {executor!r}", path="--executor")
+    if executor == "dask" and not scheduler:
+        raise InputError("--executor dask needs --scheduler ADDRESS", path="--scheduler")
+    if resume is not None:
+        folder = resume
+        sw.load_plan(folder)
+    else:
+        if spec is None:
+            raise InputError("give a spec file, or --resume SWEEP_FOLDER")
+        s = load(spec)
+        g, r = sw.parse_grid(grid), sw.parse_ranges(range_)
+        sw.check_paths(s, [*g, *r])
+        variants = sw.plan(s, g, r, random, seeds, s.data["seed"])
+        folder = sw.new_sweep(s, variants, out_dir or Path("runs") / f"{s.data['name']}-sweep",
+                              data, target)
+    rows = sw.run_sweep(folder, workers=workers, executor=executor, scheduler=scheduler,
+                        echo=lambda m: err.print(m, markup=False))
+    failed = [r for r in rows if r["status"] != "ok"]
+    out.print(f"sweep folder: {folder}  ({len(rows) - len(failed)} ok, {len(failed)} failed)")
+    out.print(f"table: {folder / 'sweep.csv'}")
+    out.print(f"plot: {folder / 'sweep.png'}")
+
+
+@command
+def runs(folder: Path = typer.Argument(Path("runs"), help="a folder of runs, or a sweep folder"),
+         as_json: bool = typer.Option(False, "--json", help="print JSON rows")):
+    """List runs (or a sweep's variants) with their final metrics."""
+    from .runs import list_runs
+
+    rows = list_runs(folder)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=str(folder))
+    cols = [c for c in ("run", "status", "epochs", "steps", "final_train_loss", "final_val_loss",
+                        "final_val_accuracy", "best_val_loss") if any(c in r for r in rows)]
+    for c in cols:
+        table.add_column(c.replace("final_", ""), justify="left" if c in ("run", "status") else "right")
+    for r in rows:
+        table.add_row(*[_cell(r.get(c)) for c in cols])
+    out.print(table)
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 @command

@@ -1,0 +1,91 @@
+"""A run, from spec and data to a filled run folder: what ``bpcli train`` and ``bpcli sweep`` share.
+
+:func:`prepare` does every check that can fail on bad input (spec, data, shapes,
+labels, batch size) before anything is written; :func:`execute` then creates
+the run folder and trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import data as data_mod
+from .errors import CheckFailed, InputError
+from .model import Model
+from .spec import Spec, set_value
+
+
+@dataclass
+class Prepared:
+    model: Model
+    train: tuple
+    val: tuple | None
+    source: str
+
+
+def fit(model: Model, dataset: data_mod.Dataset):
+    """Prepared arrays for ``model``, naming the data file in any error about them."""
+    try:
+        return model.prepare(dataset.X, dataset.y)
+    except InputError as e:
+        e.file = e.file or dataset.source
+        raise
+
+
+def recorded(spec: Spec, data=None, target=None) -> Spec:
+    """The spec as the run folder records it: its data entry names the data actually trained on,
+    with an absolute path, so that ``bpcli eval RUN`` finds it again from the run folder."""
+    cfg = spec.data["data"]
+    if data is not None:
+        return set_value(spec, "data", {"path": str(Path(data).resolve()),
+                                        "target": target or (cfg or {}).get("target", "y"),
+                                        "val_split": cfg["val_split"] if cfg else 0.2})
+    if cfg and cfg["path"]:
+        return set_value(spec, "data", dict(cfg, path=str((spec.base_dir / cfg["path"]).resolve()),
+                                            target=target or cfg["target"]))
+    return spec
+
+
+def prepare(spec: Spec, data=None, target=None) -> Prepared:
+    """Model, split and prepared arrays: every input check, nothing written."""
+    from .train import check_batch
+
+    model = Model(recorded(spec, data, target))
+    dataset = data_mod.from_spec(spec, None if data is None else str(data), target)
+    val_split = spec.data["data"]["val_split"] if spec.data["data"] else 0.2
+    (Xtr, ytr), val = data_mod.split(dataset, val_split, spec.data["seed"])
+    train = fit(model, data_mod.Dataset(Xtr, ytr, dataset.source))
+    if val is not None:
+        val = fit(model, data_mod.Dataset(*val, dataset.source))
+    check_batch(model, train[0].shape[0])
+    return Prepared(model, train, val, dataset.source)
+
+
+def preflight(p: Prepared) -> dict:
+    """A fast gradcheck on the first 4 training samples, in float64; CheckFailed if it fails."""
+    from .gradcheck import gradcheck
+
+    X, y = p.train
+    report = gradcheck(p.model.spec, X[:4], None if y is None else y[:4], mode="fast",
+                       directions=4, with_cost=False)
+    if not report["passed"]:
+        bad = [r["layer"] for r in report.get("layers", []) if not r["passed"]]
+        raise CheckFailed("preflight gradcheck failed" + (f" in {', '.join(bad)}" if bad else "")
+                          + "; not training. Run bpcli gradcheck on the spec for details.")
+    return report
+
+
+def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "") -> dict:
+    """Create ``run_dir`` (never overwriting), write the resolved spec, train; the summary."""
+    from .train import new_run_dir, train, write_spec
+
+    run_dir = new_run_dir(Path(run_dir))
+    write_spec(p.model, run_dir)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported
+        summary = train(p.model, p.train, p.val, run_dir, source=p.source, progress=progress,
+                        command=command)
+    summary["run_dir"] = str(run_dir)
+    return summary

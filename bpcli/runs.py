@@ -1,0 +1,56 @@
+"""Finding runs: a run folder, a folder of runs, or a sweep folder (whose variants are runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import InputError
+
+
+def is_run(folder: Path) -> bool:
+    return (folder / "metrics.csv").exists()
+
+
+def expand(paths) -> list[Path]:
+    """Run folders as given, with each sweep folder replaced by its finished variants' run folders."""
+    out = []
+    for p in map(Path, paths):
+        if (p / "sweep.json").exists():
+            found = sorted(d for d in p.iterdir() if d.is_dir() and is_run(d))
+            if not found:
+                raise InputError("sweep folder has no finished runs yet", file=str(p))
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+def list_runs(folder: Path) -> list[dict]:
+    """One row per run below ``folder`` (or per variant of a sweep folder), with final metrics."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("no such folder", file=str(folder))
+    if is_run(folder):
+        candidates = [folder]
+    else:
+        candidates = sorted(d for d in folder.iterdir() if d.is_dir())
+    rows = []
+    for d in candidates:
+        status_file, summary_file = d / "status.json", d / "summary.json"
+        if not (summary_file.exists() or status_file.exists()):
+            continue
+        row = {"run": d.name if d != folder else str(d)}
+        if status_file.exists():
+            row["status"] = json.loads(status_file.read_text())["status"]
+        if summary_file.exists():
+            s = json.loads(summary_file.read_text())
+            row.setdefault("status", "diverged" if s["stop_reason"].startswith("diverged") else "ok")
+            row.update(epochs=s["epochs"], steps=s["steps"])
+            row.update({f"final_{k}": v for k, v in s["final"].items()})
+            if s.get("best"):
+                row["best_val_loss"] = s["best"]["val_loss"]
+        elif (d / "sweep.json").exists():
+            continue
+        rows.append(row)
+    return rows

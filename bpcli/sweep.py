@@ -1,0 +1,377 @@
+"""Sweeps: many variants of one spec, trained in parallel, compared in one table and one picture.
+
+A variant is the spec with some key paths set (``optimizer.lr=0.1``, the same
+syntax as ``--set``) and a seed. Variants come from a grid (every combination
+of ``--grid`` values), random draws (``--random N`` over ``--range`` bounds),
+and ``--seeds``. Each runs as a normal run in its own folder inside the sweep
+folder. The work is done by local processes (one BLAS thread each, so the cores
+are not oversubscribed) or by a Dask distributed cluster; either way a task
+trains in a scratch folder and sends the run folder's files back, so the sweep
+folder looks the same whoever ran it.
+
+Files: ``sweep.json`` (the plan: the base spec, the variants), one run folder per
+variant, ``sweep.csv`` (a row per variant: varied values, seed, status, final and
+best metrics, wall time) and ``sweep.png`` (validation curves coloured by the
+varied value; the final metric against each varied value, mean ± spread over seeds).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .errors import InputError
+from .spec import Spec, set_value
+
+PLAN = "sweep.json"
+
+
+# ---------------------------------------------------------------- parsing the command line
+def _number_or_word(text: str):
+    text = text.strip()
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    value = yaml.safe_load(text)  # true/false/null and plain words, never code
+    return value
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    grid = {}
+    for item in items:
+        path, eq, values = item.partition("=")
+        if not eq or not path.strip() or not values.strip():
+            raise InputError(f"{item!r} is not PATH=V1,V2,... (e.g. --grid optimizer.lr=0.1,0.01)",
+                             path="--grid")
+        grid[path.strip()] = [_number_or_word(v) for v in values.split(",")]
+    return grid
+
+
+def parse_ranges(items: list[str]) -> dict[str, tuple]:
+    ranges = {}
+    for item in items:
+        path, eq, spec = item.partition("=")
+        parts = spec.split(":")
+        try:
+            if not eq or len(parts) not in (2, 3):
+                raise ValueError
+            low, high = float(parts[0]), float(parts[1])
+            scale = parts[2] if len(parts) == 3 else "linear"
+            if scale not in ("linear", "log", "int") or low >= high or (scale == "log" and low <= 0):
+                raise ValueError
+        except ValueError:
+            raise InputError(f"{item!r} is not PATH=LOW:HIGH[:linear|log|int] with LOW < HIGH "
+                             f"(and LOW > 0 for log), e.g. --range optimizer.lr=1e-4:1:log",
+                             path="--range") from None
+        ranges[path.strip()] = (low, high, scale)
+    return ranges
+
+
+def check_paths(spec: Spec, paths) -> None:
+    """Every path must name a key the resolved spec has: unknown paths are refused up front."""
+    for path in paths:
+        try:
+            set_value(spec, path, _current(spec.data, path))
+        except (KeyError, IndexError, TypeError):
+            raise InputError(f"{path!r} is not a key path of this spec (e.g. optimizer.lr, "
+                             f"training.batch_size, layers[0].conv1d.kernel)", file=spec.file,
+                             path=path) from None
+
+
+def _current(data, path):
+    from .spec import _parse_path
+
+    node = data
+    for part in _parse_path(path):
+        if isinstance(node, dict) and isinstance(part, str) and part not in node:
+            raise KeyError(part)
+        node = node[part]
+    return node
+
+
+# ---------------------------------------------------------------- the plan
+@dataclass
+class Variant:
+    index: int
+    values: dict        # path -> value
+    seed: int
+
+    @property
+    def name(self) -> str:
+        parts = [f"{p.split('.')[-1]}={v}" for p, v in self.values.items()]
+        return "_".join([f"{self.index:03d}", *parts, f"seed={self.seed}"]).replace("/", "-")
+
+
+def plan(spec: Spec, grid: dict, ranges: dict, n_random: int, seeds: int, seed: int) -> list[Variant]:
+    """Grid × random draws × seeds, in a fixed order."""
+    if ranges and not n_random:
+        raise InputError("--range needs --random N (how many values to draw)", path="--range")
+    combos = [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())] or [{}]
+    if n_random:
+        rng = np.random.default_rng(seed)
+        draws = []
+        for _ in range(n_random):
+            d = {}
+            for path, (low, high, scale) in ranges.items():
+                if scale == "log":
+                    d[path] = float(math.exp(rng.uniform(math.log(low), math.log(high))))
+                elif scale == "int":
+                    d[path] = int(rng.integers(int(low), int(high) + 1))
+                else:
+                    d[path] = float(rng.uniform(low, high))
+            draws.append(d)
+        combos = [dict(c, **d) for c in combos for d in draws]
+    base_seed = spec.data["seed"]
+    out = []
+    for combo in combos:
+        for k in range(seeds):
+            out.append(Variant(len(out), combo, base_seed + k))
+    return out
+
+
+# ---------------------------------------------------------------- one task
+def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
+                data: str | None, target: str | None) -> dict:
+    """Train one variant in a scratch folder; return its status, summary and the run files' bytes.
+
+    Runs in a worker process or on a Dask worker: everything it needs comes in
+    as plain data, everything it made goes back as plain data.
+    """
+    from . import run
+    from .errors import CheckFailed
+    from .spec import validate
+
+    t0 = time.perf_counter()
+    result = {"status": "ok", "message": "", "summary": None, "files": {}}
+    scratch = Path(tempfile.mkdtemp(prefix="bpcli-sweep-"))
+    try:
+        spec = validate(dict(spec_data), file=spec_file, positions={},
+                        default_name=spec_data["name"])
+        for path, value in values.items():
+            spec = set_value(spec, path, value)
+        spec = set_value(spec, "seed", seed)
+        p = run.prepare(spec, data, target)
+        result["summary"] = run.execute(p, scratch / "run", command="bpcli sweep")
+    except InputError as e:
+        result.update(status="failed", message=str(e))
+    except CheckFailed as e:
+        result.update(status="diverged", message=str(e))
+    except Exception as e:  # a bug in one variant must not stop the others; it is reported
+        result.update(status="error", message=f"{type(e).__name__}: {e}")
+    finally:
+        run_dir = scratch / "run"
+        if run_dir.is_dir():
+            result["files"] = {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()}
+        shutil.rmtree(scratch, ignore_errors=True)
+    result["wall_s"] = time.perf_counter() - t0
+    return result
+
+
+# ---------------------------------------------------------------- executors
+def _local_executor(workers: int):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # each process gets an equal share of the cores for BLAS; set before the workers import numpy
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = threads
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+
+
+class _DaskExecutor:
+    """The few calls of concurrent.futures this module uses, sent to a Dask cluster."""
+
+    def __init__(self, address: str):
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise InputError("--executor dask needs Dask distributed: pip install 'bpcli[dask]'",
+                             path="--executor") from None
+        try:
+            self.client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise InputError(f"cannot reach the Dask scheduler at {address}: {e}",
+                             path="--scheduler") from None
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False)
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        self.client.close()
+
+
+def _as_completed(futures, executor):
+    if isinstance(executor, _DaskExecutor):
+        from dask.distributed import as_completed
+
+        return as_completed(futures)
+    from concurrent.futures import as_completed
+
+    return as_completed(futures)
+
+
+# ---------------------------------------------------------------- the sweep
+def new_sweep(spec: Spec, variants: list[Variant], out: Path, data, target) -> Path:
+    from .train import new_run_dir
+
+    folder = new_run_dir(out)
+    plan_ = {"spec": spec.data, "spec_file": spec.file, "data": None if data is None else str(Path(data).resolve()),
+             "target": target, "variants": [{"index": v.index, "values": v.values, "seed": v.seed,
+                                             "name": v.name} for v in variants]}
+    (folder / PLAN).write_text(json.dumps(plan_, indent=2) + "\n")
+    return folder
+
+
+def load_plan(folder: Path):
+    path = Path(folder) / PLAN
+    if not path.exists():
+        raise InputError("not a sweep folder: it has no sweep.json", file=str(folder))
+    p = json.loads(path.read_text())
+    variants = [Variant(v["index"], v["values"], v["seed"]) for v in p["variants"]]
+    return p, variants
+
+
+def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler: str | None = None,
+              echo=print) -> list[dict]:
+    """Run every variant of the sweep in ``folder`` that has no finished run folder yet."""
+    p, variants = load_plan(folder)
+    todo = [v for v in variants if not _finished(folder, v)]
+    echo(f"{len(variants)} variants, {len(variants) - len(todo)} already done, running {len(todo)} "
+         f"on {'Dask at ' + scheduler if executor == 'dask' else f'{workers} local processes'}")
+    pool = _DaskExecutor(scheduler) if executor == "dask" else _local_executor(workers)
+    futures = {}
+    try:
+        for v in todo:
+            futures[pool.submit(run_variant, p["spec"], p["spec_file"], v.values, v.seed,
+                                p["data"], p["target"])] = v
+        for fut in _as_completed(list(futures), pool):
+            v = futures[fut]
+            result = fut.result()
+            _store(folder, v, result)
+            echo(f"  {v.name}: {result['status']}" + (f" ({result['message'].splitlines()[0]})"
+                                                      if result["message"] else ""))
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        write_table(folder)
+        raise
+    pool.shutdown()
+    return write_table(folder)
+
+
+def _finished(folder: Path, v: Variant) -> bool:
+    return (folder / v.name / "status.json").exists()
+
+
+def _store(folder: Path, v: Variant, result: dict) -> None:
+    run_dir = folder / v.name
+    run_dir.mkdir(exist_ok=True)
+    for name, content in result["files"].items():
+        (run_dir / name).write_bytes(content)
+    status = {"status": result["status"], "message": result["message"], "wall_s": result["wall_s"]}
+    # written last: its presence marks the variant as finished for --resume
+    (run_dir / "status.json").write_text(json.dumps(status, indent=2) + "\n")
+
+
+def write_table(folder: Path) -> list[dict]:
+    """sweep.csv and sweep.png from whatever variants have finished."""
+    import pandas as pd
+
+    p, variants = load_plan(folder)
+    rows = []
+    for v in variants:
+        run_dir = folder / v.name
+        if not (run_dir / "status.json").exists():
+            continue
+        status = json.loads((run_dir / "status.json").read_text())
+        row = {"index": v.index, **v.values,
+               "seed": v.seed, "status": status["status"], "wall_s": round(status["wall_s"], 3)}
+        summary_path = run_dir / "summary.json"
+        if summary_path.exists():
+            summary = json.loads(summary_path.read_text())
+            row.update({f"final_{k}": val for k, val in summary["final"].items()})
+            if summary.get("best"):
+                row["best_val_loss"] = summary["best"]["val_loss"]
+            row["steps"] = summary["steps"]
+        row["run"] = v.name
+        row["message"] = status["message"]
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(folder / "sweep.csv", index=False)
+    if rows:
+        plot_sweep(folder, p, variants, rows)
+    return rows
+
+
+def plot_sweep(folder: Path, p: dict, variants, rows) -> Path:
+    """Validation (or training) curves coloured by the first varied value; final metric per value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    varied = list(variants[0].values) if variants and variants[0].values else []
+    fig, axes = plt.subplots(1, 1 + len(varied), figsize=(5.5 * (1 + len(varied)), 4.2), squeeze=False)
+    ax = axes[0][0]
+    cmap = plt.get_cmap("viridis")
+    key = varied[0] if varied else None
+    levels = sorted({str(v.values.get(key)) for v in variants}, key=_sort_key) if key else ["run"]
+    done = {r["run"]: r for r in rows}
+    for v in variants:
+        metrics = folder / v.name / "metrics.csv"
+        if v.name not in done or not metrics.exists():
+            continue
+        df = pd.read_csv(metrics)
+        col = "val_loss" if "val_loss" in df else "train_loss"
+        level = str(v.values.get(key)) if key else "run"
+        color = cmap(levels.index(level) / max(1, len(levels) - 1))
+        ax.plot(df["epoch"], df[col], color=color, alpha=0.8, lw=1.2)
+    for i, level in enumerate(levels):
+        ax.plot([], [], color=cmap(i / max(1, len(levels) - 1)), label=f"{key.split('.')[-1]}={level}" if key else level)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss")
+    ax.set_title("every run")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    df = pd.DataFrame(rows)
+    metric = next((m for m in ("final_val_accuracy", "final_val_loss", "final_train_loss") if m in df), None)
+    for ax, path in zip(axes[0][1:], varied):
+        if metric is None:
+            break
+        groups: dict[str, list] = {}
+        for _, r in df[df["status"] == "ok"].iterrows():
+            groups.setdefault(str(r[path]), []).append(r[metric])
+        names = sorted(groups, key=_sort_key)
+        means = [float(np.mean(groups[n])) for n in names]
+        spread = [float(np.std(groups[n])) for n in names]
+        ax.errorbar(range(len(names)), means, yerr=spread, marker="o", capsize=4)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_xlabel(path)
+        ax.set_ylabel(metric.replace("final_", "final "))
+        ax.set_title(f"final metric by {path.split('.')[-1]} (± spread over seeds)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = folder / "sweep.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _sort_key(text: str):
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)

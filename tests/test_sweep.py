@@ -1,0 +1,124 @@
+"""bpcli sweep: a grid with seeds runs in parallel processes and on Dask, with the same numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bpcli.cli import main
+from bpcli import sweep as sw
+
+SPEC = """\
+name: tiny
+input: [32]
+data: {builtin: pulses, n: 240}
+layers:
+  - conv1d: {channels: 4, kernel: 5, pad: same}
+  - relu
+  - dense: {units: 1}
+loss: logistic
+optimizer: {name: sgd, lr: 0.1}
+training: {epochs: 3, batch_size: 32}
+"""
+GRID = ["--grid", "optimizer.lr=0.3,0.03", "--grid", "training.batch_size=16,full", "--seeds", "2"]
+METRICS = ["final_train_loss", "final_val_loss", "final_val_accuracy"]
+
+
+@pytest.fixture
+def spec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(SPEC)
+    return tmp_path / "s.yaml"
+
+
+def _table(folder):
+    return pd.read_csv(Path(folder) / "sweep.csv").sort_values("index").reset_index(drop=True)
+
+
+def test_grid_with_seeds_runs_every_variant_in_its_own_run_folder(spec, capsys):
+    assert main(["sweep", str(spec), *GRID, "--workers", "2", "--out", "sw"]) == 0
+    table = _table("sw")
+    assert len(table) == 8 and set(table["status"]) == {"ok"}
+    assert sorted(table["optimizer.lr"].unique()) == [0.03, 0.3]
+    assert sorted(table["training.batch_size"].astype(str).unique()) == ["16", "full"]
+    assert sorted(table["seed"].unique()) == [0, 1]
+    for run in table["run"]:
+        folder = Path("sw") / run
+        assert {"spec.yaml", "metrics.csv", "model.npz", "summary.json", "loss.png",
+                "status.json"} <= {p.name for p in folder.iterdir()}
+    # the variant's resolved spec says what was varied
+    spec0 = (Path("sw") / table["run"][0] / "spec.yaml").read_text()
+    assert "lr: 0.3" in spec0 and "batch_size: 16" in spec0
+    assert (Path("sw") / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    # runs and plot understand sweep folders
+    capsys.readouterr()
+    assert main(["runs", "sw", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 8
+    assert main(["plot", "sw", "--out", "all.png"]) == 0
+
+
+def test_same_seed_gives_the_same_metrics_as_bpcli_train(spec):
+    assert main(["sweep", str(spec), "--grid", "optimizer.lr=0.1", "--workers", "1", "--out", "sw"]) == 0
+    assert main(["train", str(spec), "-q", "--out", "single"]) == 0
+    single = json.loads((Path("single") / "summary.json").read_text())["final"]
+    row = _table("sw").iloc[0]
+    for k in ("train_loss", "val_loss", "val_accuracy"):
+        assert row[f"final_{k}"] == single[k]
+
+
+def test_an_impossible_variant_fails_alone(spec):
+    # pad: same with stride 2 is impossible (as in PyTorch)
+    assert main(["sweep", str(spec), "--grid", "layers[0].conv1d.stride=1,2", "--workers", "2",
+                 "--out", "sw"]) == 0
+    table = _table("sw")
+    assert list(table["status"]) == ["ok", "failed"]
+    assert "layers[0].conv1d.pad" in table["message"][1] and "stride 2" in table["message"][1]
+
+
+def test_unknown_paths_and_bad_grids_are_refused_up_front(spec, capsys):
+    assert main(["sweep", str(spec), "--grid", "optimizer.lrr=0.1"]) == 2
+    assert "optimizer.lrr" in capsys.readouterr().err
+    assert main(["sweep", str(spec), "--grid", "optimizer.lr"]) == 2
+    assert main(["sweep", str(spec), "--range", "optimizer.lr=1:0.1:log", "--random", "2"]) == 2
+    assert not Path("runs").exists()
+
+
+def test_random_search_draws_within_the_range(spec):
+    assert main(["sweep", str(spec), "--random", "3", "--range", "optimizer.lr=0.001:0.5:log",
+                 "--workers", "2", "--out", "sw"]) == 0
+    table = _table("sw")
+    assert len(table) == 3 and table["optimizer.lr"].between(0.001, 0.5).all()
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(spec):
+    from bpcli.spec import load
+
+    s = load(spec)
+    g = sw.parse_grid(["optimizer.lr=0.3,0.1,0.03"])
+    folder = sw.new_sweep(s, sw.plan(s, g, {}, 0, 1, 0), Path("sw"), None, None)
+    # finish one variant by hand, as if the sweep had been stopped after it
+    p, variants = sw.load_plan(folder)
+    sw._store(folder, variants[1], sw.run_variant(p["spec"], p["spec_file"], variants[1].values,
+                                                   variants[1].seed, None, None))
+    before = (folder / variants[1].name / "model.npz").stat().st_mtime_ns
+    assert main(["sweep", "--resume", str(folder), "--workers", "2"]) == 0
+    assert (folder / variants[1].name / "model.npz").stat().st_mtime_ns == before
+    assert list(_table(folder)["status"]) == ["ok", "ok", "ok"]
+
+
+def test_dask_local_cluster_gives_the_same_sweep_csv(spec):
+    distributed = pytest.importorskip("dask.distributed")
+    assert main(["sweep", str(spec), *GRID, "--workers", "2", "--out", "local"]) == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        assert main(["sweep", str(spec), *GRID, "--executor", "dask", "--scheduler",
+                     cluster.scheduler_address, "--out", "dask"]) == 0
+    local, dask = _table("local"), _table("dask")
+    assert list(dask["status"]) == ["ok"] * 8
+    pd.testing.assert_frame_equal(local[["optimizer.lr", "seed", *METRICS]],
+                                  dask[["optimizer.lr", "seed", *METRICS]])
+    assert sorted(p.name for p in Path("dask").iterdir() if p.is_dir()) == \
+        sorted(p.name for p in Path("local").iterdir() if p.is_dir())
