@@ -25,9 +25,9 @@ def spec(input_shape, layers, loss="mse", seed=0):
 
 def _labels(model, loss, n, rng):
     out = model.output_shape[1:]
-    if loss == "mse":
+    if loss in ("mse", "mae", "huber"):
         return rng.standard_normal((n, *out))
-    if loss == "logistic":
+    if loss in ("logistic", "hinge"):
         return np.arange(n) % 2                      # 0/1, read as -1/+1
     if loss == "softmax_cross_entropy":
         return np.arange(n) % out[0]                 # class indices 0..K-1
@@ -76,6 +76,12 @@ LAYER_CASES = [
       {"dense": {"units": 2}}], "mse"),
     *[(act, [4], [{"dense": {"units": 5}}, act, {"dense": {"units": 1}}], "logistic")
       for act in ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus")],
+    # the other losses, each behind a layer (random data: no output sits on a kink of |f - y|
+    # or of max(0, 1 - y f), and huber's default delta 1 falls between small and large errors)
+    ("dense-hinge", [4], [{"dense": {"units": 3}}, "tanh", {"dense": {"units": 1}}], "hinge"),
+    ("conv2d-mae", [1, 5, 5], [{"conv2d": {"channels": 2, "kernel": 3}}], "mae"),
+    ("conv1d-maxpool-huber", [2, 8], [{"conv1d": {"channels": 2, "kernel": 3}}, {"maxpool1d": {"size": 2}}],
+     "huber"),
     ("leaky_relu-slope-elu-alpha", [4],
      [{"dense": {"units": 5}}, {"leaky_relu": {"slope": 0.3}}, {"dense": {"units": 4}},
       {"elu": {"alpha": 0.5}}, {"dense": {"units": 1}}], "logistic"),
