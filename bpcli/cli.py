@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import CheckFailed, InputError
+from .errors import CheckFailed, InputError, Interrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train and check neural networks written as YAML specs, with bpcli's own "
@@ -40,6 +40,9 @@ def command(fn):
         except CheckFailed as e:
             print(f"bpcli: {e}", file=sys.stderr)
             raise typer.Exit(1) from None
+        except Interrupted as e:
+            print(f"bpcli: {e}", file=sys.stderr)
+            raise typer.Exit(130) from None
         except KeyboardInterrupt:
             print("bpcli: interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
@@ -47,25 +50,51 @@ def command(fn):
 
 
 @command
-def train(spec: Path = SPEC,
-          data: Optional[Path] = typer.Option(None, help=".npz (X, y) or .csv file; wins over the "
-                                                         "spec's data entry"),
+def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (optional with --resume)",
+                                               show_default=False),
+          data: Optional[Path] = typer.Option(None, help=".npz (X, y), .csv, or a folder (or .npy) "
+                                                         "with X.npy and y.npy, read memory-mapped; "
+                                                         "wins over the spec's data entry"),
           out_dir: Optional[Path] = typer.Option(None, "--out", help="run folder [default: "
                                                                       "runs/<name>]"),
           epochs: Optional[int] = typer.Option(None, help="override training.epochs"),
+          set_: List[str] = typer.Option([], "--set", metavar="KEY.PATH=VALUE",
+                                         help="change the spec: optimizer.lr=0.01, "
+                                              "layers[0].conv1d.kernel=5 (repeatable; YAML values)"),
           seed: Optional[int] = typer.Option(None, help="override seed"),
           target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
           preflight: bool = typer.Option(False, "--preflight", help="first run a fast gradcheck on "
                                                                     "a small batch; refuse to train "
-                                                                    "if it fails")):
+                                                                    "if it fails"),
+          resume: Optional[Path] = typer.Option(None, help="continue this run folder from its "
+                                                           "last checkpoint"),
+          force: bool = typer.Option(False, "--force", help="with --resume: continue even if SPEC "
+                                                            "differs from the run's spec"),
+          checkpoint_every: int = typer.Option(1, min=1, help="epochs between last.npz checkpoints"),
+          on_nan: str = typer.Option("stop", help="a non-finite loss or gradient: stop (name the "
+                                                  "node, keep the last finite checkpoint) or skip "
+                                                  "the batch")):
     """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
     from . import run
     from .report import summary_line
-    from .spec import load, set_value
+    from .spec import apply_sets, load, set_value
     from .train import command_line
 
-    s = load(spec)
+    if on_nan not in ("stop", "skip"):
+        raise InputError(f"--on-nan must be stop or skip, got {on_nan!r}", path="--on-nan")
+    options = {"checkpoint_every": checkpoint_every, "on_nan": on_nan}
+    if resume is not None:
+        s = None if spec is None else load(spec)
+        err.print(f"resuming {resume}")
+        summary = _with_progress(lambda cb: run.resume(
+            resume, s, force=force, epochs=epochs, progress=cb, command=command_line(_argv),
+            **options), load(resume / "spec.yaml") if (resume / "spec.yaml").exists() else s, quiet)
+        _report(summary)
+        return
+    if spec is None:
+        raise InputError("give a spec file to train (or --resume RUN to continue a run)")
+    s = apply_sets(load(spec), set_)
     if epochs is not None:
         s = set_value(s, "training.epochs", epochs)
     if seed is not None:
@@ -78,8 +107,12 @@ def train(spec: Path = SPEC,
               f"training and {0 if p.val is None else p.val[0].shape[0]} validation samples from "
               f"{p.source}")
     summary = _with_progress(lambda cb: run.execute(
-        p, out_dir or Path("runs") / s.data["name"], progress=cb, command=command_line(_argv)),
-        s, quiet)
+        p, out_dir or Path("runs") / s.data["name"], progress=cb, command=command_line(_argv),
+        **options), s, quiet)
+    _report(summary)
+
+
+def _report(summary):
     run_dir = Path(summary["run_dir"])
     final = summary["final"]
     shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if v is not None)
@@ -160,6 +193,9 @@ def gradcheck(spec: Path = SPEC,
               data: Optional[Path] = typer.Option(None, help="check on the first samples of this "
                                                              "file [default: a random batch]"),
               target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
+              set_: List[str] = typer.Option([], "--set", metavar="KEY.PATH=VALUE",
+                                             help="change the spec: optimizer.lr=0.01, "
+                                                  "layers[0].conv1d.kernel=5 (repeatable)"),
               samples: int = typer.Option(4, min=1, help="batch size of the check"),
               seed: int = typer.Option(0, help="seed of the random batch and directions"),
               eps: Optional[float] = typer.Option(None, min=0.0, help="finite-difference step h "
@@ -179,11 +215,11 @@ def gradcheck(spec: Path = SPEC,
     from .model import Model
     from .run import fit
     from .report import gradcheck_tables, summary_line, sweep_png, sweep_table
-    from .spec import load
+    from .spec import apply_sets, load
 
     if mode not in ("auto", "exact", "fast"):
         raise InputError(f"--mode must be auto, exact or fast, got {mode!r}", path="--mode")
-    model = Model(load(spec), dtype=np.float64)
+    model = Model(apply_sets(load(spec), set_), dtype=np.float64)
     X = y = None
     if data is not None:
         dataset = data_mod.from_spec(model.spec, str(data), target)
@@ -371,6 +407,84 @@ def inspect_(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (o
     out.print(table)
     if picture is not None:
         out.print(f"picture: {picture}")
+
+
+@command
+def validate(spec: Path = SPEC,
+             set_: List[str] = typer.Option([], "--set", metavar="KEY.PATH=VALUE",
+                                            help="validate SPEC with this change (repeatable)"),
+             as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+    """Check SPEC: every problem at once, each with file:line:column and key path, then shapes."""
+    from .authoring import summary_line, validate_spec
+
+    try:
+        summary = validate_spec(spec, set_)
+    except InputError as e:
+        if as_json:
+            print(json.dumps({"ok": False, "errors": [
+                {"file": x.file, "line": x.line, "column": x.column, "path": x.path,
+                 "message": x.message} for x in e.errors]}))
+            raise typer.Exit(2) from None
+        _every_error(e)
+    if as_json:
+        print(json.dumps({"ok": True, **summary}))
+    else:
+        out.print(summary_line(summary), markup=False)
+
+
+def _every_error(e: InputError):
+    """Each problem on its own line (``bpcli validate`` and ``show`` find them all), exit code 2."""
+    if len(e.errors) == 1:
+        raise e
+    for one in e.errors:
+        print(f"bpcli: error: {one}", file=sys.stderr)
+    print(f"bpcli: {len(e.errors)} errors in {e.errors[0].file or 'the spec'}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+@command
+def show(spec: Path = SPEC,
+         set_: List[str] = typer.Option([], "--set", metavar="KEY.PATH=VALUE",
+                                        help="show SPEC with this change (repeatable)"),
+         as_json: bool = typer.Option(False, "--json", help="print JSON instead of YAML")):
+    """Print SPEC resolved, as bpcli trains it: every default filled in (YAML, or --json)."""
+    from .authoring import show_text
+    from .spec import check
+
+    try:
+        s = check(spec, sets=set_)
+    except InputError as e:
+        _every_error(e)
+    sys.stdout.write(show_text(s, as_json))
+
+
+@command
+def schema(out_file: Optional[Path] = typer.Option(None, "--out", help="write it to this file "
+                                                   "[default: print it]")):
+    """A JSON Schema of specs, for editors that complete and check YAML while you type."""
+    from .json_schema import dumps
+
+    text = dumps()
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out_file.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot write: {e.strerror or e}", file=str(out_file)) from None
+    out.print(f"JSON Schema: {out_file}", markup=False)
+
+
+@command
+def init(template: str = typer.Option("lecture", help="lecture, cnn1d, cnn2d or mlp"),
+         out_file: Optional[Path] = typer.Option(None, "--out", help="spec file to write "
+                                                 "[default: <template>.yaml]; never overwritten")):
+    """Write a commented starter spec (it validates as written) to edit and train."""
+    from .authoring import write_template
+
+    path = write_template(template, out_file or Path(f"{template}.yaml"))
+    out.print(f"wrote {path} (template {template}); next: bpcli validate {path}, then "
+              f"bpcli train {path}" + (" --data FILE" if template == "cnn2d" else ""), markup=False)
 
 
 def _point(text: str) -> dict[str, float]:

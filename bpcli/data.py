@@ -62,12 +62,37 @@ def load_file(path, target: str = "y") -> Dataset:
     if not path.exists():
         raise InputError("data file not found", file=str(path))
     suffix = path.suffix.lower()
+    if path.is_dir() or suffix == ".npy":
+        return _load_npy(path if path.is_dir() else path.parent)
     if suffix == ".npz":
         return _load_npz(path)
     if suffix == ".csv":
         return _load_csv(path, target)
-    raise InputError(f"unknown data file type {path.suffix!r}: use .npz (arrays X and y) or "
-                     f".csv (a header row, labels in column {target!r})", file=str(path))
+    raise InputError(f"unknown data file type {path.suffix!r}: use .npz (arrays X and y), .csv (a "
+                     f"header row, labels in column {target!r}) or a folder with X.npy and y.npy",
+                     file=str(path))
+
+
+def _load_npy(folder: Path) -> Dataset:
+    """X.npy and y.npy, memory-mapped: a data set larger than memory is read batch by batch."""
+    arrays = {}
+    for name in ("X", "y"):
+        path = folder / f"{name}.npy"
+        if not path.exists():
+            if name == "y":
+                arrays[name] = None
+                continue
+            raise InputError("needs X.npy (and y.npy for labels) in this folder", file=str(folder))
+        try:
+            arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise InputError(f"cannot memory-map: {e} (object arrays are refused)", file=str(path)) from None
+        except OSError as e:
+            raise InputError(f"cannot read .npy: {e}", file=str(path)) from None
+        if not np.issubdtype(arrays[name].dtype, np.number) or np.iscomplexobj(arrays[name]):
+            raise InputError(f"has dtype {arrays[name].dtype}; real numbers are needed", file=str(path))
+    y = arrays["y"]
+    return _checked(Dataset(arrays["X"], None if y is None else np.asarray(y), str(folder)))
 
 
 def _load_npz(path: Path) -> Dataset:
@@ -138,11 +163,14 @@ def _load_csv(path: Path, target: str) -> Dataset:
 def _checked(d: Dataset) -> Dataset:
     if d.X.ndim == 0 or d.X.shape[0] == 0:
         raise InputError("has no samples", file=d.source)
-    bad = ~np.isfinite(d.X)
-    if bad.any():
-        idx = np.unravel_index(int(np.argmax(bad)), d.X.shape)
-        raise InputError(f"X has a non-finite value {d.X[idx]} at sample {idx[0]}, position "
-                         f"{[int(i) for i in idx[1:]]}", file=d.source)
+    rows = max(1, (1 << 24) // max(1, d.X[:1].nbytes))  # checked in slabs: a memmap stays on disk
+    for start in range(0, d.X.shape[0], rows):
+        bad = ~np.isfinite(d.X[start:start + rows])
+        if bad.any():
+            idx = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            idx = (idx[0] + start,) + idx[1:]
+            raise InputError(f"X has a non-finite value {d.X[idx]} at sample {idx[0]}, position "
+                             f"{[int(i) for i in idx[1:]]}", file=d.source)
     if d.y is not None:
         if d.y.ndim == 0 or d.y.shape[0] != d.X.shape[0]:
             got = d.y.shape[0] if d.y.ndim else "a single value"
@@ -171,12 +199,20 @@ def from_spec(spec, override: str | None = None, target: str | None = None) -> D
 
 
 def split(d: Dataset, val_split: float, seed: int):
-    """Shuffle once with the seed, then hold out ``val_split`` of the samples for validation."""
+    """Shuffle once with the seed, then hold out ``val_split`` of the samples for validation.
+
+    A memory-mapped X is split without shuffling (validation = the last samples), so that
+    both parts stay views of the file instead of copies in memory.
+    """
     n = d.X.shape[0]
-    order = np.random.default_rng(seed + 1).permutation(n)
     n_val = int(round(val_split * n))
     if n_val and n - n_val < 1:
         raise InputError(f"val_split {val_split} leaves no training samples out of {n}", file=d.source)
+    if isinstance(d.X, np.memmap):
+        tr, va = slice(0, n - n_val), slice(n - n_val, n)
+        take = lambda a, i: None if a is None else a[i]  # noqa: E731
+        return (d.X[tr], take(d.y, tr)), ((d.X[va], take(d.y, va)) if n_val else None)
+    order = np.random.default_rng(seed + 1).permutation(n)
     tr, va = order[n_val:], order[:n_val]
     take = lambda a, i: None if a is None else a[i]  # noqa: E731
     return (d.X[tr], take(d.y, tr)), ((d.X[va], take(d.y, va)) if n_val else None)

@@ -24,6 +24,16 @@ class InputError(Exception):
         self.line = line
         self.column = column
         self.path = path
+        self.errors = [self]  # every problem found: several when bpcli validate collects them all
+
+    @classmethod
+    def several(cls, errors: list[InputError]) -> InputError:
+        """One error standing for ``errors`` (at least one); ``str()`` shows one per line."""
+        if len(errors) == 1:
+            return errors[0]
+        combined = cls("\n".join(str(e) for e in errors))
+        combined.errors = list(errors)
+        return combined
 
     def __str__(self) -> str:
         where = ""
@@ -40,3 +50,7 @@ class InputError(Exception):
 
 class CheckFailed(Exception):
     """A check ran and said no: gradcheck failed, training diverged (exit code 1)."""
+
+
+class Interrupted(Exception):
+    """Stopped by SIGINT or SIGTERM after saving a checkpoint (exit code 130)."""

@@ -46,6 +46,7 @@ BRANCHES = {
     "leaky_relu": lambda x, **p: x > 0,
     "elu": lambda x, **p: x > 0,
     "maximum": lambda a, b: np.asarray(a) > np.asarray(b),
+    "max": lambda x, axis=None, keepdims=False: x == np.max(x, axis=axis, keepdims=True),
 }
 
 
@@ -271,26 +272,21 @@ def check_linear_layers(pt: _Point, rng):
                "passed": bool(rel <= DOT_RTOL)}
         rows.append(row)
         if kind.startswith("conv"):
-            rows.append(_toeplitz_row(origin, sub, pt.env))
+            rows.append(_toeplitz_row(origin, pt.model.spec, values, apply))
     return rows
 
 
-def _toeplitz_row(origin, sub, env):
-    """The layer's conv operator on one recorded sample against its explicit Toeplitz matrix."""
-    from .engine.rules import PRIMITIVES
+def _toeplitz_row(origin, spec, values, apply):
+    """The layer (biases zeroed) on one recorded sample against its explicit Toeplitz matrix."""
+    from .layers import conv_geometry
 
-    (conv,) = [e for e in sub.eqns if e.prim.name == "conv"]
-    pads = [e for e in sub.eqns if e.prim.name == "pad"]
-    source = pads[0].inputs[0] if pads else conv.inputs[0]
-    x1 = env[source.id][:1]
-    w = env[conv.inputs[1].id]
-    stride, dilation = conv.params["stride"], conv.params["dilation"]
-    widths = pads[0].params["widths"] if pads else tuple((0, 0) for _ in range(x1.ndim))
-    fast, _ = PRIMITIVES["conv"].impl(PRIMITIVES["pad"].impl(x1, widths=widths), w,
-                                      stride=stride, dilation=dilation)
-    T = toeplitz_matrix(w, x1.shape[1:], stride, dilation, widths[2:])
+    name, cfg = spec.layer_list()[int(origin[len("layers["):origin.index("]")])]
+    x1 = values["input"][:1]
+    geo = conv_geometry(name, cfg, x1.shape[1:])
+    w = values[next(n for n in values if n.endswith(".weight"))]
+    T = toeplitz_matrix(w, (geo.in_channels, *geo.size), geo.stride, geo.dilation, geo.pad)
     explicit = T @ x1.reshape(-1)
-    err = float(np.max(np.abs(fast.reshape(-1) - explicit), initial=0.0))
+    err = float(np.max(np.abs(apply(x1).reshape(-1) - explicit), initial=0.0))
     scale = float(np.max(np.abs(explicit), initial=0.0))
     return {"layer": origin, "test": "toeplitz", "matrix": list(T.shape), "max_abs_err": err,
             "passed": bool(err <= 1e-12 * max(1.0, scale))}

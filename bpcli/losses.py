@@ -27,6 +27,7 @@ class LossDef:
     labels: Callable          # (raw labels, output shape) -> prepared array; raises Invalid
     accuracy: Callable | None  # (output, prepared labels) -> fraction correct
     check_output: Callable = lambda shape: None
+    reduction: str = "mean"    # "sum": the loss adds up over samples (chunked evaluation needs it)
 
 
 LOSSES: dict[str, LossDef] = {}
@@ -161,4 +162,5 @@ _register(LossDef(
 _register(LossDef(
     "sum_squares", (), "sum of the squared outputs, ||f||^2, no labels: the lecture's "
     "L = ||W2 ReLU(W1 X)||^2.",
-    lambda b, f, y, cfg: (f ** 2).sum(), lambda s: None, lambda y, s: None, None))
+    lambda b, f, y, cfg: (f ** 2).sum(), lambda s: None, lambda y, s: None, None,
+    reduction="sum"))

@@ -99,11 +99,14 @@ class Model:
         return env[self.program.outputs["output"].id]
 
     def _prepare_x(self, X):
-        X = np.asarray(X)
+        if not isinstance(X, np.memmap):
+            X = np.asarray(X)
         want = tuple(self.spec.data["input"])
         if X.ndim < 1 or X.shape[1:] != want:
             raise InputError(f"data X has samples of shape {X.shape[1:]}, but the spec's input is "
                              f"{list(want)}")
+        if isinstance(X, np.memmap):  # stays on disk: the training loop casts batch by batch
+            return X
         return X.astype(self.dtype, copy=False)
 
     def loss(self, X, y=None) -> float:
@@ -151,6 +154,14 @@ class Model:
                   for k in ("loss", "data_loss", "reg_loss")}
         grads = backward(self.program, env, "loss", list(self.params))
         return losses, grads, env[outputs["output"].id]
+
+    def _losses_and_output(self, X, y):
+        """Forward only: the loss dict (loss, data_loss, reg_loss) and the network output."""
+        env = evaluate(self.program, self._values(X, y))
+        outputs = self.program.outputs
+        losses = {k: float(env[outputs[k].id]) if k in outputs else 0.0
+                  for k in ("loss", "data_loss", "reg_loss")}
+        return losses, env[outputs["output"].id]
 
     def _loss_and_output(self, X, y):
         env = evaluate(self.program, self._values(X, y))

@@ -24,6 +24,7 @@ class Prepared:
     train: tuple
     val: tuple | None
     source: str
+    fingerprint: str
 
 
 def fit(model: Model, dataset: data_mod.Dataset):
@@ -51,17 +52,18 @@ def recorded(spec: Spec, data=None, target=None) -> Spec:
 
 def prepare(spec: Spec, data=None, target=None) -> Prepared:
     """Model, split and prepared arrays: every input check, nothing written."""
-    from .train import check_batch
+    from .train import check_batch, fingerprint
 
     model = Model(recorded(spec, data, target))
     dataset = data_mod.from_spec(spec, None if data is None else str(data), target)
+    digest = fingerprint(dataset.X, dataset.y)
     val_split = spec.data["data"]["val_split"] if spec.data["data"] else 0.2
     (Xtr, ytr), val = data_mod.split(dataset, val_split, spec.data["seed"])
     train = fit(model, data_mod.Dataset(Xtr, ytr, dataset.source))
     if val is not None:
         val = fit(model, data_mod.Dataset(*val, dataset.source))
     check_batch(model, train[0].shape[0])
-    return Prepared(model, train, val, dataset.source)
+    return Prepared(model, train, val, dataset.source, digest)
 
 
 def preflight(p: Prepared) -> dict:
@@ -78,7 +80,7 @@ def preflight(p: Prepared) -> dict:
     return report
 
 
-def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "") -> dict:
+def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "", **options) -> dict:
     """Create ``run_dir`` (never overwriting), write the resolved spec, train; the summary."""
     from .train import new_run_dir, train, write_spec
 
@@ -86,6 +88,47 @@ def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "") -> 
     write_spec(p.model, run_dir)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported
         summary = train(p.model, p.train, p.val, run_dir, source=p.source, progress=progress,
-                        command=command)
+                        command=command, data_fingerprint=p.fingerprint, **options)
+    summary["run_dir"] = str(run_dir)
+    return summary
+
+
+def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epochs: int | None = None,
+           progress=None, command: str = "", **options) -> dict:
+    """Continue an interrupted (or finished, with more ``epochs``) run in its own folder.
+
+    The run's recorded spec is used; a ``spec`` given as well must resolve to the
+    same thing (its hash), unless ``force``, in which case it replaces it.
+    """
+    from .spec import load
+    from .train import resume as resume_training, write_spec
+
+    run_dir = Path(run_dir)
+    for needed in ("spec.yaml", "last.npz", "metrics.csv"):
+        if not (run_dir / needed).exists():
+            raise InputError(f"cannot resume: the run folder has no {needed} (a run folder written "
+                             f"by bpcli train has it)", file=str(run_dir))
+    recorded_spec = load(run_dir / "spec.yaml")
+    use = recorded_spec
+    if spec is not None:
+        candidate = recorded(spec)
+        data_entry = recorded_spec.data["data"]
+        if data_entry and data_entry.get("path"):  # the run trained on a file: compare like with like
+            candidate = set_value(candidate, "data", data_entry)
+        if candidate.fingerprint() != recorded_spec.fingerprint():
+            if not force:
+                raise InputError(f"{spec.file or 'the spec'} differs from the spec this run was "
+                                 f"trained with (hash {candidate.fingerprint()} vs "
+                                 f"{recorded_spec.fingerprint()}); resume it without a spec, or "
+                                 f"add --force to continue with the new one", file=str(run_dir))
+            use = candidate
+    if epochs is not None:
+        use = set_value(use, "training.epochs", epochs)
+    p = prepare(use)
+    write_spec(p.model, run_dir)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        summary = resume_training(p.model, p.train, p.val, run_dir, source=p.source,
+                                  progress=progress, command=command,
+                                  data_fingerprint=p.fingerprint, **options)
     summary["run_dir"] = str(run_dir)
     return summary

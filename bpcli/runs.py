@@ -48,7 +48,7 @@ def list_runs(folder: Path) -> list[dict]:
             row.setdefault("status", "diverged" if s["stop_reason"].startswith("diverged") else "ok")
             row.update(epochs=s["epochs"], steps=s["steps"])
             row.update({f"final_{k}": v for k, v in s["final"].items()})
-            if s.get("best"):
+            if (s.get("best") or {}).get("val_loss") is not None:
                 row["best_val_loss"] = s["best"]["val_loss"]
         elif (d / "sweep.json").exists():
             continue

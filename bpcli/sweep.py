@@ -302,7 +302,7 @@ def write_table(folder: Path) -> list[dict]:
         if summary_path.exists():
             summary = json.loads(summary_path.read_text())
             row.update({f"final_{k}": val for k, val in summary["final"].items()})
-            if summary.get("best"):
+            if (summary.get("best") or {}).get("val_loss") is not None:
                 row["best_val_loss"] = summary["best"]["val_loss"]
             row["steps"] = summary["steps"]
         row["run"] = v.name

@@ -24,7 +24,7 @@ from bpcli.engine.rules import PRIMITIVES
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-RUN_FILES = {"spec.yaml", "metrics.csv", "loss.png", "model.npz", "summary.json"}
+RUN_FILES = {"spec.yaml", "metrics.csv", "loss.png", "model.npz", "summary.json", "last.npz", "best.npz"}
 ALL_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "train_accuracy", "val_accuracy",
                "grad_norm", "lr", "elapsed_s"]
 SUMMARY_KEYS = {"name", "stop_reason", "epochs", "steps", "final", "best", "n_params", "data",

@@ -1,0 +1,194 @@
+"""Runs that survive: checkpoints, resume to the same bits, Ctrl-C, kill -9, NaN localisation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bpcli.cli import main
+
+BPCLI = str(Path(sys.executable).parent / "bpcli")
+SPEC = """\
+name: long
+input: [32]
+data: {builtin: pulses, n: 3000}
+layers:
+  - conv1d: {channels: 4, kernel: 5, pad: same}
+  - relu
+  - dense: {units: 1}
+loss: logistic
+optimizer: {name: adam, lr: 0.003}
+training: {epochs: EPOCHS, batch_size: 16}
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def spec_file(path: Path, epochs: int, **replace) -> Path:
+    text = SPEC.replace("EPOCHS", str(epochs))
+    for a, b in replace.items():
+        text = text.replace(a, b)
+    path.write_text(text)
+    return path
+
+
+def weights(run: Path) -> dict:
+    with np.load(run / "model.npz", allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def same_bits(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_same_spec_data_and_seed_give_identical_weights(workdir):
+    spec = spec_file(workdir / "s.yaml", 2)
+    assert main(["train", str(spec), "-q", "--out", "a"]) == 0
+    assert main(["train", str(spec), "-q", "--out", "b"]) == 0
+    assert same_bits(weights(workdir / "a"), weights(workdir / "b"))
+
+
+def test_resume_continues_exactly_where_the_run_stopped(workdir):
+    spec = spec_file(workdir / "s.yaml", 4)
+    assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
+    assert main(["train", str(spec), "-q", "--out", "split", "--epochs", "2"]) == 0
+    assert main(["train", "--resume", "split", "--epochs", "4", "-q"]) == 0
+    assert same_bits(weights(workdir / "straight"), weights(workdir / "split"))
+    a = pd.read_csv(workdir / "straight" / "metrics.csv")
+    b = pd.read_csv(workdir / "split" / "metrics.csv")
+    pd.testing.assert_frame_equal(a.drop(columns="elapsed_s"), b.drop(columns="elapsed_s"))
+
+
+def test_resume_refuses_a_different_spec_unless_forced(workdir, capsys):
+    spec = spec_file(workdir / "s.yaml", 2)
+    other = spec_file(workdir / "t.yaml", 2, **{"lr: 0.003": "lr: 0.01"})
+    assert main(["train", str(spec), "-q", "--out", "r", "--epochs", "1"]) == 0
+    assert main(["train", str(other), "--resume", "r", "-q"]) == 2
+    assert "differs from the spec this run was trained with" in capsys.readouterr().err
+    assert main(["train", str(other), "--resume", "r", "-q", "--force"]) == 0
+    assert "lr: 0.01" in (workdir / "r" / "spec.yaml").read_text()
+
+
+def test_a_finished_run_needs_more_epochs_to_resume(workdir, capsys):
+    spec = spec_file(workdir / "s.yaml", 1)
+    assert main(["train", str(spec), "-q", "--out", "r"]) == 0
+    assert main(["train", "--resume", "r", "-q"]) == 2
+    assert "already finished its 1 epochs" in capsys.readouterr().err
+
+
+def _wait_for_rows(metrics: Path, rows: int, proc, timeout=60):
+    t = time.time()
+    while time.time() - t < timeout:
+        if metrics.exists() and len(metrics.read_text().splitlines()) > rows:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended early: {proc.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError("no metrics rows appeared")
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_a_stopped_or_killed_run_resumes_to_the_same_weights(workdir, how):
+    spec = spec_file(workdir / "s.yaml", 6)
+    assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
+    proc = subprocess.Popen([BPCLI, "train", str(spec), "-q", "--out", "stopped"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_rows(workdir / "stopped" / "metrics.csv", 2, proc)
+    time.sleep(0.03)  # mid-epoch
+    proc.send_signal(getattr(signal, how))
+    out, err = proc.communicate(timeout=60)
+    run = workdir / "stopped"
+    if how == "SIGKILL":
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 130, err
+        assert f"stopped by {how}" in err and "bpcli train --resume" in err and "Traceback" not in err
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["stop_reason"].startswith(f"interrupted by {how}")
+    # whatever happened, the run folder is readable
+    pd.read_csv(run / "metrics.csv")
+    with np.load(run / "last.npz", allow_pickle=False) as f:
+        assert "__state__" in f.files
+    assert main(["train", "--resume", str(run), "-q"]) == 0
+    assert same_bits(weights(workdir / "straight"), weights(run))
+    rows = pd.read_csv(run / "metrics.csv")
+    assert list(rows["epoch"]) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_diverging_run_names_the_node_and_keeps_the_last_finite_checkpoint(workdir, capsys):
+    spec = spec_file(workdir / "s.yaml", 3, **{"{name: adam, lr: 0.003}": "{name: sgd, lr: 1.0e+6}"})
+    assert main(["train", str(spec), "-q", "--out", "d"]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "the first non-finite value appears in the" in err
+    assert "layers[" in err and ("forward pass" in err or "backward pass" in err)
+    assert "Traceback" not in err
+    summary = json.loads((workdir / "d" / "summary.json").read_text())
+    assert summary["stop_reason"].startswith("diverged")
+    for w in weights(workdir / "d").values():
+        assert np.isfinite(w).all()
+
+
+def test_on_nan_skip_skips_the_bad_batch(workdir):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 8)).astype(np.float32)
+    y = X.sum(axis=1)
+    y[5] = 1e30            # its squared error overflows float32: that batch's loss is inf
+    np.savez(workdir / "d.npz", X=X, y=y)
+    (workdir / "r.yaml").write_text(
+        "name: r\ninput: [8]\nlayers: [{dense: {units: 1}}]\nloss: mse\n"
+        "optimizer: {name: sgd, lr: 0.01}\ntraining: {epochs: 2, batch_size: 8, shuffle: false}\n"
+        "data: {path: d.npz, val_split: 0.0}\n")
+    assert main(["train", "r.yaml", "-q", "--out", "stop"]) == 1
+    assert main(["train", "r.yaml", "-q", "--out", "skip", "--on-nan", "skip"]) == 0
+    summary = json.loads((workdir / "skip" / "summary.json").read_text())
+    assert summary["skipped_batches"] == 2 and summary["steps"] == 14
+
+
+def test_summary_records_provenance(workdir):
+    spec = spec_file(workdir / "s.yaml", 1)
+    assert main(["train", str(spec), "-q", "--out", "p"]) == 0
+    s = json.loads((workdir / "p" / "summary.json").read_text())
+    for key in ("versions", "command", "seed", "spec_hash", "data_fingerprint", "started", "ended",
+                "final", "best", "peak_rss_mb", "time_s"):
+        assert key in s, key
+    assert set(s["versions"]) == {"bpcli", "numpy", "python"}
+    assert s["command"].startswith("bpcli train")
+    assert set(s["time_s"]) == {"data", "compute", "optimizer", "evaluation", "checkpoint"}
+
+
+def test_training_on_memory_mapped_npy_reads_batches_not_the_file(workdir):
+    """X.npy + y.npy are memory-mapped: the training split stays a view of the file."""
+    from bpcli import data as data_mod
+    from bpcli import run
+    from bpcli.spec import load
+
+    rng = np.random.default_rng(0)
+    folder = workdir / "big"
+    folder.mkdir()
+    X = np.lib.format.open_memmap(folder / "X.npy", mode="w+", dtype=np.float64, shape=(3000, 32))
+    X[:] = rng.standard_normal((3000, 32))
+    y = (X[:, 10:20].sum(axis=1) > 0).astype(np.int64)
+    X.flush()
+    del X
+    np.save(folder / "y.npy", y)
+    spec = spec_file(workdir / "s.yaml", 2)
+    p = run.prepare(load(spec), folder)
+    assert isinstance(p.train[0], np.memmap) and isinstance(p.val[0], np.memmap)
+    assert main(["train", str(spec), "--data", str(folder), "-q", "--out", "m"]) == 0
+    s = json.loads((workdir / "m" / "summary.json").read_text())
+    assert s["n_train"] == 2400 and s["n_val"] == 600 and s["final"]["val_accuracy"] > 0.8
+    # a single .npy path means its folder
+    assert data_mod.load_file(folder / "X.npy").X.shape == (3000, 32)
