@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference import SPEC, hand_step, torch_step_factory  # noqa: E402
+from reference import (SPEC, SPEC2D, hand_step, hand_step_2d, torch_step_2d_factory,  # noqa: E402
+                       torch_step_factory)
 
 import bpcli  # noqa: E402
 
@@ -39,48 +40,91 @@ def _time(fn, min_seconds):
             return elapsed / n
 
 
-def bench_steps(rounds: int, min_seconds: float):
-    rows = []
-    for dtype in ("float32", "float64"):
-        for batch in BATCHES:
-            model = bpcli.build(SPEC, dtype=dtype)
-            rng = np.random.default_rng(batch)
-            X = rng.standard_normal((batch, SPEC["input"][0])).astype(dtype)
-            y = rng.choice([-1.0, 1.0], batch)
-            Xp, yp = model.prepare(X, y)
-            impls = {"bpcli": lambda: model._loss_and_grad(Xp, yp),
-                     "hand": lambda: hand_step(model.params, Xp, yp)}
-            torch_step = torch_step_factory(model.params)
-            if torch_step is not None:
-                import torch
+def _data_1d(model, batch, rng):
+    X = rng.standard_normal((batch, SPEC["input"][0]))
+    Xp, yp = model.prepare(X, rng.choice([-1.0, 1.0], batch))
+    return Xp, yp, yp                       # engine labels, hand labels, torch labels
 
-                Xt, yt = torch.from_numpy(Xp), torch.from_numpy(yp)
-                impls["torch"] = lambda: torch_step(Xt, yt)
-            # same numbers from each, else the comparison is meaningless
-            ref = hand_step(model.params, Xp, yp)[1]
-            for name, fn in impls.items():
-                grads = fn()[1]
-                for k in ref:
-                    np.testing.assert_allclose(np.asarray(grads[k]), ref[k],
-                                               rtol=2e-3 if dtype == "float32" else 1e-9,
-                                               atol=1e-5 if dtype == "float32" else 1e-12)
-                fn()  # warm up
-            times = {name: [] for name in impls}
-            for _ in range(rounds):
-                for name, fn in impls.items():
-                    times[name].append(_time(fn, min_seconds))
-            row = {"dtype": dtype, "batch": batch}
-            row.update({f"{k}_ms": 1e3 * float(np.median(v)) for k, v in times.items()})
-            row["bpcli/hand"] = row["bpcli_ms"] / row["hand_ms"]
-            if "torch_ms" in row:
-                row["bpcli/torch"] = row["bpcli_ms"] / row["torch_ms"]
-            rows.append(row)
-            print(_line(row), flush=True)
+
+def _data_2d(model, batch, rng):
+    X = rng.standard_normal((batch, *SPEC2D["input"]))
+    labels = rng.integers(0, 10, batch)
+    Xp, onehot = model.prepare(X, labels)
+    return Xp, onehot, labels
+
+
+# name: (spec, hand-written step, PyTorch step factory, data maker)
+NETWORKS = {
+    "conv1d": (SPEC, hand_step, torch_step_factory, _data_1d),
+    "conv2d": (SPEC2D, hand_step_2d, torch_step_2d_factory, _data_2d),
+}
+
+
+def bench_steps(rounds: int, min_seconds: float, networks=NETWORKS, batches=BATCHES):
+    rows = []
+    for net, (spec, hand, torch_factory, make_data) in networks.items():
+        for dtype in ("float32", "float64"):
+            for batch in batches:
+                rows.append(_bench_one(net, spec, hand, torch_factory, make_data, dtype, batch,
+                                       rounds, min_seconds))
+                print(_line(rows[-1]), flush=True)
     return rows
 
 
+def _bench_one(net, spec, hand, torch_factory, make_data, dtype, batch, rounds, min_seconds):
+    model = bpcli.build(spec, dtype=dtype)
+    Xp, yp, labels = make_data(model, batch, np.random.default_rng(batch))
+    impls = {"bpcli": lambda: model._loss_and_grad(Xp, yp),
+             "hand": lambda: hand(model.params, Xp, yp)}
+    torch_step = torch_factory(model.params)
+    if torch_step is not None:
+        import torch
+
+        Xt, yt = torch.from_numpy(Xp), torch.from_numpy(np.asarray(labels))
+        impls["torch"] = lambda: torch_step(Xt, yt)
+    # the same numbers from each, else the comparison is meaningless
+    ref = hand(model.params, Xp, yp)[1]
+    for fn in impls.values():
+        grads = fn()[1]
+        for k in ref:
+            np.testing.assert_allclose(np.asarray(grads[k]), ref[k],
+                                       rtol=2e-3 if dtype == "float32" else 1e-9,
+                                       atol=1e-5 if dtype == "float32" else 1e-12)
+        fn()  # warm up
+    times = {name: [] for name in impls}
+    for _ in range(rounds):
+        for name, fn in impls.items():
+            times[name].append(_time(fn, min_seconds))
+    row = {"network": net, "dtype": dtype, "batch": batch}
+    row.update({f"{k}_ms": 1e3 * float(np.median(v)) for k, v in times.items()})
+    row["bpcli/hand"] = row["bpcli_ms"] / row["hand_ms"]
+    if "torch_ms" in row:
+        row["bpcli/torch"] = row["bpcli_ms"] / row["torch_ms"]
+    return row
+
+
+def bench_epoch(epochs: int = 3):
+    """A real training run of specs/pulse_cnn.yaml: where an epoch's time goes (summary.json's time_s)."""
+    import tempfile
+
+    from bpcli import run
+    from bpcli.spec import load, set_value
+
+    spec = set_value(load(Path(__file__).resolve().parents[1] / "specs" / "pulse_cnn.yaml"),
+                     "training.epochs", epochs)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = run.execute(run.prepare(spec), Path(tmp) / "run")
+    t = summary["time_s"]
+    total = summary["elapsed_s"]
+    share = {k: v / total for k, v in t.items()}
+    share["other"] = 1 - sum(share.values())
+    return {"epochs": epochs, "seconds": total, "share": share,
+            "data_and_optimizer": share["data"] + share["optimizer"],
+            "peak_rss_mb": summary["peak_rss_mb"]}
+
+
 def _line(row):
-    s = f"{row['dtype']:>8} {row['batch']:>6} {row['bpcli_ms']:10.3f} {row['hand_ms']:10.3f}"
+    s = f"{row['network']:>7} {row['dtype']:>8} {row['batch']:>6} {row['bpcli_ms']:10.3f} {row['hand_ms']:10.3f}"
     s += f" {row['torch_ms']:10.3f}" if "torch_ms" in row else f" {'—':>10}"
     s += f" {row['bpcli/hand']:11.2f}"
     s += f" {row['bpcli/torch']:12.2f}" if "bpcli/torch" in row else f" {'—':>12}"
@@ -93,23 +137,25 @@ def plot(rows, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, dtype in zip(axes, ("float32", "float64")):
-        sub = [r for r in rows if r["dtype"] == dtype]
-        b = [r["batch"] for r in sub]
-        for key, label in (("bpcli_ms", "bpcli engine"), ("hand_ms", "hand-written NumPy"),
-                           ("torch_ms", "PyTorch CPU")):
-            if all(key in r for r in sub):
-                ax.plot(b, [r[key] for r in sub], marker="o", label=label)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("batch size")
-        ax.set_title(f"one forward + backward step, {dtype}")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("ms per step (median)")
-    axes[0].legend()
+    nets = list(dict.fromkeys(r["network"] for r in rows))
+    fig, axes = plt.subplots(len(nets), 2, figsize=(11, 4 * len(nets)), squeeze=False)
+    for i, net in enumerate(nets):
+        for ax, dtype in zip(axes[i], ("float32", "float64")):
+            sub = [r for r in rows if r["dtype"] == dtype and r["network"] == net]
+            b = [r["batch"] for r in sub]
+            for key, label in (("bpcli_ms", "bpcli engine"), ("hand_ms", "hand-written NumPy"),
+                               ("torch_ms", "PyTorch CPU")):
+                if sub and all(key in r for r in sub):
+                    ax.plot(b, [r[key] for r in sub], marker="o", label=label)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("batch size")
+            ax.set_ylabel("ms per step (median)")
+            ax.set_title(f"{net} network, {dtype}: one forward + backward step")
+            ax.grid(alpha=0.3)
+            ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
     plt.close(fig)
 
 
@@ -121,17 +167,25 @@ def main(argv=None):
     rounds, min_seconds = (3, 0.05) if args.quick else (7, 0.2)
     print(f"bpcli {bpcli.__version__}, numpy {np.__version__}, python {platform.python_version()}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    print("network: conv1d(8, k9, same) relu conv1d(8, k9, same) relu dense(1) logistic, "
-          "input length 256")
-    print(f"{'dtype':>8} {'batch':>6} {'bpcli ms':>10} {'hand ms':>10} {'torch ms':>10} "
+    print("conv1d: conv1d(8, k9, same) relu conv1d(8, k9, same) relu dense(1) logistic, length 256")
+    print("conv2d: conv2d(8, 3x3) relu maxpool2 conv2d(16, 3x3) relu maxpool2 dense(10) softmax CE, "
+          "1x28x28")
+    print(f"{'network':>7} {'dtype':>8} {'batch':>6} {'bpcli ms':>10} {'hand ms':>10} {'torch ms':>10} "
           f"{'bpcli/hand':>11} {'bpcli/torch':>12}")
     rows = bench_steps(rounds, min_seconds)
+    epoch = bench_epoch()
+    print(f"pulse_cnn epoch: {epoch['seconds'] / epoch['epochs']:.3f} s; data + optimizer "
+          f"{100 * epoch['data_and_optimizer']:.1f}% of the time ("
+          + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch["share"].items())
+          + f"); peak RSS {epoch['peak_rss_mb']} MB")
     args.out.mkdir(parents=True, exist_ok=True)
     import pandas as pd
 
     pd.DataFrame(rows).to_csv(args.out / "step_times.csv", index=False)
+    (args.out / "epoch.json").write_text(__import__("json").dumps(epoch, indent=2) + "\n")
     plot(rows, args.out / "step_times.png")
-    print(f"wrote {args.out / 'step_times.csv'} and {args.out / 'step_times.png'}")
+    print(f"wrote {args.out / 'step_times.csv'}, {args.out / 'epoch.json'} and "
+          f"{args.out / 'step_times.png'}")
 
 
 if __name__ == "__main__":

@@ -58,14 +58,16 @@ class Optimizer:
         self.t = 0
         self.state: dict[str, dict] = {}
 
-    def step(self, params, grads, lr) -> float:
+    def step(self, params, grads, lr, measure: bool = True) -> float:
+        """Update ``params`` in place; max |ΔW| over all entries (0.0 unless ``measure``)."""
         self.t += 1
         grads = clip_by_global_norm(grads, self.cfg.get("grad_clip"))
         biggest = 0.0
         for name, w in params.items():
             delta = self.delta(self.state.setdefault(name, {}), w, grads[name], lr)
             w -= delta.astype(w.dtype, copy=False)
-            biggest = max(biggest, float(np.max(np.abs(delta), initial=0.0)))
+            if measure:  # only the lecture's precision stop needs it: two passes saved per tensor
+                biggest = max(biggest, float(np.max(np.abs(delta), initial=0.0)))
         return biggest
 
     def delta(self, state, w, g, lr):
@@ -135,12 +137,23 @@ class Adam(Optimizer):
             decay = lr * self.wd * w      # AdamW: W <- W (1 - lr wd), apart from the gradient
         elif self.wd:
             g = g + self.wd * w
-        m = state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * g
-        v = state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * g * g
+        if "m" not in state:
+            state["m"], state["v"] = np.zeros_like(g), np.zeros_like(g)
+        m, v = state["m"], state["v"]
+        # in place, same arithmetic as m <- b1 m + (1-b1) g and v <- b2 v + (1-b2) g²: fewer temporaries
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
         c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        denom = np.sqrt(v)
+        denom /= np.sqrt(c2)
+        denom += c["eps"]
+        step = m * (lr / c1)
+        step /= denom
         # as torch: the decay is applied first, so the Adam step is taken from the decayed W;
         # the Adam step itself does not depend on W, so the two simply add
-        return decay + (lr / c1) * m / (np.sqrt(v) / np.sqrt(c2) + c["eps"])
+        return step + decay if self.wd and self.decoupled else step
 
 
 class AdamW(Adam):

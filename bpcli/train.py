@@ -380,10 +380,10 @@ class Trainer:
                     if self.has_acc:
                         self.sums["accuracy"] += model.loss_def.accuracy(out, yb) * m
                     self.seen += m
-                    step_size = self.opt.step(model.params, grads, lr)
+                    step_size = self.opt.step(model.params, grads, lr, measure=tcfg["precision"] > 0)
                     self.times["optimizer"] += time.perf_counter() - t3
                     self.steps += 1
-                    if step_size < tcfg["precision"]:
+                    if tcfg["precision"] and step_size < tcfg["precision"]:
                         stop, done = (f"converged: step size {step_size:.3g} < precision "
                                       f"{tcfg['precision']:.3g} after {self.steps} steps"), True
                     elif tcfg["max_iters"] and self.steps >= tcfg["max_iters"]:
