@@ -1,14 +1,17 @@
 """Spec fields: a name, a check, a default and a line of documentation, kept together.
 
 Layers, losses, optimizers and the spec's top level each declare their fields
-as :class:`Param` tuples; the validator, ``bpcli show`` and the README's spec
-reference all read these, so a default is written down exactly once.
+as :class:`Param` tuples; the validator, ``bpcli show``, ``bpcli schema`` (JSON
+Schema) and the README's spec reference all read these, so a default is written
+down exactly once. Each check carries the JSON Schema of what it accepts in its
+``json`` attribute, next to the code that accepts it.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,6 +26,19 @@ class Invalid(ValueError):
     def __init__(self, message: str, key: str | None = None):
         super().__init__(message)
         self.key = key
+
+
+class Skipped(Exception):
+    """A part of the spec had errors, already reported: skip the checks that depend on it.
+
+    Only raised while collecting every error (``bpcli validate``); when the first
+    error raises, ``report`` never returns. ``partial`` is what could be resolved,
+    defaults standing in for bad values, so independent parts can still be checked.
+    """
+
+    def __init__(self, partial=None):
+        super().__init__("skipped after reported errors")
+        self.partial = partial
 
 
 REQUIRED = object()
@@ -40,12 +56,35 @@ class Param:
         return self.default is REQUIRED
 
 
+_SHORT = reprlib.Repr()  # a value quoted in a message stays short, whatever the spec holds
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxdict = 8
+
+
 def _show(v) -> str:
-    return repr(v) if isinstance(v, str) else str(v).replace("True", "true").replace("False", "false")
+    return _SHORT.repr(v) if isinstance(v, str) else (
+        _SHORT.repr(v).replace("True", "true").replace("False", "false"))
 
 
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _json(schema: dict):
+    """Attach the JSON Schema of the values a check accepts (read by bpcli schema)."""
+    def attach(check):
+        check.json = schema
+        return check
+    return attach
+
+
+# PyYAML reads 1e-7 (no dot) as a string, so numeric strings are numbers too
+_NUMERIC_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def _number_json(**bounds) -> dict:
+    return {"anyOf": [{"type": "number", **bounds},
+                      {"type": "string", "pattern": _NUMERIC_TEXT}]}
 
 
 def _as_float(v):
@@ -60,6 +99,7 @@ def _as_float(v):
     return float(v)
 
 
+@_json(_number_json())
 def number(v):
     f = _as_float(v)
     if f is None:
@@ -67,18 +107,21 @@ def number(v):
     return f
 
 
+@_json({"type": "integer", "minimum": 1})
 def positive_int(v):
     if not _is_int(v) or v < 1:
         raise Invalid(f"must be a positive integer, got {_show(v)}")
     return v
 
 
+@_json({"type": "integer", "minimum": 0})
 def nonneg_int(v):
     if not _is_int(v) or v < 0:
         raise Invalid(f"must be an integer >= 0, got {_show(v)}")
     return v
 
 
+@_json(_number_json(exclusiveMinimum=0))
 def positive_float(v):
     f = _as_float(v)
     if f is None or f <= 0:
@@ -86,6 +129,7 @@ def positive_float(v):
     return f
 
 
+@_json(_number_json(minimum=0))
 def nonneg_float(v):
     f = _as_float(v)
     if f is None or f < 0:
@@ -93,6 +137,7 @@ def nonneg_float(v):
     return f
 
 
+@_json(_number_json(minimum=0, exclusiveMaximum=1))
 def fraction(v):
     f = _as_float(v)
     if f is None or not 0 <= f < 1:
@@ -100,12 +145,14 @@ def fraction(v):
     return f
 
 
+@_json({"type": "boolean"})
 def boolean(v):
     if not isinstance(v, bool):
         raise Invalid(f"must be true or false, got {_show(v)}")
     return v
 
 
+@_json({"type": "string", "minLength": 1})
 def text(v):
     if not isinstance(v, str) or not v:
         raise Invalid(f"must be a non-empty string, got {_show(v)}")
@@ -119,6 +166,7 @@ def one_of(*choices):
                           + did_you_mean(v, choices))
         return v
     check.choices = choices
+    check.json = {"enum": list(choices)}
     return check
 
 
@@ -130,35 +178,50 @@ def int_or(*words, minimum=1):
             return v
         raise Invalid(f"must be an integer >= {minimum} or one of {', '.join(words)}, got {_show(v)}"
                       + did_you_mean(v, words))
+    check.json = {"anyOf": [{"type": "integer", "minimum": minimum}, {"enum": list(words)}]}
     return check
 
 
 def optional(inner):
     def check(v):
         return None if v is None else inner(v)
+    check.inner = inner  # its JSON Schema is inner's or null
     return check
 
 
-def did_you_mean(word, candidates) -> str:
+def closest(word, candidates) -> str | None:
+    """The candidate ``word`` is most likely a misspelling of, if any is close enough."""
     if not isinstance(word, str):
-        return ""
+        return None
     close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word, candidates) -> str:
+    close = closest(word, candidates)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def resolve(params: tuple[Param, ...], given, path: str, report) -> dict:
     """Check a mapping against its fields, filling defaults.
 
-    ``report(path, message)`` raises the positioned error; unknown keys are
-    errors, with a suggestion for a near miss.
+    ``report(path, message)`` raises the positioned error, or records it and
+    returns when every error is being collected: then the other fields are still
+    checked (a bad field's default stands in for it) and, at the end,
+    :class:`Skipped` carries the partial result. Unknown keys are errors, with a
+    suggestion for a near miss.
     """
     if given is None:
         given = {}
     if not isinstance(given, dict):
         report(path, f"must be a mapping of {', '.join(p.name for p in params)}, got {_show(given)}")
+        raise Skipped
     names = [p.name for p in params]
+    bad, meant = False, set()
     for key in given:
         if key not in names:
+            bad = True
+            meant.add(closest(key, names))
             report(f"{path}.{key}" if path else str(key),
                    f"unknown key {key!r}{did_you_mean(key, names)}; "
                    f"known keys: {', '.join(names) or 'none'}")
@@ -168,10 +231,16 @@ def resolve(params: tuple[Param, ...], given, path: str, report) -> dict:
         if p.name in given:
             try:
                 out[p.name] = p.check(given[p.name])
+                continue
             except Invalid as e:
+                bad = True
                 report(sub, str(e))
         elif p.required:
-            report(path or sub, f"missing required key {p.name!r} ({p.doc})")
-        else:
+            bad = True
+            if p.name not in meant:  # a misspelling of it was just reported, with the suggestion
+                report(path or sub, f"missing required key {p.name!r} ({p.doc})")
+        if not p.required:
             out[p.name] = p.default
+    if bad:
+        raise Skipped(out)
     return out

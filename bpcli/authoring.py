@@ -1,0 +1,64 @@
+"""Writing specs: every error at once (``bpcli validate``), the resolved spec (``bpcli show``) and
+starter specs (``bpcli init``). The CLI prints what these return."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError
+from .schema import did_you_mean
+from .spec import Spec, check
+from .templates import TEMPLATES, render
+
+
+def validate_spec(source, sets=()) -> dict:
+    """A summary of a spec that has no problem; else one InputError listing every problem.
+
+    Every structural problem is found at once; the shapes are then checked by
+    compiling the network, which stops at the first layer that cannot take its
+    input (the shapes after it are unknown).
+    """
+    from .model import Model
+
+    spec = check(source, sets=sets)
+    model = Model(spec)
+    return {"file": spec.file, "name": spec.data["name"], "layers": len(spec.data["layers"]),
+            "parameters": model.n_params(),
+            "output_shape": [int(n) for n in model.output_shape[1:]],
+            "loss": spec.data["loss"]["name"]}
+
+
+def summary_line(summary: dict) -> str:
+    return (f"{summary['file'] or summary['name']}: ok, {summary['layers']} layers, "
+            f"{summary['parameters']:,} parameters, output shape {tuple(summary['output_shape'])}, "
+            f"{summary['loss']} loss")
+
+
+def show_text(spec: Spec, as_json: bool = False) -> str:
+    """The resolved spec, every default filled in: YAML with a header comment, or JSON."""
+    if as_json:
+        return json.dumps(spec.data, indent=2) + "\n"
+    source = spec.file or spec.data["name"]
+    sets = "".join(f"\n#   --set {item}" for _, item in spec.sets)
+    return (f"# {source} as bpcli {__version__} reads it: every default filled in{sets}\n"
+            + spec.to_yaml())
+
+
+def write_template(template: str, out: Path) -> Path:
+    """Write a starter spec to ``out``, never over an existing file."""
+    if template not in TEMPLATES:
+        raise InputError(f"unknown template {template!r}{did_you_mean(template, TEMPLATES)}; "
+                         f"known: {', '.join(TEMPLATES)}", path="--template")
+    out = Path(out)
+    text = render(template, str(out))
+    try:
+        with open(out, "x", encoding="utf-8") as f:  # "x": fails if the file exists
+            f.write(text)
+    except FileExistsError:
+        raise InputError("already exists; bpcli init never overwrites a file: choose another "
+                         "--out", file=str(out)) from None
+    except OSError as e:
+        raise InputError(f"cannot write: {e.strerror or e}", file=str(out)) from None
+    return out
