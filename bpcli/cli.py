@@ -122,24 +122,29 @@ def _report(summary):
 
 
 def _with_progress(fn, s, quiet):
+    """Run ``fn(callback)`` under a progress bar on stderr: epoch, step, losses, speed, ETA."""
     if quiet or not err.is_terminal:
         return fn(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from .optim import OPTIMIZERS
 
     tcfg = s.data["training"]
-    per_step = s.data["optimizer"]["name"] == "gd"
+    per_step = OPTIMIZERS[s.data["optimizer"]["name"]].full_batch
     total = min(tcfg["epochs"], tcfg["max_iters"] or tcfg["epochs"]) if per_step else tcfg["epochs"]
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("epoch" if not per_step else "iteration", total=total, status="")
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("iteration" if per_step else "epoch", total=total, status="")
 
         def cb(row):
-            status = f"loss {row['train_loss']:.4g}"
-            if "val_loss" in row:
+            status = f"step {row['step']}  loss {row['train_loss']:.4g}"
+            if row.get("val_loss") is not None:
                 status += f"  val {row['val_loss']:.4g}"
             if row.get("val_accuracy") is not None:
                 status += f"  val acc {row['val_accuracy']:.3f}"
+            status += f"  {row['step'] / max(row['elapsed_s'], 1e-9):.0f} steps/s"
             bar.update(task, completed=row["epoch"], status=status)
         return fn(cb)
 
@@ -243,14 +248,41 @@ def gradcheck(spec: Path = SPEC,
 
 
 @command
-def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders"),
-         out_file: Path = typer.Option(Path("loss_curves.png"), "--out", help="PNG file to write")):
+def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders or sweep folders"),
+         out_file: Path = typer.Option(Path("loss_curves.png"), "--out", help="PNG file to write"),
+         logy: Optional[bool] = typer.Option(None, "--logy/--linear", help="loss axis scale "
+                                                                           "(default: log when all "
+                                                                           "losses are positive)"),
+         smooth: int = typer.Option(1, min=1, help="moving-average window, in rows")):
     """Overlay the loss curves of one or several runs (or every run of a sweep folder) in one picture."""
     from .plot import plot_runs
     from .runs import expand
 
-    path = plot_runs(expand(runs), out_file)
+    path = plot_runs(expand(runs), out_file, logy=logy, smoothing=smooth)
     out.print(f"plot: {path}")
+
+
+@command
+def diff(run_a: Path = typer.Argument(..., help="a run folder"),
+         run_b: Path = typer.Argument(..., help="another run folder"),
+         out_file: Path = typer.Option(Path("diff.png"), "--out", help="PNG of both runs' curves")):
+    """What differs between two runs: their resolved specs, final metrics, and curves overlaid."""
+    from .plot import plot_runs
+    from .runs import compare
+
+    report = compare(run_a, run_b)
+    table = Table(title=f"{run_a} vs {run_b}")
+    for col in ("key", str(run_a), str(run_b)):
+        table.add_column(col, overflow="fold")
+    for key, a, b in report["spec"]:
+        table.add_row(key, _cell(a), _cell(b))
+    for key, a, b in report["final"]:
+        table.add_row(f"final {key}", _cell(a), _cell(b))
+    out.print(table)
+    if not report["spec"]:
+        out.print("the resolved specs are identical")
+    path = plot_runs([run_a, run_b], out_file, title=f"{run_a.name} vs {run_b.name}")
+    out.print(f"curves: {path}")
 
 
 @command

@@ -19,8 +19,20 @@ def read_metrics(run_dir):
         raise InputError(f"cannot read metrics.csv: {e}", file=str(path)) from None
 
 
-def plot_runs(run_dirs, out) -> Path:
-    """Train (solid) and validation (dashed) loss of each run, plus accuracy where there is one."""
+def smooth(values, window: int):
+    """Trailing moving average over ``window`` rows (1: unchanged); gaps (NaN) stay gaps."""
+    if window <= 1:
+        return values
+    return values.rolling(window, min_periods=1).mean()
+
+
+def plot_runs(run_dirs, out, *, logy: bool | None = None, smoothing: int = 1,
+              title: str | None = None) -> Path:
+    """Train (solid) and validation (dashed) loss of each run, plus accuracy where there is one.
+
+    ``logy`` None: a log loss axis when every loss is positive; ``smoothing``: moving-average
+    window in rows (the raw curve stays visible, faint).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,21 +49,27 @@ def plot_runs(run_dirs, out) -> Path:
         xlabel = "iteration" if (df["step"] == df["epoch"]).all() else "epoch"
         color = f"C{i}"
         label = run.name if len(frames) > 1 else ""
-        ax_loss.plot(x, df["train_loss"], color=color, label=f"{label} train".strip())
         # validation may be evaluated every few rows (training.eval_every): join the rows that have it
-        val = lambda col: (x[df[col].notna()], df[col].dropna())  # noqa: E731
+        val = lambda col: (x[df[col].notna()], smooth(df[col].dropna(), smoothing))  # noqa: E731
+        if smoothing > 1:
+            ax_loss.plot(x, df["train_loss"], color=color, alpha=0.2, lw=0.8)
+        ax_loss.plot(x, smooth(df["train_loss"], smoothing), color=color,
+                     label=f"{label} train".strip())
         if "val_loss" in df:
             ax_loss.plot(*val("val_loss"), color=color, ls="--", label=f"{label} validation".strip())
         if has_acc:
             ax = axes[0][1]
             if "train_accuracy" in df:
-                ax.plot(x, df["train_accuracy"], color=color, label=f"{label} train".strip())
+                ax.plot(x, smooth(df["train_accuracy"], smoothing), color=color,
+                        label=f"{label} train".strip())
             if "val_accuracy" in df:
                 ax.plot(*val("val_accuracy"), color=color, ls="--",
                         label=f"{label} validation".strip())
     ax_loss.set_xlabel(xlabel)
     ax_loss.set_ylabel("loss")
-    if all((df["train_loss"] > 0).all() for _, df in frames):
+    if logy is None:
+        logy = all((df["train_loss"] > 0).all() for _, df in frames)
+    if logy:
         ax_loss.set_yscale("log")
     ax_loss.set_title("loss")
     ax_loss.grid(alpha=0.3)
@@ -63,8 +81,7 @@ def plot_runs(run_dirs, out) -> Path:
         ax.set_title("accuracy")
         ax.grid(alpha=0.3)
         ax.legend()
-    title = frames[0][0].name if len(frames) == 1 else f"{len(frames)} runs"
-    fig.suptitle(title)
+    fig.suptitle(title or (frames[0][0].name if len(frames) == 1 else f"{len(frames)} runs"))
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

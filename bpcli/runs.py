@@ -54,3 +54,34 @@ def list_runs(folder: Path) -> list[dict]:
             continue
         rows.append(row)
     return rows
+
+
+def _flatten(data, prefix=""):
+    """{"a": {"b": 1}, "layers": [...]} -> {"a.b": 1, "layers[0].conv1d.kernel": ...}."""
+    out = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = data
+    return out
+
+
+def compare(run_a: Path, run_b: Path) -> dict:
+    """Spec keys that differ (resolved, so defaults count) and the final metrics of both runs."""
+    import yaml
+
+    specs, finals = [], []
+    for run in (Path(run_a), Path(run_b)):
+        if not (run / "spec.yaml").exists():
+            raise InputError("not a run folder: it has no spec.yaml", file=str(run))
+        specs.append(_flatten(yaml.safe_load((run / "spec.yaml").read_text())))
+        summary = run / "summary.json"
+        finals.append(json.loads(summary.read_text())["final"] if summary.exists() else {})
+    keys = list(dict.fromkeys([*specs[0], *specs[1]]))
+    spec_rows = [(k, specs[0].get(k), specs[1].get(k)) for k in keys if specs[0].get(k) != specs[1].get(k)]
+    metric_keys = list(dict.fromkeys([*finals[0], *finals[1]]))
+    return {"spec": spec_rows, "final": [(k, finals[0].get(k), finals[1].get(k)) for k in metric_keys]}

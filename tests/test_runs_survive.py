@@ -192,3 +192,17 @@ def test_training_on_memory_mapped_npy_reads_batches_not_the_file(workdir):
     assert s["n_train"] == 2400 and s["n_val"] == 600 and s["final"]["val_accuracy"] > 0.8
     # a single .npy path means its folder
     assert data_mod.load_file(folder / "X.npy").X.shape == (3000, 32)
+
+
+def test_diff_names_the_keys_that_differ_and_plot_smooths(workdir, capsys):
+    spec = spec_file(workdir / "s.yaml", 2)
+    assert main(["train", str(spec), "-q", "--out", "a"]) == 0
+    assert main(["train", str(spec), "-q", "--out", "b", "--seed", "3", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["diff", "a", "b", "--out", "d.png"]) == 0
+    out = capsys.readouterr().out
+    assert "seed" in out and "training.epochs" in out and "final val_loss" in out
+    assert "optimizer.lr" not in out
+    assert (workdir / "d.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", "a", "b", "--smooth", "2", "--linear", "--out", "p.png"]) == 0
+    assert main(["diff", "a", "nowhere"]) == 2
