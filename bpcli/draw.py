@@ -123,10 +123,9 @@ def _layers(g: Graph) -> dict[str, int]:
 
 
 def to_png(graphs: list[Graph], out: Path) -> Path:
-    import matplotlib
+    from .plot import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     colors = {"input": "#cfe8fc", "param": "#fff2b3", "op": "#ffffff", "output": "#fcd5dc"}
     layouts = []
@@ -153,8 +152,4 @@ def to_png(graphs: list[Graph], out: Path) -> Path:
         ax.set_title(g.title)
         ax.axis("off")
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)

@@ -27,6 +27,7 @@ import numpy as np
 from .engine import PRIMITIVES
 from .errors import InputError
 from .layers import LAYERS, conv_geometry
+from .plot import pyplot, save
 
 _LAYOUT = {"reshape", "transpose", "pad", "windows", "broadcast_to"}
 _REDUCTIONS = {"sum", "mean", "max"}
@@ -139,26 +140,10 @@ def toeplitz_matrix(model, i) -> np.ndarray:
                                        dilation=g.dilation)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, out) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    _pyplot().close(fig)
-    return out
-
-
 def draw_toeplitz(model, i, out, source="initial weights") -> Path:
     """Layer i's T(w) as an image, 0 white, positive red, negative blue; lines between the
     blocks of a multi-channel (block-)Toeplitz matrix."""
-    plt = _pyplot()
+    plt = pyplot()
     T = toeplitz_matrix(model, i)
     name, cfg = model.spec.layer_list()[i]
     o_ch, c_ch = model.params[f"layers.{i}.weight"].shape[:2]
@@ -177,7 +162,7 @@ def draw_toeplitz(model, i, out, source="initial weights") -> Path:
                  fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def _kernel_mosaic(w):
@@ -195,7 +180,7 @@ def draw_kernels(model, out, source="initial weights") -> Path:
     """Every conv layer's kernels, one panel each: a few conv1d kernels as lines over the taps
     (the lecture's one kernel of 5), more of them, and conv2d kernels, as a mosaic of small
     images, in channels down and out channels across, 0 white, positive red, negative blue."""
-    plt = _pyplot()
+    plt = pyplot()
     convs = conv_indices(model)
     if not convs:
         raise InputError("the spec has no conv1d or conv2d layer: no kernels to draw",
@@ -235,4 +220,4 @@ def draw_kernels(model, out, source="initial weights") -> Path:
         ax.set_title(f"layers[{i}] {describe(name, cfg)}", fontsize=9)
     fig.suptitle(f"{model.spec.data['name']}: kernels ({source})", fontsize=11)
     fig.tight_layout()
-    return _save(fig, out)
+    return save(fig, out)

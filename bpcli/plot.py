@@ -7,6 +7,24 @@ from pathlib import Path
 from .errors import InputError
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: bpcli draws files, never windows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save(fig, out, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``out`` (making its folder) and free it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    pyplot().close(fig)
+    return out
+
+
 def read_metrics(run_dir):
     import pandas as pd
 
@@ -33,11 +51,7 @@ def plot_runs(run_dirs, out, *, logy: bool | None = None, smoothing: int = 1,
     ``logy`` None: a log loss axis when every loss is positive; ``smoothing``: moving-average
     window in rows (the raw curve stays visible, faint).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     frames = [(Path(r), read_metrics(r)) for r in run_dirs]
     has_acc = any("val_accuracy" in df or "train_accuracy" in df for _, df in frames)
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6.5, 4.2),
@@ -83,8 +97,4 @@ def plot_runs(run_dirs, out, *, logy: bool | None = None, smoothing: int = 1,
         ax.legend()
     fig.suptitle(title or (frames[0][0].name if len(frames) == 1 else f"{len(frames)} runs"))
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)

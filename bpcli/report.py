@@ -100,10 +100,9 @@ def sweep_table(sweep: dict) -> Table:
 
 
 def sweep_png(sweep: dict, out: Path) -> Path:
-    import matplotlib
+    from .plot import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     hs = [r["h"] for r in sweep["rows"]]
     errs = [max(r["abs_err"], 1e-18) for r in sweep["rows"]]
@@ -116,8 +115,4 @@ def sweep_png(sweep: dict, out: Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)

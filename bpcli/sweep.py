@@ -316,12 +316,11 @@ def write_table(folder: Path) -> list[dict]:
 
 def plot_sweep(folder: Path, p: dict, variants, rows) -> Path:
     """Validation (or training) curves coloured by the first varied value; final metric per value."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
 
+    from .plot import pyplot, save
+
+    plt = pyplot()
     varied = list(variants[0].values) if variants and variants[0].values else []
     fig, axes = plt.subplots(1, 1 + len(varied), figsize=(5.5 * (1 + len(varied)), 4.2), squeeze=False)
     ax = axes[0][0]
@@ -364,10 +363,7 @@ def plot_sweep(folder: Path, p: dict, variants, rows) -> Path:
         ax.set_title(f"final metric by {path.split('.')[-1]} (± spread over seeds)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    out = folder / "sweep.png"
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, folder / "sweep.png", dpi=100)
 
 
 def _sort_key(text: str):
