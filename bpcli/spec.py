@@ -251,7 +251,13 @@ def _read(source, name):
         raise InputError("spec file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read spec file: {e}", file=str(path)) from None
-    loader = _PositionLoader(text_)
+    try:
+        loader = _PositionLoader(text_)
+    except yaml.reader.ReaderError as e:  # a control character: the reader refuses the text
+        before = text_[:e.position]
+        raise InputError(f"invalid YAML: character {e.character:#06x} is not allowed in YAML",
+                         file=str(path), line=before.count("\n") + 1,
+                         column=e.position - before.rfind("\n")) from None
     try:
         node = loader.get_single_node()
         if node is None:
