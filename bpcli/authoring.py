@@ -27,13 +27,29 @@ def validate_spec(source, sets=()) -> dict:
     return {"file": spec.file, "name": spec.data["name"], "layers": len(spec.data["layers"]),
             "parameters": model.n_params(),
             "output_shape": [int(n) for n in model.output_shape[1:]],
-            "loss": spec.data["loss"]["name"]}
+            "loss": spec.data["loss"]["name"], "data": _data(spec)}
+
+
+def _data(spec: Spec) -> str | None:
+    """Where the spec's data comes from; a data file that is not there is an error already."""
+    cfg = spec.data["data"]
+    if cfg is None:
+        return None
+    if cfg["builtin"]:
+        return f"builtin {cfg['builtin']} (n={cfg['n']})"
+    path = Path(cfg["path"])
+    path = path if path.is_absolute() else spec.base_dir / path
+    if not path.exists():
+        raise spec.error("data.path", f"no such file: {path} (a relative path is read from the "
+                                      f"spec's folder)")
+    return str(path)
 
 
 def summary_line(summary: dict) -> str:
+    data = summary["data"] or "none, train it with --data FILE"
     return (f"{summary['file'] or summary['name']}: ok, {summary['layers']} layers, "
             f"{summary['parameters']:,} parameters, output shape {tuple(summary['output_shape'])}, "
-            f"{summary['loss']} loss")
+            f"{summary['loss']} loss; data: {data}")
 
 
 def show_text(spec: Spec, as_json: bool = False) -> str:

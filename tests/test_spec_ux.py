@@ -154,7 +154,8 @@ def test_validate_every_shipped_spec_in_one_line(capsys, spec):
     assert code == 0 and err == ""
     assert out.strip().splitlines() == [
         f"{spec}: ok, {len(model.spec.data['layers'])} layers, {model.n_params():,} parameters, "
-        f"output shape {tuple(model.output_shape[1:])}, {model.spec.data['loss']['name']} loss"]
+        f"output shape {tuple(model.output_shape[1:])}, {model.spec.data['loss']['name']} loss; "
+        f"data: builtin {model.spec.data['data']['builtin']} (n={model.spec.data['data']['n']})"]
 
 
 def test_validate_json(capsys, workdir):
@@ -162,13 +163,24 @@ def test_validate_json(capsys, workdir):
     assert code == 0
     assert json.loads(out) == {"ok": True, "file": "good.yaml", "name": "good", "layers": 3,
                                "parameters": 2 * 3 + 2 + 32 + 1, "output_shape": [1],
-                               "loss": "logistic"}
+                               "loss": "logistic", "data": "builtin pulses (n=60)"}
     code, out, _ = cli(capsys, "validate", "six.yaml", "--json")
     report = json.loads(out)
     assert code == 2 and report["ok"] is False and len(report["errors"]) == 6
     assert report["errors"][0] == {"file": "six.yaml", "line": 3, "column": 1, "path": "dtype",
                                    "message": "must be one of float32, float64, got 'float16' "
                                               "(did you mean 'float64'?)"}
+
+
+def test_validate_checks_that_the_data_file_is_there(capsys, workdir):
+    (workdir / "file.yaml").write_text(GOOD.replace("builtin: pulses, n: 60", "path: d.npz"))
+    code, _, err = cli(capsys, "validate", "file.yaml")
+    assert code == 2 and err.startswith("bpcli: error: file.yaml:3:8: data.path: no such file: d.npz")
+    (workdir / "d.npz").write_bytes(b"")
+    code, out, _ = cli(capsys, "validate", "file.yaml")
+    assert code == 0 and out.strip().endswith("logistic loss; data: d.npz")
+    code, out, _ = cli(capsys, "validate", "file.yaml", "--set", "data=null")
+    assert code == 0 and out.strip().endswith("; data: none, train it with --data FILE")
 
 
 def test_validate_a_file_that_is_not_yaml(capsys, workdir):
