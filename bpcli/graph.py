@@ -4,15 +4,25 @@ Each layer's builder emits primitives tagged with the layer they came from
 (``layers[2] (conv1d)``), so pictures and errors can name it. Every shape is
 known when this returns; a layer that cannot take its input is reported at its
 line in the spec, with the numbers.
+
+A spec compiles to two programs when a layer behaves differently while training
+(dropout, batchnorm): the evaluation program (validation, ``bpcli eval``,
+gradcheck) and the training program, which takes a random input per dropout
+layer (its mask, drawn by the trainer) and outputs the batch statistics that
+update batchnorm's running statistics after each step. Both read the same
+parameters and the same model state (``buffers``: running statistics, the
+preprocessing statistics), so the engine itself stays deterministic.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from .engine import Builder, Program
 from .layers import LAYERS
 from .losses import LOSSES, absolute
+from .preprocess import stat_shape
 from .schema import Invalid
 from .spec import Spec
 
@@ -21,18 +31,84 @@ from .spec import Spec
 class ParamInfo:
     name: str
     shape: tuple
-    fan_in: int | None  # None: a bias, initialized to zero
+    fan_in: int | None  # None: not drawn by the initializer (a bias, batchnorm's scale)
     layer: int
+    start: float = 0.0  # the value an undrawn parameter starts at: 0 for biases, 1 for a scale
+
+
+@dataclass(frozen=True)
+class BufferInfo:
+    """Model state that is not trained: read by the graph, saved with the weights, never
+    optimized or gradient-checked (batchnorm's running statistics, preprocessing statistics)."""
+
+    name: str
+    shape: tuple
+    start: float
+
+
+@dataclass(frozen=True)
+class NoiseInfo:
+    """A random input of the training program, drawn afresh every step: ``draw(rng, shape)``
+    with shape (batch, *shape[1:]) (dropout's keep mask)."""
+
+    name: str
+    shape: tuple
+    draw: Callable
+
+
+@dataclass(frozen=True)
+class UpdateInfo:
+    """After each training step on n samples: ``rule(buffers, stats, n)`` updates this layer's
+    buffers in place (by short name) from the training program's outputs ``stats`` (short name
+    -> output name); a step needs at least ``min_batch`` samples for it."""
+
+    layer: int
+    rule: Callable
+    stats: dict
+    min_batch: int = 1
+
+
+@dataclass
+class Compiled:
+    """What a compiled program needs around it: its parameters, state, random inputs, updates."""
+
+    params: list = field(default_factory=list)
+    buffers: list = field(default_factory=list)
+    noise: list = field(default_factory=list)
+    updates: list = field(default_factory=list)
 
 
 class _LayerContext:
-    def __init__(self, b: Builder, index: int, params: list):
-        self.b, self.index, self._params = b, index, params
+    """What a layer's builder can declare besides equations: parameters, buffers, random
+    inputs (training program only) and updates of its buffers after a training step."""
 
-    def param(self, pname, shape, fan_in):
-        name = f"layers.{self.index}.{pname}"
-        self._params.append(ParamInfo(name, tuple(shape), fan_in, self.index))
+    def __init__(self, b: Builder, index: int, compiled: Compiled, training: bool):
+        self.b, self.index, self.c, self.training = b, index, compiled, training
+
+    def _name(self, pname):
+        return f"layers.{self.index}.{pname}"
+
+    def param(self, pname, shape, fan_in, start=0.0):
+        name = self._name(pname)
+        self.c.params.append(ParamInfo(name, tuple(shape), fan_in, self.index, start))
         return self.b.input(name, shape)
+
+    def buffer(self, pname, shape, start):
+        name = self._name(pname)
+        self.c.buffers.append(BufferInfo(name, tuple(shape), start))
+        return self.b.input(name, shape)
+
+    def noise(self, pname, shape, draw):
+        name = self._name(pname)
+        self.c.noise.append(NoiseInfo(name, tuple(shape), draw))
+        return self.b.input(name, shape)
+
+    def after_step(self, rule, min_batch=1, **stats):
+        names = {}
+        for short, var in stats.items():
+            names[short] = self._name(f"batch_{short}")
+            self.b.output(names[short], var)
+        self.c.updates.append(UpdateInfo(self.index, rule, names, min_batch))
 
 
 def _penalty(b, weights, l2, l1):
@@ -49,20 +125,33 @@ def _penalty(b, weights, l2, l1):
     return total
 
 
-def compile_spec(spec: Spec) -> tuple[Program, list[ParamInfo]]:
+def modal(spec: Spec) -> bool:
+    """Whether some layer computes differently while training (dropout, batchnorm)."""
+    return any(LAYERS[name].modal for name, _ in spec.layer_list())
+
+
+def compile_spec(spec: Spec, training: bool = False) -> tuple[Program, Compiled]:
     """The spec's network and loss as one program: outputs ``output`` (N, ...), ``data_loss``
     (the loss's value), ``loss`` (the scalar trained on) and, with regularization, ``reg_loss``.
 
     The penalty is built from primitives like the loss, so its gradient comes from the same
     backward pass; without regularization ``loss`` is ``data_loss`` and no equation is added.
+    With a ``preprocess`` other than none, the input first becomes (X - shift) / scale, the two
+    statistics being buffers. ``training`` compiles the training program (module docstring).
     """
     b = Builder()
-    params: list[ParamInfo] = []
+    c = Compiled()
     x = b.input("X", (None, *spec.data["input"]))
+    if spec.data["preprocess"] != "none":
+        b.origin = f"preprocess ({spec.data['preprocess']})"
+        shape = stat_shape(spec.data["input"])
+        c.buffers += [BufferInfo("preprocess.shift", shape, 0.0),
+                      BufferInfo("preprocess.scale", shape, 1.0)]
+        x = (x - b.input("preprocess.shift", shape)) / b.input("preprocess.scale", shape)
     for i, (lname, cfg) in enumerate(spec.layer_list()):
         b.origin = f"layers[{i}] ({lname})"
         try:
-            x = LAYERS[lname].build(_LayerContext(b, i, params), x, cfg)
+            x = LAYERS[lname].build(_LayerContext(b, i, c, training), x, cfg)
         except (Invalid, ValueError) as e:
             key = getattr(e, "key", None)
             raise spec.error(f"layers[{i}].{lname}.{key}" if key else f"layers[{i}]",
@@ -79,7 +168,7 @@ def compile_spec(spec: Spec) -> tuple[Program, list[ParamInfo]]:
     data_loss = loss.build(b, x, y, spec.data["loss"])
     b.output("data_loss", data_loss)
     reg = spec.data["regularization"]
-    weights = [b.inputs[p.name] for p in params if p.fan_in is not None]
+    weights = [b.inputs[p.name] for p in c.params if p.fan_in is not None]
     if (reg["l2"] or reg["l1"]) and weights:
         b.origin = "regularization"
         reg_loss = _penalty(b, weights, reg["l2"], reg["l1"])
@@ -87,4 +176,4 @@ def compile_spec(spec: Spec) -> tuple[Program, list[ParamInfo]]:
         b.output("loss", data_loss + reg_loss)
     else:
         b.output("loss", data_loss)
-    return b.program(), params
+    return b.program(training=training), c

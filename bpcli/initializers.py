@@ -77,13 +77,14 @@ _add("zeros", "all zeros (a network of zeros learns nothing behind a ReLU: for t
 
 def init_weights(param_info, init_cfg: dict, seed: int, dtype) -> dict[str, np.ndarray]:
     """Every parameter's starting value: weights drawn in parameter order from one generator
-    seeded by ``seed`` (each by its layer's initializer), biases zero."""
+    seeded by ``seed`` (each by its layer's initializer); biases zero, and any other parameter
+    that is not drawn (batchnorm's scale: 1) its ``start``."""
     rng = np.random.default_rng(seed)
     overrides = init_cfg.get("layers") or {}
     out = {}
     for p in param_info:
         if p.fan_in is None:
-            out[p.name] = np.zeros(p.shape, dtype=dtype)
+            out[p.name] = np.full(p.shape, p.start, dtype=dtype)
             continue
         cfg = overrides.get(p.layer, init_cfg)
         fan_in, fan_out = p.fan_in, fans(p.shape)[1]

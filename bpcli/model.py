@@ -6,26 +6,44 @@ from pathlib import Path
 
 import numpy as np
 
+from . import augment as augment_mod
 from .engine import backward, evaluate, forward_tangent
 from .errors import InputError
-from .graph import compile_spec
+from .graph import compile_spec, modal
 from .initializers import init_weights
 from .losses import LOSSES
+from .preprocess import statistics
 from .schema import Invalid
 from . import spec as spec_mod
 
 
 class Model:
-    """A compiled spec and its parameters.
+    """A compiled spec, its parameters and its state.
 
     ``params`` maps ``layers.<i>.weight`` / ``layers.<i>.bias`` to arrays that
     the model reads on every call: writing into them changes the model.
+    ``buffers`` holds the state that is not trained (batchnorm's
+    ``layers.<i>.running_mean`` / ``running_var``, ``preprocess.shift`` /
+    ``preprocess.scale``), read the same way and saved with the weights.
+
+    ``program`` is the evaluation program, deterministic: what ``forward``,
+    ``loss``, validation, ``bpcli eval`` and gradcheck run. ``train_program``
+    is the training program (the same object unless a layer is dropout or
+    batchnorm); the API functions take ``train=True`` and, with dropout, the
+    ``masks`` to use (:meth:`draw_masks`).
     """
 
     def __init__(self, spec: spec_mod.Spec, dtype=None):
         self.spec = spec
         self.dtype = np.dtype(dtype or spec.data["dtype"])
-        self.program, self.param_info = compile_spec(spec)
+        self.program, compiled = compile_spec(spec)
+        self.param_info, self.buffer_info = compiled.params, compiled.buffers
+        if modal(spec):
+            self.train_program, train = compile_spec(spec, training=True)
+            self.noise_info, self.updates = train.noise, train.updates
+        else:
+            self.train_program, self.noise_info, self.updates = self.program, [], []
+        self.min_batch = max((u.min_batch for u in self.updates), default=1)
         self.loss_def = LOSSES[spec.data["loss"]["name"]]
         self.output_shape = self.program.outputs["output"].shape
         self.regularized = "reg_loss" in self.program.outputs
@@ -34,7 +52,15 @@ class Model:
             if i not in with_weights:
                 raise spec.error(f"init.layers.{i}", f"layers[{i}] ({spec.layer_list()[i][0]}) has "
                                                      f"no weights to initialize")
+        augment = spec.data["training"]["augment"]
+        if augment is not None:
+            try:
+                augment_mod.check(augment, spec.data["input"])
+            except Invalid as e:
+                raise spec.error(f"training.augment.{e.key}", str(e)) from None
         self.params = self.init_params(spec.data["seed"])
+        self.buffers = {b.name: np.full(b.shape, b.start, dtype=self.dtype)
+                        for b in self.buffer_info}
 
     # ------------------------------------------------------------ parameters
     def init_params(self, seed: int) -> dict[str, np.ndarray]:
@@ -45,17 +71,22 @@ class Model:
     def n_params(self) -> int:
         return int(sum(w.size for w in self.params.values()))
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Everything ``model.npz`` holds: the parameters and the buffers, by name."""
+        return {**self.params, **self.buffers}
+
     def save(self, path) -> None:
-        np.savez(path, **self.params)
+        np.savez(path, **self.arrays())
 
     def load_params(self, path) -> None:
+        """Parameters and buffers from a ``model.npz`` (or a checkpoint) written for this spec."""
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as f:
                 loaded = {k: f[k] for k in f.files}
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read weights: {e}", file=str(path)) from None
-        for name, w in self.params.items():
+        for name, w in self.arrays().items():
             if name not in loaded:
                 raise InputError(f"weights file has no array {name!r} (it has "
                                  f"{', '.join(loaded) or 'none'})", file=str(path))
@@ -63,6 +94,39 @@ class Model:
                 raise InputError(f"{name} has shape {loaded[name].shape}, the spec needs {w.shape}",
                                  file=str(path))
             w[...] = loaded[name]
+
+    def fit_preprocess(self, X) -> None:
+        """Set the preprocessing statistics (spec's ``preprocess``) from training inputs X."""
+        name = self.spec.data["preprocess"]
+        if name == "none":
+            return
+        shift, scale = statistics(name, X)
+        self.buffers["preprocess.shift"][...] = shift
+        self.buffers["preprocess.scale"][...] = scale
+
+    # ------------------------------------------------------------ training mode
+    def draw_masks(self, n: int, rng) -> dict[str, np.ndarray]:
+        """One step's random inputs of the training program for a batch of n samples (dropout's
+        0/1 keep masks, in the model's dtype), drawn from ``rng`` in layer order."""
+        return {m.name: m.draw(rng, (n, *m.shape[1:])).astype(self.dtype) for m in self.noise_info}
+
+    def update_buffers(self, stats: dict, n: int) -> None:
+        """After a training step on n samples: each layer's buffer update (batchnorm's running
+        statistics) from the batch statistics :meth:`_train_step` returned."""
+        for u in self.updates:
+            prefix = f"layers.{u.layer}."
+            mine = {k[len(prefix):]: v for k, v in self.buffers.items() if k.startswith(prefix)}
+            u.rule(mine, {short: stats[name] for short, name in u.stats.items()}, n)
+
+    def _mode(self, train: bool, masks):
+        """(program, extra inputs) for the mode; dropout in training mode needs its masks."""
+        if not train:
+            return self.program, {}
+        missing = [m.name for m in self.noise_info if masks is None or m.name not in masks]
+        if missing:
+            raise ValueError(f"training mode needs the dropout masks {', '.join(missing)}: "
+                             f"pass masks=model.draw_masks(n, rng)")
+        return self.train_program, masks or {}
 
     # ------------------------------------------------------------ data
     def prepare(self, X, y=None):
@@ -86,17 +150,23 @@ class Model:
                              f"do not fit the network output {tuple(self.output_shape[1:])}")
         return X, y.astype(self.dtype, copy=False)
 
-    def _values(self, X, y):
+    def _values(self, X, y, extra=None):
         values = dict(self.params, X=X)
+        values.update(self.buffers)
         if y is not None:
             values["y"] = y
+        if extra:
+            values.update(extra)
         return values
 
     # ------------------------------------------------------------ the API
-    def forward(self, X) -> np.ndarray:
+    # train=True runs the training program (dropout with the given masks, batchnorm on batch
+    # statistics) without updating any buffer: the trainer does that after its step.
+    def forward(self, X, *, train: bool = False, masks=None) -> np.ndarray:
         """The network output before the loss, shape (N, outputs)."""
-        env = evaluate(self.program, self._values(self._prepare_x(X), None), until="output")
-        return env[self.program.outputs["output"].id]
+        prog, extra = self._mode(train, masks)
+        env = evaluate(prog, self._values(self._prepare_x(X), None, extra), until="output")
+        return env[prog.outputs["output"].id]
 
     def _prepare_x(self, X):
         if not isinstance(X, np.memmap):
@@ -109,14 +179,19 @@ class Model:
             return X
         return X.astype(self.dtype, copy=False)
 
-    def loss(self, X, y=None) -> float:
+    def loss(self, X, y=None, *, train: bool = False, masks=None) -> float:
         X, y = self.prepare(X, y)
-        return self._loss(X, y)
+        prog, extra = self._mode(train, masks)
+        env = evaluate(prog, self._values(X, y, extra))
+        return float(env[prog.outputs["loss"].id])
 
-    def loss_and_grad(self, X, y=None) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_grad(self, X, y=None, *, train: bool = False,
+                      masks=None) -> tuple[float, dict[str, np.ndarray]]:
         """The loss and dL/dW for every parameter by reverse mode (backpropagation)."""
         X, y = self.prepare(X, y)
-        return self._loss_and_grad(X, y)
+        prog, extra = self._mode(train, masks)
+        env = evaluate(prog, self._values(X, y, extra))
+        return float(env[prog.outputs["loss"].id]), backward(prog, env, "loss", list(self.params))
 
     def accuracy(self, X, y) -> float | None:
         if self.loss_def.accuracy is None:
@@ -148,12 +223,23 @@ class Model:
     def _losses_grad_output(self, X, y):
         """As :meth:`_loss_grad_output`, with the loss as a dict: ``loss`` (trained on),
         ``data_loss`` and ``reg_loss`` (0.0 without regularization)."""
-        env = evaluate(self.program, self._values(X, y))
-        outputs = self.program.outputs
+        losses, grads, out, _ = self._step(self.program, self._values(X, y))
+        return losses, grads, out
+
+    def _train_step(self, X, y, masks):
+        """A training step's forward and backward pass in training mode: the losses, gradients,
+        output, and the batch statistics that :meth:`update_buffers` reads."""
+        return self._step(self.train_program, self._values(X, y, masks))
+
+    def _step(self, prog, values):
+        env = evaluate(prog, values)
+        outputs = prog.outputs
         losses = {k: float(env[outputs[k].id]) if k in outputs else 0.0
                   for k in ("loss", "data_loss", "reg_loss")}
-        grads = backward(self.program, env, "loss", list(self.params))
-        return losses, grads, env[outputs["output"].id]
+        grads = backward(prog, env, "loss", list(self.params))
+        stats = {name: env[outputs[name].id] for u in self.updates for name in u.stats.values()
+                 if name in outputs}   # the training program's batch statistics
+        return losses, grads, env[outputs["output"].id], stats
 
     def _losses_and_output(self, X, y):
         """Forward only: the loss dict (loss, data_loss, reg_loss) and the network output."""

@@ -6,6 +6,7 @@ the documented defaults cannot drift from the ones the validator applies.
 
 from __future__ import annotations
 
+from .augment import AUGMENT
 from .initializers import INITIALIZERS
 from .layers import LAYERS
 from .losses import LOSSES
@@ -53,6 +54,7 @@ def markdown() -> str:
     out += ["", "#### `data`", ""] + _fields(DATA)
     out += ["", "#### `training`", ""] + _fields(TRAINING)
     out += ["", "#### `training.early_stopping`", ""] + _fields(EARLY_STOPPING)
+    out += ["", "#### `training.augment`", ""] + _fields(AUGMENT)
     out += ["", "#### `regularization`", ""] + _fields(REGULARIZATION)
     out += ["", "#### Layers", "", "| layer | what it computes | example |", "|---|---|---|"]
     out += [f"| `{d.name}` | {_cell(d.doc)} | `{d.example}` |" for d in LAYERS.values()]

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import yaml
 
-from .data import BUILTINS
+from .augment import AUGMENT
+from .data import BUILTINS, SHAPES
 from .errors import InputError
 from .initializers import INITIALIZERS
 from .layers import LAYERS
 from .losses import LOSSES
 from .optim import OPTIMIZERS
+from .preprocess import DOC as PREPROCESS_DOC, check as preprocess_name
 from .schedule import SCHEDULES
 from .schema import (Invalid, Param, Skipped, _show, did_you_mean, fraction, int_or, nonneg_float,
                      nonneg_int, one_of, optional, positive_int, resolve, text)
@@ -65,6 +67,7 @@ TOP = (
     Param("dtype", one_of("float32", "float64"), "float32", "floating-point type for training"),
     Param("seed", nonneg_int, 0, "seed for initialization, data splits and shuffling"),
     Param("data", _any, None, "where the data comes from (see data fields); --data wins"),
+    Param("preprocess", preprocess_name, "none", PREPROCESS_DOC),
     Param("layers", _any, doc="the network, a list of layers"),
     Param("init", _any, _INIT, "how weights start: an initializer name, or {name: ..., "
           "fields, layers: {INDEX: initializer}} to override it for some layers; biases start at 0"),
@@ -79,9 +82,12 @@ TOP = (
 
 DATA = (
     Param("builtin", optional(one_of(*BUILTINS)), None,
-          "a synthetic data set: pulses (is there a pulse in this noisy signal? labels 0/1) or "
-          "linear (y = X w + noise, for regression)"),
+          "a synthetic data set: pulses (is there a pulse in this noisy signal? labels 0/1), "
+          "linear (y = X w + noise, for regression) or shapes (noisy blurred images of a disc, "
+          "square, cross, ... for input [channels, height, width]; labels 0..classes-1)"),
     Param("n", positive_int, 1000, "number of samples a builtin set draws"),
+    Param("classes", one_of(*range(2, len(SHAPES) + 1)), 3, "number of classes of builtin shapes: "
+          "the first of " + ", ".join(SHAPES)),
     Param("path", optional(text), None, ".npz (arrays X, y) or .csv (header; labels in column "
           "target); relative to the spec file"),
     Param("target", text, "y", "label column of a .csv file"),
@@ -101,6 +107,8 @@ TRAINING = (
           "gd, which logs every iteration); the last row is always evaluated"),
     Param("early_stopping", _any, None, "stop when the validation metric has not improved for "
           "patience evaluations (see early_stopping fields); null: off"),
+    Param("augment", _any, None, "random changes to each training batch, never to validation or "
+          "eval data (see augment fields); null: off"),
 )
 
 EARLY_STOPPING = (
@@ -120,6 +128,7 @@ REGULARIZATION = (
 # The fields of the spec's nested mappings, by key path: what bpcli schema and --set read
 # (validate() checks each of them by name below).
 SECTIONS = {("data",): DATA, ("training",): TRAINING, ("training", "early_stopping"): EARLY_STOPPING,
+            ("training", "augment"): AUGMENT,
             ("regularization",): REGULARIZATION}
 # The entries that are a name from a table, or {name: ..., fields}
 NAMED = {"init": INITIALIZERS, "loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
@@ -452,6 +461,9 @@ def validate(raw: dict, *, file, positions, default_name, collect: bool = False,
         if stopping is not None and isinstance(top["data"], dict) and top["data"]["val_split"] == 0:
             report("training.early_stopping", "needs validation data, but data.val_split is 0")
         training["early_stopping"] = stopping
+    if training is not None and training["augment"] is not None:
+        training["augment"], _ = _attempt(resolve, AUGMENT, training["augment"], "training.augment",
+                                          report)
     if problems:
         problems.sort(key=lambda e: (e.line is None, e.line or 0, e.column or 0))
         raise InputError.several(problems)

@@ -14,10 +14,12 @@ is the lecture's::
 with the step rule supplied by the optimizer, its lr by the schedule, and
 batches drawn from the training split; early stopping watches validation.
 
-A checkpoint holds everything the loop's future depends on: the weights, the
-optimizer's buffers and step count, the RNG state, the position in the current
-epoch with that epoch's sample order and partial sums, the early-stopping
-counters and the best metric so far. So a run stopped anywhere (Ctrl-C,
+A checkpoint holds everything the loop's future depends on: the weights and the
+model's buffers (batchnorm's running statistics, the preprocessing statistics),
+the optimizer's buffers and step count, the states of both generators (one
+shuffles, the other draws dropout masks and augmentations), the position in
+the current epoch with that epoch's sample order and partial sums, the
+early-stopping counters and the best metric so far. So a run stopped anywhere (Ctrl-C,
 SIGTERM, a kill between checkpoints) and resumed gives the very weights an
 uninterrupted run gives.
 """
@@ -40,6 +42,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
+from .augment import augment
 from .errors import CheckFailed, InputError, Interrupted
 from .model import Model
 from .optim import OPTIMIZERS
@@ -65,10 +68,17 @@ def new_run_dir(wanted: Path) -> Path:
 def check_batch(model: Model, n_train: int) -> int:
     bs = model.spec.data["training"]["batch_size"]
     if bs == "full":
-        return n_train
+        bs = n_train
     if bs > n_train:
         raise model.spec.error("training.batch_size", f"batch_size {bs} is larger than the "
                                                        f"{n_train} training samples")
+    if model.min_batch > 1 and (bs < model.min_batch or 0 < n_train % bs < model.min_batch):
+        raise model.spec.error("training.batch_size", f"batchnorm on features normalizes each one "
+                                                       f"over the batch, so every batch needs "
+                                                       f"{model.min_batch} samples or more, but "
+                                                       f"with batch_size {bs} and {n_train} "
+                                                       f"training samples one holds fewer; choose "
+                                                       f"another batch_size")
     return bs
 
 
@@ -95,7 +105,7 @@ def _atomic(path: Path, write: Callable) -> None:
 
 
 def save_checkpoint(path: Path, model: Model, opt, state: dict) -> None:
-    arrays = dict(model.params)
+    arrays = model.arrays()
     for pname, buffers in opt.state.items():
         for key, value in buffers.items():
             arrays[f"__opt__/{pname}/{key}"] = np.asarray(value)
@@ -110,7 +120,7 @@ def load_checkpoint(path: Path, model: Model, opt) -> dict:
         state = json.loads(str(arrays.pop("__state__")))
     except (OSError, ValueError, KeyError) as e:
         raise InputError(f"cannot read checkpoint: {e}", file=str(path)) from None
-    for name, w in model.params.items():
+    for name, w in model.arrays().items():
         if name not in arrays or arrays[name].shape != w.shape:
             raise InputError(f"checkpoint does not fit the spec at {name}", file=str(path))
         w[...] = arrays[name]
@@ -193,12 +203,13 @@ class _EarlyStopping:
 
 
 # ---------------------------------------------------------------- where a NaN comes from
-def locate_nonfinite(model: Model, X, y) -> str:
-    """The first graph node whose value (forward) or adjoint (backward) is not finite."""
+def locate_nonfinite(model: Model, X, y, masks=None) -> str:
+    """The first graph node whose value (forward) or adjoint (backward) is not finite, in the
+    training program with the step's dropout ``masks``."""
     from .engine import backward, evaluate
 
-    prog = model.program
-    env = evaluate(prog, model._values(X, y))
+    prog = model.train_program
+    env = evaluate(prog, model._values(X, y, masks))
     for e in prog.eqns:
         v = env[e.out.id]
         if not np.all(np.isfinite(v)):
@@ -238,8 +249,11 @@ class Trainer:
         self.best_metric = (self.tcfg["early_stopping"] or {}).get("metric", "val_loss")
         self.columns = [c for c in COLUMNS if self._applies(c)]
         self.data_fingerprint = data_fingerprint or fingerprint(*train_set)
+        self.augment = self.tcfg["augment"]
+        model.fit_preprocess(train_set[0])  # statistics of the training split only
         # the state a checkpoint keeps
-        self.rng = np.random.default_rng(spec["seed"] + 2)
+        self.rng = np.random.default_rng(spec["seed"] + 2)        # the epochs' sample orders
+        self.noise_rng = np.random.default_rng(spec["seed"] + 3)  # dropout masks, augmentation
         self.epoch, self.steps, self.batch, self.order = 1, 0, 0, None
         self.sums, self.seen, self.skipped = self._zero(), 0, 0
         self.best = None
@@ -264,7 +278,9 @@ class Trainer:
         return {"epoch": self.epoch, "steps": self.steps, "batch": self.batch,
                 "order": None if self.order is None else self.order.tolist(),
                 "sums": self.sums, "seen": self.seen, "skipped": self.skipped,
-                "rng": self.rng.bit_generator.state, "opt_t": self.opt.t, "best": self.best,
+                "rng": self.rng.bit_generator.state,
+                "noise_rng": self.noise_rng.bit_generator.state,
+                "opt_t": self.opt.t, "best": self.best,
                 "stopping": self.stopping.state() if self.stopping else None,
                 "elapsed_s": self.elapsed(), "spec_hash": self.model.spec.fingerprint(),
                 "data_fingerprint": self.data_fingerprint}
@@ -278,6 +294,8 @@ class Trainer:
         self.order = None if s["order"] is None else np.asarray(s["order"])
         self.sums, self.seen, self.skipped = s["sums"], s["seen"], s["skipped"]
         self.rng.bit_generator.state = s["rng"]
+        if "noise_rng" in s:  # checkpoints from before dropout and augmentation have none
+            self.noise_rng.bit_generator.state = s["noise_rng"]
         self.best = s["best"]
         self.stopping_state = s["stopping"]
         self.elapsed_before = s["elapsed_s"]
@@ -348,9 +366,12 @@ class Trainer:
                         idx = self.order[start:start + self.bs]
                         Xb, yb = Xtr[idx], None if ytr is None else ytr[idx]
                     Xb = np.asarray(Xb, dtype=model.dtype)  # a memory-mapped file: this batch only
+                    if self.augment is not None:
+                        Xb = augment(Xb, self.augment, self.noise_rng)
+                    masks = model.draw_masks(Xb.shape[0], self.noise_rng)
                     t2 = time.perf_counter()
                     self.times["data"] += t2 - t
-                    losses, grads, out = model._losses_grad_output(Xb, yb)
+                    losses, grads, out, stats = model._train_step(Xb, yb, masks)
                     t3 = time.perf_counter()
                     self.times["compute"] += t3 - t2
                     loss = losses["loss"]
@@ -358,7 +379,7 @@ class Trainer:
                     lr = self.schedule.at(self.steps)
                     self.batch += 1
                     if not (np.isfinite(loss) and np.isfinite(gnorm)):
-                        where = locate_nonfinite(model, Xb, yb)
+                        where = locate_nonfinite(model, Xb, yb, masks)
                         if self.on_nan == "skip":
                             self.skipped += 1
                             continue
@@ -381,6 +402,7 @@ class Trainer:
                         self.sums["accuracy"] += model.loss_def.accuracy(out, yb) * m
                     self.seen += m
                     step_size = self.opt.step(model.params, grads, lr, measure=tcfg["precision"] > 0)
+                    model.update_buffers(stats, m)  # batchnorm's running statistics
                     self.times["optimizer"] += time.perf_counter() - t3
                     self.steps += 1
                     if tcfg["precision"] and step_size < tcfg["precision"]:
@@ -445,7 +467,8 @@ class Trainer:
             self.best = {"metric": self.best_metric, "value": value, "epoch": row["epoch"],
                          "step": row["step"]}
             # a copy in memory now, on disk within a second (and always at the end)
-            self.best_snapshot = ({k: w.copy() for k, w in self.model.params.items()}, self.state())
+            self.best_snapshot = ({k: w.copy() for k, w in self.model.arrays().items()},
+                                  self.state())
 
     def _best_summary(self):
         """The best evaluated row by the watched metric; ``val_loss`` is there when that is the metric."""
@@ -460,7 +483,7 @@ class Trainer:
         log.close()
         self._flush_best(True)
         run_dir = self.run_dir
-        _atomic(run_dir / "model.npz", lambda f: np.savez(f, **self.model.params))
+        _atomic(run_dir / "model.npz", lambda f: np.savez(f, **self.model.arrays()))
         last = getattr(self, "last_row", {})
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         summary = {

@@ -85,6 +85,12 @@ LAYER_CASES = [
     ("leaky_relu-slope-elu-alpha", [4],
      [{"dense": {"units": 5}}, {"leaky_relu": {"slope": 0.3}}, {"dense": {"units": 4}},
       {"elu": {"alpha": 0.5}}, {"dense": {"units": 1}}], "logistic"),
+    # evaluation mode (training mode: test_dropout_batchnorm.py): dropout is the identity,
+    # batchnorm an affine map per channel with the running statistics
+    ("dropout", [4], [{"dense": {"units": 5}}, {"dropout": {"rate": 0.5}}, {"dense": {"units": 1}}],
+     "logistic"),
+    ("conv2d-batchnorm", [2, 4, 5], [{"conv2d": {"channels": 3, "kernel": 3}}, "batchnorm",
+                                     {"dense": {"units": 2}}], "mse"),
     ("conv-relu-conv-dense", [2, 12],
      [{"conv1d": {"channels": 3, "kernel": 3, "pad": "same"}}, "relu",
       {"conv1d": {"channels": 2, "kernel": 2, "stride": 2}}, "tanh", {"dense": {"units": 1}}], "logistic"),

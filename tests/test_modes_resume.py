@@ -1,0 +1,103 @@
+"""Runs with dropout, batchnorm, augmentation and preprocessing survive as any run does: the same
+spec and seed give the same bits, and a run stopped anywhere resumes to them, because the noise
+generator and the running statistics are in every checkpoint."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bpcli.cli import main
+
+BPCLI = str(Path(sys.executable).parent / "bpcli")
+SPEC = """\
+name: modal
+input: [2, 32]
+data: {builtin: pulses, n: N}
+preprocess: standardize
+layers:
+  - conv1d: {channels: 4, kernel: 5, pad: same}
+  - batchnorm
+  - relu
+  - dropout: {rate: 0.3}
+  - dense: {units: 8}
+  - batchnorm
+  - relu
+  - dense: {units: 1}
+loss: logistic
+optimizer: {name: adam, lr: 0.003}
+training:
+  epochs: EPOCHS
+  batch_size: 16
+  augment: {flip: true, shift: 3, scale: [0.8, 1.2], noise: {std: 0.1}}
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def spec_file(path: Path, epochs: int, n: int) -> Path:
+    path.write_text(SPEC.replace("EPOCHS", str(epochs)).replace("N", str(n)))
+    return path
+
+
+def arrays(run: Path) -> dict:
+    with np.load(run / "model.npz", allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def same_bits(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_same_spec_and_seed_give_the_same_weights_and_statistics(workdir):
+    spec = spec_file(workdir / "s.yaml", 2, 400)
+    assert main(["train", str(spec), "-q", "--out", "a"]) == 0
+    assert main(["train", str(spec), "-q", "--out", "b"]) == 0
+    a = arrays(workdir / "a")
+    assert {"layers.1.running_mean", "layers.5.running_var", "preprocess.shift"} <= set(a)
+    assert same_bits(a, arrays(workdir / "b"))
+
+
+def test_resume_after_an_epoch_gives_the_bits_of_an_uninterrupted_run(workdir):
+    spec = spec_file(workdir / "s.yaml", 4, 400)
+    assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
+    assert main(["train", str(spec), "-q", "--out", "split", "--epochs", "2"]) == 0
+    assert main(["train", "--resume", "split", "--epochs", "4", "-q"]) == 0
+    assert same_bits(arrays(workdir / "straight"), arrays(workdir / "split"))
+    a = pd.read_csv(workdir / "straight" / "metrics.csv")
+    b = pd.read_csv(workdir / "split" / "metrics.csv")
+    pd.testing.assert_frame_equal(a.drop(columns="elapsed_s"), b.drop(columns="elapsed_s"))
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_a_run_stopped_mid_epoch_resumes_to_the_same_bits(workdir, how):
+    spec = spec_file(workdir / "s.yaml", 4, 3000)
+    assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
+    proc = subprocess.Popen([BPCLI, "train", str(spec), "-q", "--out", "stopped"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = workdir / "stopped" / "metrics.csv"
+    t = time.time()
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 1):
+        assert proc.poll() is None and time.time() - t < 60, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(0.1)  # into the second epoch
+    proc.send_signal(getattr(signal, how))
+    proc.communicate(timeout=60)
+    if how == "SIGINT":  # it stopped inside an epoch (150 steps each), checkpointing there
+        summary = json.loads((workdir / "stopped" / "summary.json").read_text())
+        assert summary["stop_reason"].startswith("interrupted by SIGINT")
+        assert summary["steps"] < 600 and summary["steps"] % 150
+    assert main(["train", "--resume", "stopped", "-q"]) == 0
+    assert same_bits(arrays(workdir / "straight"), arrays(workdir / "stopped"))
