@@ -516,7 +516,7 @@ def init(template: str = typer.Option("lecture", help="lecture, cnn1d, cnn2d or 
 
     path = write_template(template, out_file or Path(f"{template}.yaml"))
     out.print(f"wrote {path} (template {template}); next: bpcli validate {path}, then "
-              f"bpcli train {path}" + (" --data FILE" if template == "cnn2d" else ""), markup=False)
+              f"bpcli train {path}", markup=False)
 
 
 def _point(text: str) -> dict[str, float]:

@@ -242,11 +242,9 @@ def check(source, *, name: str | None = None, sets=()) -> Spec:
     if isinstance(source, Spec):
         source = source.raw if source.raw is not None else source.data
     raw, file, positions, default_name, duplicates = _read(source, name)
-    spec = Spec({}, file, positions)
-    if sets:
-        raw, spec.sets = _with_sets(raw, sets)
+    raw, applied = _with_sets(raw, sets) if sets else (raw, ())
     return validate(raw, file=file, positions=positions, default_name=default_name,
-                    collect=True, found=duplicates, sets=spec.sets)
+                    collect=True, found=duplicates, sets=applied)
 
 
 def _read(source, name):

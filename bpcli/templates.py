@@ -57,14 +57,15 @@ training:
 """
 
 CNN2D = """\
-# A small 2-D convolutional classifier for 28x28 grey images in 10 classes.
-# This template brings no data: train it on yours,
-#   bpcli train {file} --data images.npz
-# with X of shape (N, 1, 28, 28) and y integers 0..9 (or a .csv with 784 pixel columns
-# and a label column y).
+# A small 2-D convolutional classifier for 28x28 grey images: which shape is in the picture?
+# The builtin shapes set draws noisy, blurred discs, squares, crosses, triangles and rings.
+# On your own images: bpcli train {file} --data images.npz, with X of shape (N, 1, 28, 28)
+# and y integers 0..K-1, and the last layer's units set to K.
 {editor}version: 1
 input: [1, 28, 28]     # [channels, height, width]
 seed: 0
+data: {{builtin: shapes, n: 2000, classes: 5, val_split: 0.2}}
+preprocess: standardize          # mean 0, std 1, from the training split
 layers:
   - conv2d: {{channels: 8, kernel: 3, pad: same}}
   - relu
@@ -72,10 +73,10 @@ layers:
   - conv2d: {{channels: 16, kernel: 3, pad: same}}
   - relu
   - maxpool2d: {{size: 2}}          # 14x14 -> 7x7
-  - dense: {{units: 10}}            # one score per class
-loss: softmax_cross_entropy       # labels 0..9
-optimizer: {{name: adam, lr: 0.001}}
-training: {{epochs: 10, batch_size: 64}}
+  - dense: {{units: 5}}             # one score per class
+loss: softmax_cross_entropy       # labels 0..4
+optimizer: {{name: adam, lr: 0.003}}
+training: {{epochs: 10, batch_size: 32}}
 """
 
 MLP = """\

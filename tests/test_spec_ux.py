@@ -302,8 +302,8 @@ def test_every_template_validates_and_builds(capsys, workdir, template):
     assert bpcli.build(workdir / f"{template}.yaml").n_params() > 0
 
 
-@pytest.mark.parametrize("template", [t for t in TEMPLATES if t != "cnn2d"])
-def test_templates_with_data_train(capsys, workdir, template):
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_template_trains(capsys, workdir, template):
     assert main(["init", "--template", template, "--out", "t.yaml"]) == 0
     code, _, err = cli(capsys, "train", "t.yaml", "--epochs", 1, "--set", "data.n=80", "-q",
                        "--out", "run")
@@ -311,12 +311,13 @@ def test_templates_with_data_train(capsys, workdir, template):
     assert (workdir / "run" / "model.npz").exists()
 
 
-def test_cnn2d_says_how_to_give_it_data(capsys, workdir):
+def test_cnn2d_is_a_2d_network_on_images(workdir):
     assert main(["init", "--template", "cnn2d"]) == 0
-    text = (workdir / "cnn2d.yaml").read_text()
-    assert not any(line.startswith("data:") for line in text.splitlines())
-    assert "bpcli train cnn2d.yaml --data images.npz" in text
-    assert load("cnn2d.yaml").data["input"] == [1, 28, 28]
+    spec = load("cnn2d.yaml").data
+    assert spec["input"] == [1, 28, 28] and spec["data"]["builtin"] == "shapes"
+    assert [name for name, _ in load("cnn2d.yaml").layer_list()][:3] == ["conv2d", "relu",
+                                                                         "maxpool2d"]
+    assert spec["layers"][-1]["dense"]["units"] == spec["data"]["classes"]
 
 
 def test_init_never_overwrites(capsys, workdir):
