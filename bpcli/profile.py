@@ -12,7 +12,7 @@ from .model import Model
 
 
 def profile(model: Model, batch: int, steps: int = 20, seed: int = 0) -> dict:
-    """Forward and backward seconds per step for each layer, on a random batch of ``batch`` samples.
+    """Forward and backward seconds per training step for each layer, on a random batch.
 
     Each equation's time is measured inside the engine's own passes and added up
     by the layer it came from; ``step_ms`` is the same steps timed without the
@@ -20,8 +20,9 @@ def profile(model: Model, batch: int, steps: int = 20, seed: int = 0) -> dict:
     """
     X, y = random_batch(model, batch, seed)
     X, y = model.prepare(X, y)
-    values = model._values(X, y)
-    prog, wrt = model.program, list(model.params)
+    # a training step's program: dropout with masks, batchnorm on batch statistics
+    values = model._values(X, y, model.draw_masks(batch, np.random.default_rng(seed)))
+    prog, wrt = model.train_program, list(model.params)
     fwd, bwd = [0.0] * len(prog.eqns), [0.0] * len(prog.eqns)
     backward(prog, evaluate(prog, values), "loss", wrt)  # warm up: plans, caches, BLAS threads
     for _ in range(steps):

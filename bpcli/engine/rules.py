@@ -227,10 +227,25 @@ def _reduced_last(x, axes):
 
 
 def _max(x, *, axis=None, keepdims=False):
-    flat = _reduced_last(x, _axes(axis, x.ndim))
-    argmax = np.argmax(flat, axis=-1)[..., None]
-    y = np.take_along_axis(flat, argmax, axis=-1).reshape(_reduced_shape(x.shape, axis, keepdims))
-    return y, argmax
+    axes = _axes(axis, x.ndim)
+    count = _count(x.shape, axis)
+    if count > 16:
+        flat = _reduced_last(x, axes)
+        argmax = np.argmax(flat, axis=-1)[..., None]
+        y = np.take_along_axis(flat, argmax, axis=-1)
+    else:
+        # a pooling window: walk its few positions on the strided view itself, with no copy of
+        # the windows; scanning backwards, the first maximum in window order wins ties
+        kept = tuple(a for a in range(x.ndim) if a not in axes)
+        view = x.transpose(kept + axes)
+        spots = list(np.ndindex(*view.shape[len(kept):]))
+        y = view[(Ellipsis,) + spots[0]].copy()
+        for spot in spots[1:]:
+            np.maximum(y, view[(Ellipsis,) + spot], out=y)
+        argmax = np.zeros(y.shape + (1,), dtype=np.intp)
+        for r in reversed(range(count)):
+            np.copyto(argmax[..., 0], r, where=view[(Ellipsis,) + spots[r]] == y)
+    return y.reshape(_reduced_shape(x.shape, axis, keepdims)), argmax
 
 
 def _max_vjp(g, y, x, *, axis=None, keepdims=False, saved):
