@@ -19,7 +19,7 @@ LECTURE = """\
 {editor}version: 1
 input: [64]            # one sample: [length], [channels, length] or [channels, height, width]
 seed: 0                # initialization, data split and shuffling
-data: {{builtin: pulses, n: 1000, val_split: 0.2}}   # is there a pulse in this noise? (--data FILE wins)
+data: {{builtin: pulses, n: 1000, val_split: 0.2}}   # a pulse in this noise? (--data FILE wins)
 layers:
   - conv1d: {{channels: 1, kernel: 5, pad: same, bias: false}}   # W1: banded Toeplitz
   - relu
@@ -84,7 +84,7 @@ MLP = """\
 {editor}version: 1
 input: [8]
 seed: 0
-data: {{builtin: linear, n: 1000, val_split: 0.2}}   # y = X w + noise; or --data table.csv --target y
+data: {{builtin: linear, n: 1000, val_split: 0.2}}   # y = X w + noise; or --data FILE.csv
 layers:
   - dense: {{units: 32}}
   - relu

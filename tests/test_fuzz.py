@@ -164,6 +164,9 @@ def mutated_specs(draw):
     return spec
 
 
+YAML_CHARS = ":{}[]-,#&*!|>'\"\t\n %@`?~ abc019"
+
+
 @st.composite
 def mangled_texts(draw):
     """A spec's YAML text with characters cut, repeated or inserted at random places."""
@@ -175,7 +178,7 @@ def mangled_texts(draw):
         if how == "cut":
             text = text[:i] + text[j:]
         elif how == "insert":
-            text = text[:i] + draw(st.text(alphabet=":{}[]-,#&*!|>'\"\t\n %@`?~ abc019", max_size=4)) + text[i:]
+            text = text[:i] + draw(st.text(alphabet=YAML_CHARS, max_size=4)) + text[i:]
         else:
             text = text[:j] + text[i:j] + text[j:]
     return text
@@ -222,32 +225,32 @@ def _quiet_numpy():
         yield
 
 
-@fuzz_settings(150)
+@fuzz_settings(250)
 @given(mutated_specs())
 def test_validate_mutated_specs(spec):
     run_on(spec, "validate")
 
 
-@fuzz_settings(100)
+@fuzz_settings(150)
 @given(st.one_of(mangled_texts(), st.text(max_size=200),
                  VALUES.map(lambda v: yaml.safe_dump(v, allow_unicode=True))))
 def test_validate_random_yaml_text(text):
     run_on(text, "validate")
 
 
-@fuzz_settings(40)
+@fuzz_settings(60)
 @given(mutated_specs())
 def test_show_mutated_specs(spec):
     run_on(spec, "show", "--json")
 
 
-@fuzz_settings(90)
+@fuzz_settings(150)
 @given(mutated_specs())
 def test_train_mutated_specs(spec):
     run_on(spec, "train", "--epochs", 1, "-q", "--out", "{tmp}/run")
 
 
-@fuzz_settings(60)
+@fuzz_settings(100)
 @given(mutated_specs())
 def test_gradcheck_mutated_specs(spec):
     run_on(spec, "gradcheck", "--mode", "fast", "--samples", 2, "--directions", 2)
@@ -262,7 +265,7 @@ def trained_run(tmp_path_factory):
     return root / "run"
 
 
-@fuzz_settings(60)
+@fuzz_settings(150)
 @given(data=st.data())
 def test_eval_runs_with_mutated_specs(trained_run, data):
     resolved = yaml.safe_load((trained_run / "spec.yaml").read_text())

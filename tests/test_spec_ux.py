@@ -75,7 +75,8 @@ def test_validate_reports_every_error_at_once_each_on_its_line(capsys, workdir):
     assert all(line.startswith("bpcli: error: six.yaml:") for line in errors)
     expected = [
         ("six.yaml:3:1: dtype:", "float16", "did you mean 'float64'?"),
-        ("six.yaml:5:27: layers[0].conv1d.kernal:", "unknown key 'kernal'", "did you mean 'kernel'?"),
+        ("six.yaml:5:27: layers[0].conv1d.kernal:", "unknown key 'kernal'",
+         "did you mean 'kernel'?"),
         ("six.yaml:7:13: layers[2].dense.units:", "positive integer", "got -1"),
         ("six.yaml:7:24: layers[2].dense.bias:", "true or false", "'maybe'"),
         ("six.yaml:8:1: loss:", "unknown loss 'logistc'", "did you mean 'logistic'?"),
@@ -175,7 +176,8 @@ def test_validate_json(capsys, workdir):
 def test_validate_checks_that_the_data_file_is_there(capsys, workdir):
     (workdir / "file.yaml").write_text(GOOD.replace("builtin: pulses, n: 60", "path: d.npz"))
     code, _, err = cli(capsys, "validate", "file.yaml")
-    assert code == 2 and err.startswith("bpcli: error: file.yaml:3:8: data.path: no such file: d.npz")
+    assert code == 2
+    assert err.startswith("bpcli: error: file.yaml:3:8: data.path: no such file: d.npz")
     (workdir / "d.npz").write_bytes(b"")
     code, out, _ = cli(capsys, "validate", "file.yaml")
     assert code == 0 and out.strip().endswith("logistic loss; data: d.npz")
@@ -259,7 +261,8 @@ def test_every_shipped_spec_and_its_resolved_form_fits_the_schema(validator, spe
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_every_template_fits_the_schema(validator, template, workdir):
     assert main(["init", "--template", template, "--out", "t.yaml"]) == 0
-    assert list(validator.iter_errors(_as_json(yaml.safe_load((workdir / "t.yaml").read_text())))) == []
+    written = yaml.safe_load((workdir / "t.yaml").read_text())
+    assert list(validator.iter_errors(_as_json(written))) == []
 
 
 WRONG = {
