@@ -46,6 +46,10 @@ def command(fn):
         except KeyboardInterrupt:
             print("bpcli: interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
+        except MemoryError:
+            print("bpcli: error: out of memory: the spec's layers or the data are too large for "
+                  "this machine (see bpcli inspect SPEC for sizes)", file=sys.stderr)
+            raise typer.Exit(2) from None
     return app.command(fn.__name__.rstrip("_"))(wrapper)
 
 
@@ -85,6 +89,13 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
         raise InputError(f"--on-nan must be stop or skip, got {on_nan!r}", path="--on-nan")
     options = {"checkpoint_every": checkpoint_every, "on_nan": on_nan}
     if resume is not None:
+        ignored = [name for name, given in (("--set", set_), ("--seed", seed is not None),
+                                            ("--data", data is not None), ("--out", out_dir is not None),
+                                            ("--preflight", preflight)) if given]
+        if ignored:
+            raise InputError(f"{', '.join(ignored)} cannot change a run being resumed (it continues "
+                             f"with its own spec, data and folder; only --epochs may extend it)",
+                             path="--resume")
         s = None if spec is None else load(spec)
         err.print(f"resuming {resume}")
         summary = _with_progress(lambda cb: run.resume(

@@ -140,8 +140,10 @@ class _MetricsLog:
         if keep_until_step is None:
             self.path.write_text(",".join(columns) + "\n")
         else:  # resuming: drop rows written after the checkpoint, they will be written again
-            with open(path, newline="") as f:
-                kept = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until_step]
+            text = path.read_text()
+            if not text.endswith("\n"):  # a line cut short by a kill: never a whole row
+                text = text[:text.rfind("\n") + 1]
+            kept = [r for r in csv.DictReader(text.splitlines()) if int(r["step"]) <= keep_until_step]
             lines = [",".join(columns)] + [",".join(r.get(c, "") for c in columns) for r in kept]
             _atomic(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
         self.file = open(path, "a", newline="")

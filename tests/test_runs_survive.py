@@ -206,3 +206,19 @@ def test_diff_names_the_keys_that_differ_and_plot_smooths(workdir, capsys):
     assert (workdir / "d.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["plot", "a", "b", "--smooth", "2", "--linear", "--out", "p.png"]) == 0
     assert main(["diff", "a", "nowhere"]) == 2
+
+
+def test_resume_refuses_options_it_would_ignore(workdir, capsys):
+    spec = spec_file(workdir / "s.yaml", 2)
+    assert main(["train", str(spec), "-q", "--out", "r", "--epochs", "1"]) == 0
+    assert main(["train", "--resume", "r", "--set", "optimizer.lr=0.1", "--seed", "2"]) == 2
+    assert "--set, --seed cannot change a run being resumed" in capsys.readouterr().err
+
+
+def test_a_row_cut_short_by_a_kill_is_dropped_on_resume(workdir):
+    spec = spec_file(workdir / "s.yaml", 2)
+    assert main(["train", str(spec), "-q", "--out", "r", "--epochs", "1"]) == 0
+    metrics = workdir / "r" / "metrics.csv"
+    metrics.write_text(metrics.read_text() + "2,30")       # half a row, no newline
+    assert main(["train", "--resume", "r", "--epochs", "2", "-q"]) == 0
+    assert list(pd.read_csv(metrics)["epoch"]) == [1, 2]
