@@ -103,24 +103,53 @@ def _bench_one(net, spec, hand, torch_factory, make_data, dtype, batch, rounds, 
     return row
 
 
-def bench_epoch(epochs: int = 3):
-    """A real training run of specs/pulse_cnn.yaml: where an epoch's time goes (summary.json's time_s)."""
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux /proc), in MB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def bench_epoch(epochs: int = 3, n: int = 4000):
+    """A real training run of specs/pulse_cnn.yaml: where an epoch's time goes (summary.json's
+    time_s), and its memory against data + parameters + one batch's activations.
+
+    Run it first in a fresh process: the peak resident memory is a high-water mark for life.
+    """
     import tempfile
 
     from bpcli import run
+    from bpcli.engine import evaluate
     from bpcli.spec import load, set_value
 
     spec = set_value(load(Path(__file__).resolve().parents[1] / "specs" / "pulse_cnn.yaml"),
                      "training.epochs", epochs)
+    spec = set_value(spec, "data.n", n)
+    import pandas  # noqa: F401  (libraries a run loads anyway belong to the baseline)
+
+    from bpcli.plot import pyplot
+    pyplot()
+    before = _rss_mb()
+    p = run.prepare(spec)
     with tempfile.TemporaryDirectory() as tmp:
-        summary = run.execute(run.prepare(spec), Path(tmp) / "run")
+        summary = run.execute(p, Path(tmp) / "run")
     t = summary["time_s"]
     total = summary["elapsed_s"]
     share = {k: v / total for k, v in t.items()}
     share["other"] = 1 - sum(share.values())
+    # what the run must hold: the data set (as loaded and as prepared), the parameters with the
+    # optimizer's two buffers each, and every value of one training step
+    bs = spec.data["training"]["batch_size"]
+    X, y = p.train
+    env = evaluate(p.model.program, p.model._values(X[:bs], y[:bs]))
+    activations = sum(getattr(v, "nbytes", 0) for v in env)
+    data = sum(a.nbytes for part in (p.train, p.val) for a in part if a is not None)
+    params = 3 * sum(w.nbytes for w in p.model.params.values())
+    need = (2 * data + params + activations) / 2 ** 20      # builtin data exists as float64 first
+    grew = summary["peak_rss_mb"] - before
     return {"epochs": epochs, "seconds": total, "share": share,
             "data_and_optimizer": share["data"] + share["optimizer"],
-            "peak_rss_mb": summary["peak_rss_mb"]}
+            "peak_rss_mb": summary["peak_rss_mb"], "rss_before_mb": round(before, 1),
+            "needed_mb": round(need, 1), "growth_over_needed": round(grew / need, 2)}
 
 
 def _line(row):
@@ -172,12 +201,15 @@ def main(argv=None):
           "1x28x28")
     print(f"{'network':>7} {'dtype':>8} {'batch':>6} {'bpcli ms':>10} {'hand ms':>10} {'torch ms':>10} "
           f"{'bpcli/hand':>11} {'bpcli/torch':>12}")
+    epoch = bench_epoch()   # first: its memory figures need a fresh process
     rows = bench_steps(rounds, min_seconds)
-    epoch = bench_epoch()
     print(f"pulse_cnn epoch: {epoch['seconds'] / epoch['epochs']:.3f} s; data + optimizer "
           f"{100 * epoch['data_and_optimizer']:.1f}% of the time ("
           + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch["share"].items())
-          + f"); peak RSS {epoch['peak_rss_mb']} MB")
+          + f"); memory grew {epoch['peak_rss_mb'] - epoch['rss_before_mb']:.1f} MB over the "
+          f"{epoch['rss_before_mb']} MB of the loaded interpreter, "
+          f"{epoch['growth_over_needed']}x the {epoch['needed_mb']} MB of data + parameters + "
+          f"one batch's activations")
     args.out.mkdir(parents=True, exist_ok=True)
     import pandas as pd
 

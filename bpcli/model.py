@@ -236,9 +236,9 @@ class Model:
         outputs = prog.outputs
         losses = {k: float(env[outputs[k].id]) if k in outputs else 0.0
                   for k in ("loss", "data_loss", "reg_loss")}
-        grads = backward(prog, env, "loss", list(self.params))
         stats = {name: env[outputs[name].id] for u in self.updates for name in u.stats.values()
                  if name in outputs}   # the training program's batch statistics
+        grads = backward(prog, env, "loss", list(self.params), release=True)
         return losses, grads, env[outputs["output"].id], stats
 
     def _losses_and_output(self, X, y):

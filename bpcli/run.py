@@ -57,6 +57,12 @@ def prepare(spec: Spec, data=None, target=None) -> Prepared:
     model = Model(recorded(spec, data, target))
     dataset = data_mod.from_spec(spec, None if data is None else str(data), target)
     digest = fingerprint(dataset.X, dataset.y)
+    try:  # cast once, before the split copies: the float64 original is freed before they are made
+        X = model._prepare_x(dataset.X)
+    except InputError as e:
+        e.file = e.file or dataset.source
+        raise
+    dataset = data_mod.Dataset(X, dataset.y, dataset.source)
     val_split = spec.data["data"]["val_split"] if spec.data["data"] else 0.2
     (Xtr, ytr), val = data_mod.split(dataset, val_split, spec.data["seed"])
     train = fit(model, data_mod.Dataset(Xtr, ytr, dataset.source))

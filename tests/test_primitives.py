@@ -184,6 +184,13 @@ CASES: list[Case] = [
     Case("windows-1d-stride-gt-kernel", "windows", [In(normal(1, 10))],
          {"kernel": (2,), "stride": (3,), "dilation": (1,)}),
     Case("windows-2d", "windows", [In(normal(2, 5, 6))], {"kernel": (2, 3), "stride": (1, 1), "dilation": (1, 1)}),
+    # windows that tile the input (pooling): the transpose is a reshuffle, with and without a remainder
+    Case("windows-2d-tiling", "windows", [In(normal(2, 3, 4, 6))],
+         {"kernel": (2, 3), "stride": (2, 3), "dilation": (1, 1)}),
+    Case("windows-2d-tiling-remainder", "windows", [In(normal(1, 2, 7, 5))],
+         {"kernel": (2, 2), "stride": (2, 2), "dilation": (1, 1)}),
+    Case("windows-1d-tiling-remainder", "windows", [In(normal(3, 11), (None, 11))],
+         {"kernel": (3,), "stride": (3,), "dilation": (1,)}),
     Case("windows-2d-stride-dilation", "windows", [In(normal(1, 2, 7, 8))],
          {"kernel": (2, 3), "stride": (2, 1), "dilation": (1, 2)}),
     # the Toeplitz matrix T(w) of a convolution, linear in the kernel w (out, in, *kernel)

@@ -186,7 +186,16 @@ def _backward_plan(prog: Program, output: str, wrt: tuple):
                 continue
             vjps = tuple((i, slots[i], _bind(e.prim.vjp[i], e.params))
                          for i, a in enumerate(e.inputs) if isinstance(a, Var) and a.id in live)
-            plan.append((k, e, out, slots, saved, vjps))
+            plan.append((k, e, out, slots, saved, vjps, []))
+        # for backward(release=True): after which step each intermediate value is read no more
+        keep = {v.id for v in prog.inputs.values()} | {v.id for v in prog.outputs.values()}
+        seen: set[int] = set()
+        for step in reversed(plan):
+            _, _, out, slots, saved, _, free = step
+            for slot in (out, saved, *slots):
+                if slot >= 0 and slot < prog.n_vars and slot not in keep and slot not in seen:
+                    seen.add(slot)
+                    free.append(slot)
         prog._plans[key] = plan
     return plan
 
@@ -231,7 +240,7 @@ def depends_on(prog: Program, names) -> set[int]:
 
 
 def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None,
-             timings=None) -> dict:
+             timings=None, release: bool = False) -> dict:
     """Reverse mode: the adjoints d(output)/d(input) for each input named in ``wrt``.
 
     Walks the equations backward once; at each one, local derivative times
@@ -242,14 +251,16 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
     Adjoints live in this call only: nothing is left behind between calls.
     ``on_step(eqn, i, contribution, adjoint_so_far)`` sees each contribution
     (``bpcli trace`` prints them as the reverse adjoint trace); ``timings``
-    works as in :func:`evaluate`, indexed by the equation's position.
+    works as in :func:`evaluate`, indexed by the equation's position. ``release`` drops each
+    intermediate value from ``env`` once no later step reads it (a training step does not need
+    them afterwards, and the memory is reused while still in cache).
     """
     wrt = tuple(wrt)
     out_id = prog.outputs[output].id
     y = env[out_id]
     adj = {out_id: np.ones_like(y) if seed is None else seed}
     owned: set[int] = set()
-    for k, e, out, slots, saved, vjps in _backward_plan(prog, output, wrt):
+    for k, e, out, slots, saved, vjps, free in _backward_plan(prog, output, wrt):
         g = adj.pop(out, None)
         if g is None:
             continue
@@ -272,6 +283,10 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
                 on_step(e, i, contrib, adj[slot])
         if timings is not None:
             timings[k] += perf_counter() - t0
+        if release:
+            del args
+            for slot in free:
+                env[slot] = None
     grads, handed = {}, {id(seed)}
     for n in wrt:
         v = prog.inputs[n]

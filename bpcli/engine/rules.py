@@ -362,6 +362,17 @@ def _windows_shape(s, *, kernel, stride, dilation):
 def _windows_transpose(g, x_shape, kernel, stride, dilation):
     nd = len(kernel)
     out = g.shape[-2 * nd:-nd]
+    lead = g.ndim - 2 * nd
+    if tuple(stride) == tuple(kernel) and all(d == 1 for d in dilation):
+        # windows that tile the input (pooling's default): each element sits in at most one
+        # window, so the transpose is a reshuffle of g, not a sum: interleave (out, kernel) axes
+        perm = tuple(range(lead)) + tuple(a for i in range(nd) for a in (lead + i, lead + nd + i))
+        tiled = g.transpose(perm).reshape(g.shape[:lead] + tuple(o * k for o, k in zip(out, kernel)))
+        if tiled.shape == tuple(x_shape):
+            return tiled
+        gx = np.zeros(x_shape, dtype=g.dtype)   # a remainder that no window covers gets zero
+        gx[(Ellipsis,) + tuple(slice(0, n) for n in tiled.shape[lead:])] = tiled
+        return gx
     gx = np.zeros(x_shape, dtype=g.dtype)
     for offset in np.ndindex(*kernel):
         sl = tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
