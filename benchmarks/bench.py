@@ -201,7 +201,7 @@ def main(argv=None):
           "1x28x28")
     print(f"{'network':>7} {'dtype':>8} {'batch':>6} {'bpcli ms':>10} {'hand ms':>10} {'torch ms':>10} "
           f"{'bpcli/hand':>11} {'bpcli/torch':>12}")
-    epoch = bench_epoch()   # first: its memory figures need a fresh process
+    epoch = bench_epoch(1, 100_000)   # first: its memory figures need a fresh process
     rows = bench_steps(rounds, min_seconds)
     print(f"pulse_cnn epoch: {epoch['seconds'] / epoch['epochs']:.3f} s; data + optimizer "
           f"{100 * epoch['data_and_optimizer']:.1f}% of the time ("
