@@ -16,6 +16,7 @@ from rich.table import Table
 from .errors import CheckFailed, InputError, Interrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,  # help texts show [default: ...] literally
                   help="Train and check neural networks written as YAML specs, with bpcli's own "
                        "NumPy backpropagation.")
 out = Console(highlight=False, soft_wrap=True)
