@@ -180,13 +180,17 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
 
 
 # ---------------------------------------------------------------- executors
+_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _local_executor(workers: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    # each process gets an equal share of the cores for BLAS; set before the workers import numpy
+    # each process gets an equal share of the cores for BLAS: the variables must be set before a
+    # worker imports numpy, so they are set here, in the parent, until the pool is shut down
     threads = str(max(1, (os.cpu_count() or 1) // workers))
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in _BLAS_THREADS:
         os.environ[var] = threads
     return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
 
@@ -251,6 +255,7 @@ def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler:
     todo = [v for v in variants if not _finished(folder, v)]
     echo(f"{len(variants)} variants, {len(variants) - len(todo)} already done, running {len(todo)} "
          f"on {'Dask at ' + scheduler if executor == 'dask' else f'{workers} local processes'}")
+    saved_env = {var: os.environ.get(var) for var in _BLAS_THREADS}
     pool = _DaskExecutor(scheduler) if executor == "dask" else _local_executor(workers)
     futures = {}
     try:
@@ -267,6 +272,12 @@ def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler:
         pool.shutdown(wait=False, cancel_futures=True)
         write_table(folder)
         raise
+    finally:
+        for var, value in saved_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
     pool.shutdown()
     return write_table(folder)
 
