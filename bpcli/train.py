@@ -258,6 +258,7 @@ class Trainer:
         self.noise_rng = np.random.default_rng(spec["seed"] + 3)  # dropout masks, augmentation
         self.epoch, self.steps, self.batch, self.order = 1, 0, 0, None
         self.sums, self.seen, self.skipped = self._zero(), 0, 0
+        self.gnorm, self.lr = float("nan"), self.schedule.at(0)   # the last step's, for its row
         self.best = None
         self.best_snapshot = None     # (arrays, state) of the best row, not yet on disk
         self.written = {"last": -1e9, "best": -1e9}
@@ -282,7 +283,7 @@ class Trainer:
                 "sums": self.sums, "seen": self.seen, "skipped": self.skipped,
                 "rng": self.rng.bit_generator.state,
                 "noise_rng": self.noise_rng.bit_generator.state,
-                "opt_t": self.opt.t, "best": self.best,
+                "opt_t": self.opt.t, "best": self.best, "gnorm": self.gnorm, "lr": self.lr,
                 "stopping": self.stopping.state() if self.stopping else None,
                 "elapsed_s": self.elapsed(), "spec_hash": self.model.spec.fingerprint(),
                 "data_fingerprint": self.data_fingerprint}
@@ -299,6 +300,7 @@ class Trainer:
         if "noise_rng" in s:  # checkpoints from before dropout and augmentation have none
             self.noise_rng.bit_generator.state = s["noise_rng"]
         self.best = s["best"]
+        self.gnorm, self.lr = s.get("gnorm", self.gnorm), s.get("lr", self.lr)
         self.stopping_state = s["stopping"]
         self.elapsed_before = s["elapsed_s"]
 
@@ -344,98 +346,105 @@ class Trainer:
     # ------------------------------------------------------------ the loop
     def run(self, log: _MetricsLog) -> dict:
         """Train to the end (or a stop); keep metrics, checkpoints and summary current."""
-        model, tcfg = self.model, self.tcfg
+        tcfg = self.tcfg
         if tcfg["early_stopping"]:
             self.stopping = _EarlyStopping(tcfg["early_stopping"], getattr(self, "stopping_state", None))
         self.t0 = time.perf_counter()
         self.started = getattr(self, "started", datetime.now(timezone.utc))
-        Xtr, ytr = self.train_set
-        full = self.bs == self.n
-        stop, done = f"finished {tcfg['epochs']} epochs", False
+        starts = range(0, self.n, self.bs)
+        stop = None
         with _Signals() as signals:
-            while self.epoch <= tcfg["epochs"] and not done:
-                if self.batch == 0:
-                    self.order = self.rng.permutation(self.n) if (tcfg["shuffle"] and not full) else None
+            while self.epoch <= tcfg["epochs"] and stop is None:
+                if self.batch == 0:  # a new epoch (a resumed one keeps its order and sums)
+                    shuffled = tcfg["shuffle"] and self.bs < self.n
+                    self.order = self.rng.permutation(self.n) if shuffled else None
                     self.sums, self.seen = self._zero(), 0
-                starts = range(0, self.n, self.bs)
-                while self.batch < len(starts):
-                    start = starts[self.batch]
-                    t = time.perf_counter()
-                    if self.order is None:  # contiguous slices are views: no copy per step
-                        Xb = Xtr[start:start + self.bs]
-                        yb = None if ytr is None else ytr[start:start + self.bs]
-                    else:
-                        idx = self.order[start:start + self.bs]
-                        Xb, yb = Xtr[idx], None if ytr is None else ytr[idx]
-                    Xb = np.asarray(Xb, dtype=model.dtype)  # a memory-mapped file: this batch only
-                    if self.augment is not None:
-                        Xb = augment(Xb, self.augment, self.noise_rng)
-                    masks = model.draw_masks(Xb.shape[0], self.noise_rng)
-                    t2 = time.perf_counter()
-                    self.times["data"] += t2 - t
-                    losses, grads, out, stats = model._train_step(Xb, yb, masks)
-                    t3 = time.perf_counter()
-                    self.times["compute"] += t3 - t2
-                    loss = losses["loss"]
-                    gnorm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
-                    lr = self.schedule.at(self.steps)
-                    self.batch += 1
-                    if not (np.isfinite(loss) and np.isfinite(gnorm)):
-                        where = locate_nonfinite(model, Xb, yb, masks)
-                        if self.on_nan == "skip":
-                            self.skipped += 1
-                            continue
-                        self.batch -= 1
-                        summary = self.finish(log, f"diverged at epoch {self.epoch}, step "
-                                                   f"{self.steps + 1}: loss {loss}, gradient norm "
-                                                   f"{gnorm}; first non-finite value in the {where}")
-                        raise CheckFailed(
-                            f"training diverged at epoch {self.epoch}, step {self.steps + 1}: the "
-                            f"loss is {loss} and the gradient norm {gnorm}; the first non-finite "
-                            f"value appears in the {where}. Try a smaller optimizer.lr (now {lr}), "
-                            f"or --on-nan skip. The last finite checkpoint and the run so far are in "
-                            f"{self.run_dir} ({summary['steps']} steps).")
-                    m = Xb.shape[0]
-                    if self.per_step:
-                        self.sums, self.seen = self._zero(), 0
-                    for k, v in losses.items():
-                        self.sums[k] += v * m
-                    if self.has_acc:
-                        self.sums["accuracy"] += model.loss_def.accuracy(out, yb) * m
-                    self.seen += m
-                    step_size = self.opt.step(model.params, grads, lr, measure=tcfg["precision"] > 0)
-                    model.update_buffers(stats, m)  # batchnorm's running statistics
-                    self.times["optimizer"] += time.perf_counter() - t3
-                    self.steps += 1
-                    if tcfg["precision"] and step_size < tcfg["precision"]:
-                        stop, done = (f"converged: step size {step_size:.3g} < precision "
-                                      f"{tcfg['precision']:.3g} after {self.steps} steps"), True
-                    elif tcfg["max_iters"] and self.steps >= tcfg["max_iters"]:
-                        stop, done = f"reached max_iters = {tcfg['max_iters']}", True
-                    last_step = done or (self.epoch == tcfg["epochs"] and self.batch == len(starts))
-                    if self.per_step and self.record(log, gnorm, lr, last_step) and not last_step:
-                        stop, done = self.stopping.reason("iteration"), True
-                    if done or signals.caught:
-                        break
-                if signals.caught and not done:
+                while self.batch < len(starts) and stop is None and not signals.caught:
+                    stop = self._step(log, starts)
+                if signals.caught and stop is None:
                     self.checkpoint(force=True)
                     self.finish(log, f"interrupted by {signals.caught} at epoch {self.epoch}, "
                                      f"step {self.steps}")
                     raise Interrupted(f"stopped by {signals.caught} after step {self.steps} (epoch "
                                       f"{self.epoch}); the checkpoint is saved. Resume with: "
                                       f"bpcli train --resume {self.run_dir}")
-                last = done or self.epoch == tcfg["epochs"]
-                if (not self.per_step and self.seen and self.record(log, gnorm, lr, last)
-                        and not last):
-                    stop, done = self.stopping.reason("epoch"), True
+                last = stop is not None or self.epoch == tcfg["epochs"]
+                if not self.per_step and self.seen and self.record(log, last) and not last:
+                    stop = self.stopping.reason("epoch")
                 self.epoch, self.batch, self.order = self.epoch + 1, 0, None
-                if done or self.epoch > tcfg["epochs"]:
+                if stop is not None or self.epoch > tcfg["epochs"]:
                     self.checkpoint(force=True)
                 elif (self.epoch - 1) % self.checkpoint_every == 0:
                     self.checkpoint()
-        return self.finish(log, stop)
+        return self.finish(log, stop or f"finished {tcfg['epochs']} epochs")
 
-    def record(self, log, grad_norm, lr, last) -> bool:
+    def _batch(self, start):
+        """This step's samples: a slice (a view) or the shuffled order's gather, cast, augmented."""
+        Xtr, ytr = self.train_set
+        if self.order is None:
+            Xb = Xtr[start:start + self.bs]
+            yb = None if ytr is None else ytr[start:start + self.bs]
+        else:
+            idx = self.order[start:start + self.bs]
+            Xb, yb = Xtr[idx], None if ytr is None else ytr[idx]
+        Xb = np.asarray(Xb, dtype=self.model.dtype)  # a memory-mapped file: this batch only
+        if self.augment is not None:
+            Xb = augment(Xb, self.augment, self.noise_rng)
+        return Xb, yb, self.model.draw_masks(Xb.shape[0], self.noise_rng)
+
+    def _step(self, log, starts) -> str | None:
+        """One optimizer step on the next batch; the reason to stop, if it is time to."""
+        model, tcfg = self.model, self.tcfg
+        t = time.perf_counter()
+        Xb, yb, masks = self._batch(starts[self.batch])
+        t2 = time.perf_counter()
+        losses, grads, out, stats = model._train_step(Xb, yb, masks)
+        t3 = time.perf_counter()
+        self.times["data"] += t2 - t
+        self.times["compute"] += t3 - t2
+        loss = losses["loss"]
+        self.gnorm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+        self.lr = self.schedule.at(self.steps)
+        if not (np.isfinite(loss) and np.isfinite(self.gnorm)):
+            where = locate_nonfinite(model, Xb, yb, masks)
+            if self.on_nan == "skip":
+                self.batch += 1
+                self.skipped += 1
+                return None
+            summary = self.finish(log, f"diverged at epoch {self.epoch}, step {self.steps + 1}: "
+                                       f"loss {loss}, gradient norm {self.gnorm}; first non-finite "
+                                       f"value in the {where}")
+            raise CheckFailed(
+                f"training diverged at epoch {self.epoch}, step {self.steps + 1}: the loss is "
+                f"{loss} and the gradient norm {self.gnorm}; the first non-finite value appears in "
+                f"the {where}. Try a smaller optimizer.lr (now {self.lr}), or --on-nan skip. The "
+                f"last finite checkpoint and the run so far are in {self.run_dir} "
+                f"({summary['steps']} steps).")
+        self.batch += 1
+        m = Xb.shape[0]
+        if self.per_step:
+            self.sums, self.seen = self._zero(), 0
+        for k, v in losses.items():
+            self.sums[k] += v * m
+        if self.has_acc:
+            self.sums["accuracy"] += model.loss_def.accuracy(out, yb) * m
+        self.seen += m
+        step_size = self.opt.step(model.params, grads, self.lr, measure=tcfg["precision"] > 0)
+        model.update_buffers(stats, m)  # batchnorm's running statistics
+        self.times["optimizer"] += time.perf_counter() - t3
+        self.steps += 1
+        stop = None
+        if tcfg["precision"] and step_size < tcfg["precision"]:
+            stop = (f"converged: step size {step_size:.3g} < precision {tcfg['precision']:.3g} "
+                    f"after {self.steps} steps")
+        elif tcfg["max_iters"] and self.steps >= tcfg["max_iters"]:
+            stop = f"reached max_iters = {tcfg['max_iters']}"
+        last = stop is not None or (self.epoch == tcfg["epochs"] and self.batch == len(starts))
+        if self.per_step and self.record(log, last) and not last:
+            stop = self.stopping.reason("iteration")
+        return stop
+
+    def record(self, log, last) -> bool:
         """One metrics row from the summed losses of its steps; True if early stopping says stop."""
         s, seen = self.sums, self.seen
         row = {"epoch": self.epoch, "step": self.steps, "train_loss": s["loss"] / seen}
@@ -452,7 +461,7 @@ class Trainer:
                 row["val_accuracy"] = acc
             self.times["evaluation"] += time.perf_counter() - t
             self._keep_best(row)
-        row.update(grad_norm=grad_norm, lr=lr, elapsed_s=self.elapsed())
+        row.update(grad_norm=self.gnorm, lr=self.lr, elapsed_s=self.elapsed())
         log.write(row)
         self.last_row = row
         if self.progress:

@@ -222,3 +222,28 @@ def test_a_row_cut_short_by_a_kill_is_dropped_on_resume(workdir):
     metrics.write_text(metrics.read_text() + "2,30")       # half a row, no newline
     assert main(["train", "--resume", "r", "--epochs", "2", "-q"]) == 0
     assert list(pd.read_csv(metrics)["epoch"]) == [1, 2]
+
+
+def test_a_run_stopped_after_the_last_batch_of_an_epoch_resumes_to_its_row(workdir):
+    """The checkpoint may fall between an epoch's last step and its metrics row."""
+    import bpcli.train as train_mod
+    from bpcli import run
+    from bpcli.spec import load
+
+    spec = spec_file(workdir / "s.yaml", 2)
+    assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
+    p = run.prepare(load(spec))
+    run_dir = train_mod.new_run_dir(workdir / "cut")
+    train_mod.write_spec(p.model, run_dir)
+    t = train_mod.Trainer(p.model, p.train, p.val, run_dir, data_fingerprint=p.fingerprint)
+    log = train_mod._MetricsLog(run_dir / "metrics.csv", t.columns)
+    t.t0, t.started = time.perf_counter(), train_mod.datetime.now(train_mod.timezone.utc)
+    t.order = t.rng.permutation(t.n)
+    starts = range(0, t.n, t.bs)
+    while t.batch < len(starts):       # every step of epoch 1, then stop before its row
+        t._step(log, starts)
+    t.checkpoint(force=True)
+    log.close()
+    assert main(["train", "--resume", str(run_dir), "-q"]) == 0
+    assert same_bits(weights(workdir / "straight"), weights(run_dir))
+    assert list(pd.read_csv(run_dir / "metrics.csv")["epoch"]) == [1, 2]
