@@ -264,7 +264,8 @@ class Trainer:
         self.written = {"last": -1e9, "best": -1e9}
         self.stopping = None
         self.elapsed_before = 0.0
-        self.times = dict.fromkeys(("data", "compute", "optimizer", "evaluation", "checkpoint"), 0.0)
+        self.times = dict.fromkeys(("data", "compute", "metrics", "optimizer", "evaluation",
+                                    "checkpoint"), 0.0)
 
     def _applies(self, c):
         return {"data_loss": self.model.regularized, "reg_loss": self.model.regularized,
@@ -429,9 +430,11 @@ class Trainer:
         if self.has_acc:
             self.sums["accuracy"] += model.loss_def.accuracy(out, yb) * m
         self.seen += m
+        t4 = time.perf_counter()
+        self.times["metrics"] += t4 - t3
         step_size = self.opt.step(model.params, grads, self.lr, measure=tcfg["precision"] > 0)
         model.update_buffers(stats, m)  # batchnorm's running statistics
-        self.times["optimizer"] += time.perf_counter() - t3
+        self.times["optimizer"] += time.perf_counter() - t4
         self.steps += 1
         stop = None
         if tcfg["precision"] and step_size < tcfg["precision"]:

@@ -166,7 +166,7 @@ def test_summary_records_provenance(workdir):
         assert key in s, key
     assert set(s["versions"]) == {"bpcli", "numpy", "python"}
     assert s["command"].startswith("bpcli train")
-    assert set(s["time_s"]) == {"data", "compute", "optimizer", "evaluation", "checkpoint"}
+    assert set(s["time_s"]) == {"data", "compute", "metrics", "optimizer", "evaluation", "checkpoint"}
 
 
 def test_training_on_memory_mapped_npy_reads_batches_not_the_file(workdir):
