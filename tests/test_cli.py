@@ -72,12 +72,6 @@ def read_summary(run: Path) -> dict:
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
 def small_npz(workdir):
     """120 pulse signals of length 64 (labels 0/1), fitting specs/pulse_cnn.yaml."""
     d = pulses(120, [64], seed=7)

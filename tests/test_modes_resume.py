@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from bpcli.cli import main
+from helpers import run_arrays, same_bits
 
 BPCLI = str(Path(sys.executable).parent / "bpcli")
 SPEC = """\
@@ -41,33 +42,18 @@ training:
 """
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def spec_file(path: Path, epochs: int, n: int) -> Path:
     path.write_text(SPEC.replace("EPOCHS", str(epochs)).replace("N", str(n)))
     return path
-
-
-def arrays(run: Path) -> dict:
-    with np.load(run / "model.npz", allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
-def same_bits(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_same_spec_and_seed_give_the_same_weights_and_statistics(workdir):
     spec = spec_file(workdir / "s.yaml", 2, 400)
     assert main(["train", str(spec), "-q", "--out", "a"]) == 0
     assert main(["train", str(spec), "-q", "--out", "b"]) == 0
-    a = arrays(workdir / "a")
+    a = run_arrays(workdir / "a")
     assert {"layers.1.running_mean", "layers.5.running_var", "preprocess.shift"} <= set(a)
-    assert same_bits(a, arrays(workdir / "b"))
+    assert same_bits(a, run_arrays(workdir / "b"))
 
 
 def test_resume_after_an_epoch_gives_the_bits_of_an_uninterrupted_run(workdir):
@@ -75,7 +61,7 @@ def test_resume_after_an_epoch_gives_the_bits_of_an_uninterrupted_run(workdir):
     assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
     assert main(["train", str(spec), "-q", "--out", "split", "--epochs", "2"]) == 0
     assert main(["train", "--resume", "split", "--epochs", "4", "-q"]) == 0
-    assert same_bits(arrays(workdir / "straight"), arrays(workdir / "split"))
+    assert same_bits(run_arrays(workdir / "straight"), run_arrays(workdir / "split"))
     a = pd.read_csv(workdir / "straight" / "metrics.csv")
     b = pd.read_csv(workdir / "split" / "metrics.csv")
     pd.testing.assert_frame_equal(a.drop(columns="elapsed_s"), b.drop(columns="elapsed_s"))
@@ -100,4 +86,4 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_bits(workdir, how):
         assert summary["stop_reason"].startswith("interrupted by SIGINT")
         assert summary["steps"] < 600 and summary["steps"] % 150
     assert main(["train", "--resume", "stopped", "-q"]) == 0
-    assert same_bits(arrays(workdir / "straight"), arrays(workdir / "stopped"))
+    assert same_bits(run_arrays(workdir / "straight"), run_arrays(workdir / "stopped"))

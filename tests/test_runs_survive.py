@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from bpcli.cli import main
+from helpers import run_arrays, same_bits
 
 BPCLI = str(Path(sys.executable).parent / "bpcli")
 SPEC = """\
@@ -31,12 +32,6 @@ training: {epochs: EPOCHS, batch_size: 16}
 """
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def spec_file(path: Path, epochs: int, **replace) -> Path:
     text = SPEC.replace("EPOCHS", str(epochs))
     for a, b in replace.items():
@@ -45,20 +40,11 @@ def spec_file(path: Path, epochs: int, **replace) -> Path:
     return path
 
 
-def weights(run: Path) -> dict:
-    with np.load(run / "model.npz", allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
-def same_bits(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-
-
 def test_same_spec_data_and_seed_give_identical_weights(workdir):
     spec = spec_file(workdir / "s.yaml", 2)
     assert main(["train", str(spec), "-q", "--out", "a"]) == 0
     assert main(["train", str(spec), "-q", "--out", "b"]) == 0
-    assert same_bits(weights(workdir / "a"), weights(workdir / "b"))
+    assert same_bits(run_arrays(workdir / "a"), run_arrays(workdir / "b"))
 
 
 def test_resume_continues_exactly_where_the_run_stopped(workdir):
@@ -66,7 +52,7 @@ def test_resume_continues_exactly_where_the_run_stopped(workdir):
     assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
     assert main(["train", str(spec), "-q", "--out", "split", "--epochs", "2"]) == 0
     assert main(["train", "--resume", "split", "--epochs", "4", "-q"]) == 0
-    assert same_bits(weights(workdir / "straight"), weights(workdir / "split"))
+    assert same_bits(run_arrays(workdir / "straight"), run_arrays(workdir / "split"))
     a = pd.read_csv(workdir / "straight" / "metrics.csv")
     b = pd.read_csv(workdir / "split" / "metrics.csv")
     pd.testing.assert_frame_equal(a.drop(columns="elapsed_s"), b.drop(columns="elapsed_s"))
@@ -123,7 +109,7 @@ def test_a_stopped_or_killed_run_resumes_to_the_same_weights(workdir, how):
     with np.load(run / "last.npz", allow_pickle=False) as f:
         assert "__state__" in f.files
     assert main(["train", "--resume", str(run), "-q"]) == 0
-    assert same_bits(weights(workdir / "straight"), weights(run))
+    assert same_bits(run_arrays(workdir / "straight"), run_arrays(run))
     rows = pd.read_csv(run / "metrics.csv")
     assert list(rows["epoch"]) == [1, 2, 3, 4, 5, 6]
 
@@ -137,7 +123,7 @@ def test_a_diverging_run_names_the_node_and_keeps_the_last_finite_checkpoint(wor
     assert "Traceback" not in err
     summary = json.loads((workdir / "d" / "summary.json").read_text())
     assert summary["stop_reason"].startswith("diverged")
-    for w in weights(workdir / "d").values():
+    for w in run_arrays(workdir / "d").values():
         assert np.isfinite(w).all()
 
 
@@ -245,5 +231,5 @@ def test_a_run_stopped_after_the_last_batch_of_an_epoch_resumes_to_its_row(workd
     t.checkpoint(force=True)
     log.close()
     assert main(["train", "--resume", str(run_dir), "-q"]) == 0
-    assert same_bits(weights(workdir / "straight"), weights(run_dir))
+    assert same_bits(run_arrays(workdir / "straight"), run_arrays(run_dir))
     assert list(pd.read_csv(run_dir / "metrics.csv")["epoch"]) == [1, 2]
