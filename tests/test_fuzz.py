@@ -238,19 +238,19 @@ def test_validate_random_yaml_text(text):
     run_on(text, "validate")
 
 
-@fuzz_settings(60)
+@fuzz_settings(200)
 @given(mutated_specs())
 def test_show_mutated_specs(spec):
     run_on(spec, "show", "--json")
 
 
-@fuzz_settings(150)
+@fuzz_settings(200)
 @given(mutated_specs())
 def test_train_mutated_specs(spec):
     run_on(spec, "train", "--epochs", 1, "-q", "--out", "{tmp}/run")
 
 
-@fuzz_settings(100)
+@fuzz_settings(200)
 @given(mutated_specs())
 def test_gradcheck_mutated_specs(spec):
     run_on(spec, "gradcheck", "--mode", "fast", "--samples", 2, "--directions", 2)
@@ -265,7 +265,7 @@ def trained_run(tmp_path_factory):
     return root / "run"
 
 
-@fuzz_settings(150)
+@fuzz_settings(200)
 @given(data=st.data())
 def test_eval_runs_with_mutated_specs(trained_run, data):
     resolved = yaml.safe_load((trained_run / "spec.yaml").read_text())
