@@ -99,6 +99,25 @@ class _Point:
         env = evaluate(self.prog, self.values)
         return float(env[self.prog.outputs["loss"].id]), env
 
+    def direction(self, rng) -> dict:
+        """A random Gaussian direction in parameter space, of unit length."""
+        v = {n: rng.standard_normal(w.shape) for n, w in self.model.params.items()}
+        norm = np.sqrt(sum(float(np.vdot(d, d)) for d in v.values()))
+        return {n: d / norm for n, d in v.items()}
+
+    def along(self, v, h):
+        """(loss, env) at W + h v and at W - h v; the parameters are restored afterwards."""
+        params = self.model.params
+        saved = {n: w.copy() for n, w in params.items()}
+        out = []
+        for sign in (1, -1):
+            for n, w in params.items():
+                w[...] = saved[n] + sign * h * v[n]
+            out.append(self.loss_env())
+        for n, w in params.items():
+            w[...] = saved[n]
+        return out
+
     def crossed(self, env_a, env_b) -> str | None:
         return crossed(self.prog.eqns, env_a, env_b)
 
@@ -145,23 +164,13 @@ def check_directions(pt: _Point, n_dirs: int, eps, rng):
     model = pt.model
     rows = []
     for k in range(n_dirs):
-        v = {n: rng.standard_normal(w.shape) for n, w in model.params.items()}
-        norm = np.sqrt(sum(float(np.vdot(d, d)) for d in v.values()))
-        v = {n: d / norm for n, d in v.items()}
+        v = pt.direction(rng)
         reverse = float(sum(np.vdot(pt.grads[n], v[n]) for n in v))
         _, forward = forward_tangent(pt.prog, pt.values, v, "loss")
         forward = float(forward)
         scale_w = max(1.0, max(float(np.max(np.abs(w), initial=0)) for w in model.params.values()))
         h = eps if eps is not None else H_REL * scale_w
-        saved = {n: w.copy() for n, w in model.params.items()}
-        for n, w in model.params.items():
-            w += h * v[n]
-        lp, env_p = pt.loss_env()
-        for n, w in model.params.items():
-            w[...] = saved[n] - h * v[n]
-        lm, env_m = pt.loss_env()
-        for n, w in model.params.items():
-            w[...] = saved[n]
+        (lp, env_p), (lm, env_m) = pt.along(v, h)
         numeric = (lp - lm) / (2 * h)
         node = pt.crossed(env_p, env_m)
         scale = max(abs(reverse), abs(forward))
@@ -361,24 +370,13 @@ def cost(pt: _Point, repeats: int = 3):
 
 def sweep(pt: _Point, rng, exponents=range(-1, -13, -1)):
     """Central-difference error against h along one random direction: truncation vs rounding."""
-    model = pt.model
-    v = {n: rng.standard_normal(w.shape) for n, w in model.params.items()}
-    norm = np.sqrt(sum(float(np.vdot(d, d)) for d in v.values()))
-    v = {n: d / norm for n, d in v.items()}
+    v = pt.direction(rng)
     exact = float(sum(np.vdot(pt.grads[n], v[n]) for n in v))
-    saved = {n: w.copy() for n, w in model.params.items()}
     rows = []
     for k in exponents:
         h = 10.0 ** k
-        losses = []
-        for sign in (1, -1):
-            for n, w in model.params.items():
-                w[...] = saved[n] + sign * h * v[n]
-            losses.append(pt.loss_env()[0])
-        rows.append({"h": h, "numeric": (losses[0] - losses[1]) / (2 * h),
-                     "abs_err": abs((losses[0] - losses[1]) / (2 * h) - exact)})
-    for n, w in model.params.items():
-        w[...] = saved[n]
+        (lp, _), (lm, _) = pt.along(v, h)
+        rows.append({"h": h, "numeric": (lp - lm) / (2 * h), "abs_err": abs((lp - lm) / (2 * h) - exact)})
     return {"reverse": exact, "rows": rows, "h_default": H_REL}
 
 

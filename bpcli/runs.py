@@ -26,6 +26,14 @@ def expand(paths) -> list[Path]:
     return out
 
 
+def final_metrics(summary: dict) -> dict:
+    """A summary.json's final metrics as ``final_<name>``, and ``best_val_loss`` where there is one."""
+    row = {f"final_{k}": v for k, v in summary["final"].items()}
+    if (summary.get("best") or {}).get("val_loss") is not None:
+        row["best_val_loss"] = summary["best"]["val_loss"]
+    return row
+
+
 def list_runs(folder: Path) -> list[dict]:
     """One row per run below ``folder`` (or per variant of a sweep folder), with final metrics."""
     folder = Path(folder)
@@ -46,10 +54,7 @@ def list_runs(folder: Path) -> list[dict]:
         if summary_file.exists():
             s = json.loads(summary_file.read_text())
             row.setdefault("status", "diverged" if s["stop_reason"].startswith("diverged") else "ok")
-            row.update(epochs=s["epochs"], steps=s["steps"])
-            row.update({f"final_{k}": v for k, v in s["final"].items()})
-            if (s.get("best") or {}).get("val_loss") is not None:
-                row["best_val_loss"] = s["best"]["val_loss"]
+            row.update(epochs=s["epochs"], steps=s["steps"], **final_metrics(s))
         elif (d / "sweep.json").exists():
             continue
         rows.append(row)

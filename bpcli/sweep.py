@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from .errors import InputError
+from .runs import final_metrics
 from .spec import Spec, set_value
 
 PLAN = "sweep.json"
@@ -312,10 +313,7 @@ def write_table(folder: Path) -> list[dict]:
         summary_path = run_dir / "summary.json"
         if summary_path.exists():
             summary = json.loads(summary_path.read_text())
-            row.update({f"final_{k}": val for k, val in summary["final"].items()})
-            if (summary.get("best") or {}).get("val_loss") is not None:
-                row["best_val_loss"] = summary["best"]["val_loss"]
-            row["steps"] = summary["steps"]
+            row.update(final_metrics(summary), steps=summary["steps"])
         row["run"] = v.name
         row["message"] = status["message"]
         rows.append(row)
