@@ -117,16 +117,16 @@ def bench_epoch(epochs: int = 3, n: int = 4000):
     """
     import tempfile
 
-    from bpcli import run
+    from bpcli.train import run
     from bpcli.engine import evaluate
-    from bpcli.spec import load, set_value
+    from bpcli.spec.validate import load, set_value
 
     spec = set_value(load(Path(__file__).resolve().parents[1] / "specs" / "pulse_cnn.yaml"),
                      "training.epochs", epochs)
     spec = set_value(spec, "data.n", n)
     import pandas  # noqa: F401  (libraries a run loads anyway belong to the baseline)
 
-    from bpcli.plot import pyplot
+    from bpcli.explain.plots import pyplot
     pyplot()
     before = _rss_mb()
     p = run.prepare(spec)

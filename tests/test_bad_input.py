@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bpcli.cli import main
-from bpcli.data import pulses
+from bpcli.train.data import pulses
 
 # A valid spec; each case below breaks one thing in it. Line numbers:
 #  1 name  2 input  3 seed  4 data  5 layers:  6 conv1d  7 relu  8 conv1d  9 relu  10 dense

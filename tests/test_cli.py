@@ -19,7 +19,7 @@ import pytest
 
 import bpcli
 from bpcli.cli import main
-from bpcli.data import linear, pulses
+from bpcli.train.data import linear, pulses
 from bpcli.engine.rules import PRIMITIVES
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"

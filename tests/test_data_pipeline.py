@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import bpcli
-from bpcli import train as train_mod
-from bpcli.augment import AUGMENT, augment
+from bpcli.train import loop as train_mod
+from bpcli.train.augment import AUGMENT, augment
 from bpcli.cli import main
-from bpcli.data import SHAPES, shapes
+from bpcli.train.data import SHAPES, shapes
 from bpcli.errors import InputError
-from bpcli.preprocess import statistics
-from bpcli.run import execute, prepare
-from bpcli.schema import resolve
+from bpcli.nn.preprocess import statistics
+from bpcli.train.run import execute, prepare
+from bpcli.spec.fields import resolve
 
 
 def spec(input_shape, layers, loss="mse", **top):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import bpcli
-from bpcli.reference import BEGIN, END, markdown
+from bpcli.spec.reference import BEGIN, END, markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -17,8 +17,8 @@ import pytest
 import bpcli
 from bpcli.engine import backward, evaluate
 from bpcli.errors import InputError
-from bpcli.gradcheck import gradcheck
-from bpcli.run import execute, prepare
+from bpcli.explain.gradcheck import gradcheck
+from bpcli.train.run import execute, prepare
 
 H = 1e-6
 

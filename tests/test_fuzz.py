@@ -27,13 +27,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bpcli.cli import main
-from bpcli.initializers import INITIALIZERS
-from bpcli.layers import LAYERS
-from bpcli.losses import LOSSES
-from bpcli.optim import OPTIMIZERS
-from bpcli.schedule import SCHEDULES
-from bpcli.spec import DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
-from bpcli.templates import TEMPLATES, render
+from bpcli.nn.initializers import INITIALIZERS
+from bpcli.nn.layers import LAYERS
+from bpcli.nn.losses import LOSSES
+from bpcli.train.optim import OPTIMIZERS
+from bpcli.train.schedule import SCHEDULES
+from bpcli.spec.sections import DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
+from bpcli.spec.templates import TEMPLATES, render
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = float(os.environ.get("BPCLI_FUZZ", "1"))

@@ -12,8 +12,8 @@ import pytest
 import bpcli
 from bpcli.cli import main
 from bpcli.engine.rules import PRIMITIVES, _conv, _pad, unbroadcast
-from bpcli.gradcheck import gradcheck, toeplitz_matrix
-from bpcli.model import Model
+from bpcli.explain.gradcheck import gradcheck, toeplitz_matrix
+from bpcli.nn.model import Model
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpcli
-from bpcli.run import execute, prepare
-from bpcli.spec import set_value
+from bpcli.train.run import execute, prepare
+from bpcli.spec.validate import set_value
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "image_cnn.yaml"
 

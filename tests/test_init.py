@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bpcli
-from bpcli.initializers import INITIALIZERS, fans
+from bpcli.nn.initializers import INITIALIZERS, fans
 
 # 64·32·5 = 10240 conv weights and 10·2048 dense weights: sample moments within a few percent
 LAYERS = [{"conv1d": {"channels": 64, "kernel": 5, "pad": "same"}}, "relu", {"dense": {"units": 10}}]

@@ -11,7 +11,7 @@ import pytest
 
 import bpcli
 from bpcli.cli import main
-from bpcli.inspect import summary, toeplitz_matrix
+from bpcli.explain.layer_table import summary, toeplitz_matrix
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 LECTURE = SPECS / "lecture_cnn.yaml"

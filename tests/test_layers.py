@@ -12,8 +12,8 @@ import pytest
 import bpcli
 from bpcli.engine import backward, evaluate
 from bpcli.errors import InputError
-from bpcli.layers import LAYERS
-from bpcli.losses import LOSSES
+from bpcli.nn.layers import LAYERS
+from bpcli.nn.losses import LOSSES
 
 H = 1e-6
 

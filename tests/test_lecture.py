@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bpcli
-from bpcli.data import pulses
+from bpcli.train.data import pulses
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

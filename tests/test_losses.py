@@ -8,7 +8,7 @@ import pytest
 
 import bpcli
 from bpcli.errors import InputError
-from bpcli.losses import LOSSES
+from bpcli.nn.losses import LOSSES
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

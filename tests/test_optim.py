@@ -8,7 +8,7 @@ import pytest
 
 import bpcli
 from bpcli.errors import InputError
-from bpcli.optim import OPTIMIZERS, clip_by_global_norm
+from bpcli.train.optim import OPTIMIZERS, clip_by_global_norm
 
 torch = pytest.importorskip("torch")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import bpcli
-from bpcli.train import train
+from bpcli.train.loop import train
 
 LAYERS = [{"conv1d": {"channels": 2, "kernel": 3}}, "relu", {"dense": {"units": 1}}]
 WEIGHTS = ("layers.0.weight", "layers.2.weight")
@@ -111,7 +111,7 @@ def test_bad_regularization_is_an_error_naming_the_field(reg, words):
 def test_l2_takes_the_same_steps_as_torch_style_weight_decay_2_lambda(optimizer, batch):
     # d/dW (λ Σ w²) = 2λ W: the gradient torch's coupled weight_decay = 2λ adds inside the optimizer
     # (which decays biases too: without biases the two are the same)
-    from bpcli.optim import OPTIMIZERS
+    from bpcli.train.optim import OPTIMIZERS
     layers = [{"conv1d": {"channels": 2, "kernel": 3, "bias": False}}, "relu",
               {"dense": {"units": 1, "bias": False}}]
     penalized = build({"l2": 0.1}, layers, optimizer={"name": optimizer, "lr": 0.05})

@@ -157,9 +157,9 @@ def test_summary_records_provenance(workdir):
 
 def test_training_on_memory_mapped_npy_reads_batches_not_the_file(workdir):
     """X.npy + y.npy are memory-mapped: the training split stays a view of the file."""
-    from bpcli import data as data_mod
-    from bpcli import run
-    from bpcli.spec import load
+    from bpcli.train import data as data_mod
+    from bpcli.train import run
+    from bpcli.spec.validate import load
 
     rng = np.random.default_rng(0)
     folder = workdir / "big"
@@ -212,9 +212,9 @@ def test_a_row_cut_short_by_a_kill_is_dropped_on_resume(workdir):
 
 def test_a_run_stopped_after_the_last_batch_of_an_epoch_resumes_to_its_row(workdir):
     """The checkpoint may fall between an epoch's last step and its metrics row."""
-    import bpcli.train as train_mod
-    from bpcli import run
-    from bpcli.spec import load
+    from bpcli.train import loop as train_mod
+    from bpcli.train import run
+    from bpcli.spec.validate import load
 
     spec = spec_file(workdir / "s.yaml", 2)
     assert main(["train", str(spec), "-q", "--out", "straight"]) == 0

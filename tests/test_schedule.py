@@ -11,8 +11,8 @@ import pytest
 
 import bpcli
 from bpcli.errors import InputError
-from bpcli.schedule import SCHEDULES, Schedule
-from bpcli.train import train
+from bpcli.train.schedule import SCHEDULES, Schedule
+from bpcli.train.loop import train
 
 torch = pytest.importorskip("torch")
 sched = torch.optim.lr_scheduler

@@ -14,11 +14,11 @@ import yaml
 import bpcli
 from bpcli.cli import main
 from bpcli.errors import InputError
-from bpcli.json_schema import spec_schema
-from bpcli.layers import LAYERS
-from bpcli.optim import OPTIMIZERS
-from bpcli.spec import check, load
-from bpcli.templates import TEMPLATES
+from bpcli.spec.json_schema import spec_schema
+from bpcli.nn.layers import LAYERS
+from bpcli.train.optim import OPTIMIZERS
+from bpcli.spec.validate import check, load
+from bpcli.spec.templates import TEMPLATES
 
 SPECS = sorted((Path(__file__).resolve().parents[1] / "specs").glob("*.yaml"))
 
@@ -355,7 +355,7 @@ def test_set_is_trained_with_and_recorded_in_the_run(capsys, workdir):
 def test_set_opens_bare_names_and_switches_entries():
     spec = load({"input": [4], "layers": ["relu", {"dense": {"units": 1}}], "loss": "mse",
                  "optimizer": {"name": "adam", "lr": 0.5}})
-    from bpcli.spec import apply_sets
+    from bpcli.spec.validate import apply_sets
 
     changed = apply_sets(spec, ["optimizer.name=sgd", "optimizer.momentum=0.9",
                                 "layers[0].relu=null", "schedule.name=step",

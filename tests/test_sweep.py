@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bpcli.cli import main
-from bpcli import sweep as sw
+from bpcli.train import sweep as sw
 
 SPEC = """\
 name: tiny
@@ -94,7 +94,7 @@ def test_random_search_draws_within_the_range(spec):
 
 
 def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(spec):
-    from bpcli.spec import load
+    from bpcli.spec.validate import load
 
     s = load(spec)
     g = sw.parse_grid(["optimizer.lr=0.3,0.1,0.03"])

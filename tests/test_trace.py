@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bpcli.errors import InputError
-from bpcli.expr import FUNCTIONS, parse, variables_in
-from bpcli.trace import NOTATION, render, trace
+from bpcli.engine.expr import FUNCTIONS, parse, variables_in
+from bpcli.explain.traces import NOTATION, render, trace
 
 LECTURE = "ln(x1) + x1*x2 - sin(x2)"
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import bpcli
-from bpcli.optim import OPTIMIZERS
-from bpcli.train import train
+from bpcli.train.optim import OPTIMIZERS
+from bpcli.train.loop import train
 
 
 def spec(training, optimizer="sgd", loss="logistic", **extra):

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from .schema import Param, nonneg_float, nonneg_int, one_of, positive_float, positive_int
+from ..spec.fields import Param, nonneg_float, nonneg_int, one_of, positive_float, positive_int
 
 
 @dataclass(frozen=True)

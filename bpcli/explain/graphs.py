@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine import Program
-from .engine.program import Var, depends_on
+from ..engine import Program
+from ..engine.program import Var, depends_on
 
 
 @dataclass
@@ -123,7 +123,7 @@ def _layers(g: Graph) -> dict[str, int]:
 
 
 def to_png(graphs: list[Graph], out: Path) -> Path:
-    from .plot import pyplot, save
+    from .plots import pyplot, save
 
     plt = pyplot()
 

@@ -17,9 +17,9 @@ import unicodedata
 
 import numpy as np
 
-from .engine import backward, evaluate, forward_tangent
-from .errors import InputError
-from .expr import parse, variables_in
+from ..engine import backward, evaluate, forward_tangent
+from ..errors import InputError
+from ..engine.expr import parse, variables_in
 
 # primitive -> (primal, [∂/∂input_j times the upstream symbol {d}]); {0}, {1} are the inputs
 NOTATION = {

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from .engine import backward, evaluate
+from ..engine import backward, evaluate
 from .gradcheck import random_batch
-from .model import Model
+from ..nn.model import Model
 
 
 def profile(model: Model, batch: int, steps: int = 20, seed: int = 0) -> dict:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .schema import Invalid, Param, number, optional, positive_float
+from ..spec.fields import Invalid, Param, number, optional, positive_float
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import CheckFailed, InputError, Interrupted
+from ..errors import CheckFailed, InputError, Interrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,  # help texts show [default: ...] literally
@@ -81,10 +81,10 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
                                                   "node, keep the last finite checkpoint) or skip "
                                                   "the batch")):
     """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
-    from . import run
-    from .report import summary_line
-    from .spec import apply_sets, load, set_value
-    from .train import command_line
+    from ..train import run
+    from ..explain.gradcheck_report import summary_line
+    from ..spec.validate import apply_sets, load, set_value
+    from ..train.loop import command_line
 
     if on_nan not in ("stop", "skip"):
         raise InputError(f"--on-nan must be stop or skip, got {on_nan!r}", path="--on-nan")
@@ -140,7 +140,7 @@ def _with_progress(fn, s, quiet):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
-    from .optim import OPTIMIZERS
+    from ..train.optim import OPTIMIZERS
 
     tcfg = s.data["training"]
     per_step = OPTIMIZERS[s.data["optimizer"]["name"]].full_batch
@@ -162,8 +162,8 @@ def _with_progress(fn, s, quiet):
 
 
 def _load_run(run: Path):
-    from .model import Model
-    from .spec import load
+    from ..nn.model import Model
+    from ..spec.validate import load
 
     if not (run / "spec.yaml").exists() or not (run / "model.npz").exists():
         raise InputError("not a run folder: it needs spec.yaml and model.npz (written by bpcli "
@@ -180,8 +180,8 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
           target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
     """Loss (and accuracy, for classification losses) of a trained run on data."""
-    from . import data as data_mod
-    from .run import fit
+    from ..train import data as data_mod
+    from ..train.run import fit
 
     model = _load_run(run)
     if data is not None:
@@ -227,12 +227,12 @@ def gradcheck(spec: Path = SPEC,
     """Check SPEC's gradients in float64: reverse mode, forward mode and central differences, layer by layer."""
     import numpy as np
 
-    from . import data as data_mod
-    from .gradcheck import gradcheck as run_check
-    from .model import Model
-    from .run import fit
-    from .report import gradcheck_tables, summary_line, sweep_png, sweep_table
-    from .spec import apply_sets, load
+    from ..train import data as data_mod
+    from ..explain.gradcheck import gradcheck as run_check
+    from ..nn.model import Model
+    from ..train.run import fit
+    from ..explain.gradcheck_report import gradcheck_tables, summary_line, sweep_png, sweep_table
+    from ..spec.validate import apply_sets, load
 
     if mode not in ("auto", "exact", "fast"):
         raise InputError(f"--mode must be auto, exact or fast, got {mode!r}", path="--mode")
@@ -267,8 +267,8 @@ def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders or
                                                                            "losses are positive)"),
          smooth: int = typer.Option(1, min=1, help="moving-average window, in rows")):
     """Overlay the loss curves of one or several runs (or every run of a sweep folder) in one picture."""
-    from .plot import plot_runs
-    from .runs import expand
+    from ..explain.plots import plot_runs
+    from ..train.runs import expand
 
     path = plot_runs(expand(runs), out_file, logy=logy, smoothing=smooth)
     out.print(f"plot: {path}")
@@ -279,8 +279,8 @@ def diff(run_a: Path = typer.Argument(..., help="a run folder"),
          run_b: Path = typer.Argument(..., help="another run folder"),
          out_file: Path = typer.Option(Path("diff.png"), "--out", help="PNG of both runs' curves")):
     """What differs between two runs: their resolved specs, final metrics, and curves overlaid."""
-    from .plot import plot_runs
-    from .runs import compare
+    from ..explain.plots import plot_runs
+    from ..train.runs import compare
 
     report = compare(run_a, run_b)
     table = Table(title=f"{run_a} vs {run_b}")
@@ -304,9 +304,9 @@ def bench(spec: Path = SPEC,
           dtype: Optional[str] = typer.Option(None, help="float32 or float64 [default: the spec's]"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
     """Time forward and backward of each layer of SPEC on a random batch."""
-    from .model import Model
-    from .profile import profile
-    from .spec import load
+    from ..nn.model import Model
+    from ..explain.timing import profile
+    from ..spec.validate import load
 
     if dtype not in (None, "float32", "float64"):
         raise InputError(f"--dtype must be float32 or float64, got {dtype!r}", path="--dtype")
@@ -343,8 +343,8 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
                                                              "tcp://127.0.0.1:8786"),
           resume: Optional[Path] = typer.Option(None, help="finish this interrupted sweep folder")):
     """Train many variants of SPEC in parallel: grids, random draws, seeds; sweep.csv and sweep.png."""
-    from . import sweep as sw
-    from .spec import load
+    from ..train import sweep as sw
+    from ..spec.validate import load
 
     if executor not in ("local", "dask"):
         raise InputError(f"--executor must be local or dask, got {executor!r}", path="--executor")
@@ -374,7 +374,7 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
 def runs(folder: Path = typer.Argument(Path("runs"), help="a folder of runs, or a sweep folder"),
          as_json: bool = typer.Option(False, "--json", help="print JSON rows")):
     """List runs (or a sweep's variants) with their final metrics."""
-    from .runs import list_runs
+    from ..train.runs import list_runs
 
     rows = list_runs(folder)
     if as_json:
@@ -410,7 +410,7 @@ def inspect_(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (o
              as_json: bool = typer.Option(False, "--json", help="print the table as one JSON "
                                                                 "object")):
     """Layer table (output shapes, parameters, FLOPs per sample); Toeplitz matrix or kernel pictures."""
-    from .inspect import draw_kernels, draw_toeplitz, show_fields, summary
+    from ..explain.layer_table import draw_kernels, draw_toeplitz, show_fields, summary
 
     if (spec is None) == (run is None):
         raise InputError("give a spec file or --run RUN (a run folder), not both" if spec else
@@ -420,7 +420,7 @@ def inspect_(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (o
     if run is not None:
         model, source = _load_run(run), f"trained, {run}"
     else:
-        from .model import build
+        from .. import build
 
         model, source = build(spec), "initial weights"
     name = model.spec.data["name"]
@@ -459,7 +459,7 @@ def validate(spec: Path = SPEC,
                                             help="validate SPEC with this change (repeatable)"),
              as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
     """Check SPEC: every problem at once, each with file:line:column and key path, then shapes."""
-    from .authoring import summary_line, validate_spec
+    from ..spec.authoring import summary_line, validate_spec
 
     try:
         summary = validate_spec(spec, set_)
@@ -492,8 +492,8 @@ def show(spec: Path = SPEC,
                                         help="show SPEC with this change (repeatable)"),
          as_json: bool = typer.Option(False, "--json", help="print JSON instead of YAML")):
     """Print SPEC resolved, as bpcli trains it: every default filled in (YAML, or --json)."""
-    from .authoring import show_text
-    from .spec import check
+    from ..spec.authoring import show_text
+    from ..spec.validate import check
 
     try:
         s = check(spec, sets=set_)
@@ -506,7 +506,7 @@ def show(spec: Path = SPEC,
 def schema(out_file: Optional[Path] = typer.Option(None, "--out", help="write it to this file "
                                                    "[default: print it]")):
     """A JSON Schema of specs, for editors that complete and check YAML while you type."""
-    from .json_schema import dumps
+    from ..spec.json_schema import dumps
 
     text = dumps()
     if out_file is None:
@@ -524,7 +524,7 @@ def init(template: str = typer.Option("lecture", help="lecture, cnn1d, cnn2d or 
          out_file: Optional[Path] = typer.Option(None, "--out", help="spec file to write "
                                                  "[default: <template>.yaml]; never overwritten")):
     """Write a commented starter spec (it validates as written) to edit and train."""
-    from .authoring import write_template
+    from ..spec.authoring import write_template
 
     path = write_template(template, out_file or Path(f"{template}.yaml"))
     out.print(f"wrote {path} (template {template}); next: bpcli validate {path}, then "
@@ -553,7 +553,7 @@ def trace(expression: str = typer.Argument(..., help='e.g. "ln(x1) + x1*x2 - sin
           digits: int = typer.Option(3, min=0, max=15, help="decimals shown"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
     """The lecture's tables: forward primal trace, forward tangent trace, reverse adjoint trace."""
-    from .trace import render, trace as run_trace
+    from ..explain.traces import render, trace as run_trace
 
     t = run_trace(expression, _point(at), wrt, digits)
     if as_json:
@@ -569,15 +569,15 @@ def graph(target: str = typer.Argument(..., help="a spec file, or an expression 
                                                                       "<name>_graph.png]"),
           dot: bool = typer.Option(False, "--dot", help="also print the graphs as Graphviz text")):
     """Draw the forward graph and the backward graph reverse mode walks."""
-    from .draw import backward_graph, forward_graph, to_dot, to_png
+    from ..explain.graphs import backward_graph, forward_graph, to_dot, to_png
 
     if target.endswith((".yaml", ".yml")) or Path(target).is_file():
-        from .model import build
+        from .. import build
 
         model = build(Path(target))
         prog, output, wrt, name = model.program, "loss", list(model.params), model.spec.data["name"]
     else:
-        from .expr import parse
+        from ..engine.expr import parse
 
         prog, output, name = parse(target), "y", "expression"
         wrt = list(prog.inputs)

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .schema import Invalid, Param, boolean, fraction, nonneg_float, optional, positive_float
+from ..spec.fields import Invalid, Param, boolean, fraction, nonneg_float, optional, positive_float
 
 
 @dataclass(frozen=True)

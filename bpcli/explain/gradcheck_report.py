@@ -100,7 +100,7 @@ def sweep_table(sweep: dict) -> Table:
 
 
 def sweep_png(sweep: dict, out: Path) -> Path:
-    from .plot import pyplot, save
+    from .plots import pyplot, save
 
     plt = pyplot()
 

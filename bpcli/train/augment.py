@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .schema import (Invalid, Param, _json, _number_json, _show, boolean, nonneg_float, nonneg_int,
-                     one_of, optional)
+from ..spec.fields import Invalid, Param, _json, _number_json, _show, boolean, nonneg_float, nonneg_int, one_of, optional
 
 
 @_json({"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2,

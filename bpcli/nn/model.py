@@ -6,15 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import augment as augment_mod
-from .engine import backward, evaluate, forward_tangent
-from .errors import InputError
+from ..engine import backward, evaluate, forward_tangent
+from ..errors import InputError
+from ..spec.document import Spec
+from ..spec.fields import Invalid
 from .graph import compile_spec, modal
 from .initializers import init_weights
 from .losses import LOSSES
 from .preprocess import statistics
-from .schema import Invalid
-from . import spec as spec_mod
 
 
 class Model:
@@ -33,7 +32,7 @@ class Model:
     ``masks`` to use (:meth:`draw_masks`).
     """
 
-    def __init__(self, spec: spec_mod.Spec, dtype=None):
+    def __init__(self, spec: Spec, dtype=None):
         self.spec = spec
         self.dtype = np.dtype(dtype or spec.data["dtype"])
         self.program, compiled = compile_spec(spec)
@@ -47,17 +46,6 @@ class Model:
         self.loss_def = LOSSES[spec.data["loss"]["name"]]
         self.output_shape = self.program.outputs["output"].shape
         self.regularized = "reg_loss" in self.program.outputs
-        with_weights = {p.layer for p in self.param_info if p.fan_in is not None}
-        for i in spec.data["init"]["layers"]:
-            if i not in with_weights:
-                raise spec.error(f"init.layers.{i}", f"layers[{i}] ({spec.layer_list()[i][0]}) has "
-                                                     f"no weights to initialize")
-        augment = spec.data["training"]["augment"]
-        if augment is not None:
-            try:
-                augment_mod.check(augment, spec.data["input"])
-            except Invalid as e:
-                raise spec.error(f"training.augment.{e.key}", str(e)) from None
         self.params = self.init_params(spec.data["seed"])
         self.buffers = {b.name: np.full(b.shape, b.start, dtype=self.dtype)
                         for b in self.buffer_info}
@@ -258,7 +246,3 @@ class Model:
         env = evaluate(self.program, self._values(X, None), until="output")
         return self.loss_def.accuracy(env[self.program.outputs["output"].id], y)
 
-
-def build(spec, dtype=None) -> Model:
-    """A spec (path to a YAML file, dict, or :class:`~bpcli.spec.Spec`) -> :class:`Model`."""
-    return Model(spec_mod.load(spec), dtype=dtype)

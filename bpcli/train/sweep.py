@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .errors import InputError
+from ..errors import InputError
 from .runs import final_metrics
-from .spec import Spec, set_value
+from ..spec.document import Spec
+from ..spec.validate import set_value
 
 PLAN = "sweep.json"
 
@@ -92,10 +93,10 @@ def check_paths(spec: Spec, paths) -> None:
 
 
 def _current(data, path):
-    from .spec import _parse_path
+    from ..spec.document import parse_path
 
     node = data
-    for part in _parse_path(path):
+    for part in parse_path(path):
         if isinstance(node, dict) and isinstance(part, str) and part not in node:
             raise KeyError(part)
         node = node[part]
@@ -151,8 +152,8 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
     as plain data, everything it made goes back as plain data.
     """
     from . import run
-    from .errors import CheckFailed
-    from .spec import validate
+    from ..errors import CheckFailed
+    from ..spec.validate import validate
 
     t0 = time.perf_counter()
     result = {"status": "ok", "message": "", "summary": None, "files": {}}
@@ -230,7 +231,7 @@ def _as_completed(futures, executor):
 
 # ---------------------------------------------------------------- the sweep
 def new_sweep(spec: Spec, variants: list[Variant], out: Path, data, target) -> Path:
-    from .train import new_run_dir
+    from .loop import new_run_dir
 
     folder = new_run_dir(out)
     plan_ = {"spec": spec.data, "spec_file": spec.file, "data": None if data is None else str(Path(data).resolve()),
@@ -327,7 +328,7 @@ def plot_sweep(folder: Path, p: dict, variants, rows) -> Path:
     """Validation (or training) curves coloured by the first varied value; final metric per value."""
     import pandas as pd
 
-    from .plot import pyplot, save
+    from ..explain.plots import pyplot, save
 
     plt = pyplot()
     varied = list(variants[0].values) if variants and variants[0].values else []

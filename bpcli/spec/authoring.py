@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import __version__
-from .errors import InputError
-from .schema import did_you_mean
-from .spec import Spec, check
+from .. import __version__
+from ..errors import InputError
+from .fields import did_you_mean
+from .document import Spec
+from .validate import check
 from .templates import TEMPLATES, render
 
 
@@ -20,7 +21,7 @@ def validate_spec(source, sets=()) -> dict:
     compiling the network, which stops at the first layer that cannot take its
     input (the shapes after it are unknown).
     """
-    from .model import Model
+    from ..nn.model import Model
 
     spec = check(source, sets=sets)
     model = Model(spec)

@@ -19,12 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .engine import Builder, Program
+from ..engine import Builder, Program
 from .layers import LAYERS
 from .losses import LOSSES, absolute
 from .preprocess import stat_shape
-from .schema import Invalid
-from .spec import Spec
+from ..spec.fields import Invalid
+from ..spec.document import Spec
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
 from .augment import augment
-from .errors import CheckFailed, InputError, Interrupted
-from .model import Model
+from ..errors import CheckFailed, InputError, Interrupted
+from ..nn.model import Model
 from .optim import OPTIMIZERS
-from .plot import plot_runs
+from ..explain.plots import plot_runs
 from .schedule import Schedule
 
 COLUMNS = ["epoch", "step", "train_loss", "data_loss", "reg_loss", "val_loss", "train_accuracy",
@@ -208,7 +208,7 @@ class _EarlyStopping:
 def locate_nonfinite(model: Model, X, y, masks=None) -> str:
     """The first graph node whose value (forward) or adjoint (backward) is not finite, in the
     training program with the step's dropout ``masks``."""
-    from .engine import backward, evaluate
+    from ..engine import backward, evaluate
 
     prog = model.train_program
     env = evaluate(prog, model._values(X, y, masks))

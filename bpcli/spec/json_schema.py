@@ -13,11 +13,11 @@ from __future__ import annotations
 import inspect
 import json
 
-from . import __version__
-from .initializers import INITIALIZERS
-from .layers import LAYERS
-from .schema import Param
-from .spec import NAMED, SECTIONS, TOP
+from .. import __version__
+from ..nn.initializers import INITIALIZERS
+from ..nn.layers import LAYERS
+from .fields import Param
+from .sections import NAMED, SECTIONS, TOP
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -6,14 +6,14 @@ the documented defaults cannot drift from the ones the validator applies.
 
 from __future__ import annotations
 
-from .augment import AUGMENT
-from .initializers import INITIALIZERS
-from .layers import LAYERS
-from .losses import LOSSES
-from .optim import OPTIMIZERS
-from .schedule import SCHEDULES
-from .schema import Param
-from .spec import DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
+from ..train.augment import AUGMENT
+from ..nn.initializers import INITIALIZERS
+from ..nn.layers import LAYERS
+from ..nn.losses import LOSSES
+from ..train.optim import OPTIMIZERS
+from ..train.schedule import SCHEDULES
+from .fields import Param
+from .sections import DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
 
 BEGIN, END = "<!-- spec-reference:begin -->", "<!-- spec-reference:end -->"
 

@@ -17,8 +17,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .schema import (Invalid, Param, _json, _number_json, _show, boolean, fraction, int_or,
-                     nonneg_float, nonneg_int, one_of, optional, positive_float, positive_int)
+from ..spec.fields import Invalid, Param, _json, _number_json, _show, boolean, fraction, int_or, nonneg_float, nonneg_int, one_of, optional, positive_float, positive_int
 
 
 @dataclass(frozen=True)

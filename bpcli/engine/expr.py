@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 
-from .engine import Builder, Program
-from .errors import InputError
+from .program import Builder, Program
+from ..errors import InputError
 
 # name -> (primitive, number of arguments)
 FUNCTIONS = {

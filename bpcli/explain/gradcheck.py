@@ -31,9 +31,9 @@ import time
 
 import numpy as np
 
-from .engine import Program, backward, evaluate, forward_tangent
-from .engine.program import Var
-from .model import Model
+from ..engine import Program, backward, evaluate, forward_tangent
+from ..engine.program import Var
+from ..nn.model import Model
 
 RTOL, ATOL = 1e-5, 1e-8
 DOT_RTOL = 1e-10          # forward mode vs reverse mode, and adjoint dot-tests: rounding only
@@ -287,7 +287,7 @@ def check_linear_layers(pt: _Point, rng):
 
 def _toeplitz_row(origin, spec, values, apply):
     """The layer (biases zeroed) on one recorded sample against its explicit Toeplitz matrix."""
-    from .layers import conv_geometry
+    from ..nn.layers import conv_geometry
 
     name, cfg = spec.layer_list()[int(origin[len("layers["):origin.index("]")])]
     x1 = values["input"][:1]

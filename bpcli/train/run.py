@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from . import data as data_mod
-from .errors import CheckFailed, InputError
-from .model import Model
-from .spec import Spec, set_value
+from ..errors import CheckFailed, InputError
+from ..nn.model import Model
+from ..spec.document import Spec
+from ..spec.validate import set_value
 
 
 @dataclass
@@ -52,7 +53,7 @@ def recorded(spec: Spec, data=None, target=None) -> Spec:
 
 def prepare(spec: Spec, data=None, target=None) -> Prepared:
     """Model, split and prepared arrays: every input check, nothing written."""
-    from .train import check_batch, fingerprint
+    from .loop import check_batch, fingerprint
 
     model = Model(recorded(spec, data, target))
     dataset = data_mod.from_spec(spec, None if data is None else str(data), target)
@@ -74,7 +75,7 @@ def prepare(spec: Spec, data=None, target=None) -> Prepared:
 
 def preflight(p: Prepared) -> dict:
     """A fast gradcheck on the first 4 training samples, in float64; CheckFailed if it fails."""
-    from .gradcheck import gradcheck
+    from ..explain.gradcheck import gradcheck
 
     X, y = p.train
     report = gradcheck(p.model.spec, X[:4], None if y is None else y[:4], mode="fast",
@@ -88,7 +89,7 @@ def preflight(p: Prepared) -> dict:
 
 def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "", **options) -> dict:
     """Create ``run_dir`` (never overwriting), write the resolved spec, train; the summary."""
-    from .train import new_run_dir, train, write_spec
+    from .loop import new_run_dir, train, write_spec
 
     run_dir = new_run_dir(Path(run_dir))
     write_spec(p.model, run_dir)
@@ -106,8 +107,8 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
     The run's recorded spec is used; a ``spec`` given as well must resolve to the
     same thing (its hash), unless ``force``, in which case it replaces it.
     """
-    from .spec import load
-    from .train import resume as resume_training, write_spec
+    from ..spec.validate import load
+    from .loop import resume as resume_training, write_spec
 
     run_dir = Path(run_dir)
     for needed in ("spec.yaml", "last.npz", "metrics.csv"):

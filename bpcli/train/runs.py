@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def is_run(folder: Path) -> bool:

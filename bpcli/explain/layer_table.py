@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import PRIMITIVES
-from .errors import InputError
-from .layers import LAYERS, conv_geometry
-from .plot import pyplot, save
+from ..engine import PRIMITIVES
+from ..errors import InputError
+from ..nn.layers import LAYERS, conv_geometry
+from .plots import pyplot, save
 
 _LAYOUT = {"reshape", "transpose", "pad", "windows", "broadcast_to"}
 _REDUCTIONS = {"sum", "mean", "max"}

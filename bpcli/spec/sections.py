@@ -1,0 +1,120 @@
+"""The spec's own fields (top level, ``data``, ``training``, ...) and where every table is
+looked up by key path: what validation, ``--set``, ``bpcli schema`` and the reference read.
+
+Every field's default lives in a table: the layers', losses', optimizers', schedules' and
+initializers' on their definitions, the spec's own sections here. A default is written once.
+"""
+
+from __future__ import annotations
+
+from ..nn.initializers import INITIALIZERS
+from ..nn.losses import LOSSES
+from ..nn.preprocess import DOC as PREPROCESS_DOC, check as preprocess_name
+from ..train.augment import AUGMENT
+from ..train.data import BUILTINS, SHAPES
+from ..train.optim import OPTIMIZERS
+from ..train.schedule import SCHEDULES
+from .fields import (Invalid, Param, _show, fraction, int_or, nonneg_float, nonneg_int, one_of,
+                     optional, positive_int, text)
+
+
+def _input_shape(v):
+    if (not isinstance(v, list) or not 1 <= len(v) <= 3
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v)):
+        raise Invalid(f"must be a list of 1 to 3 positive integers ([length], [channels, length] "
+                      f"or [channels, height, width]), got {_show(v)}")
+    return list(v)
+
+
+_input_shape.json = {"type": "array", "minItems": 1, "maxItems": 3,
+                     "items": {"type": "integer", "minimum": 1}}
+
+
+def _version(v):
+    if v != 1:
+        raise Invalid(f"this bpcli reads spec version 1, got {_show(v)}")
+    return v
+
+
+_version.json = {"const": 1}
+
+
+def _any(v):
+    return v
+
+
+_INIT = {"name": "he"}
+
+TOP = (
+    Param("version", _version, 1, "spec format version"),
+    Param("name", text, None, "run name; default: the spec file's name"),
+    Param("input", _input_shape, doc="shape of one sample"),
+    Param("dtype", one_of("float32", "float64"), "float32", "floating-point type for training"),
+    Param("seed", nonneg_int, 0, "seed for initialization, data splits and shuffling"),
+    Param("data", _any, None, "where the data comes from (see data fields); --data wins"),
+    Param("preprocess", preprocess_name, "none", PREPROCESS_DOC),
+    Param("layers", _any, doc="the network, a list of layers"),
+    Param("init", _any, _INIT, "how weights start: an initializer name, or {name: ..., "
+          "fields, layers: {INDEX: initializer}} to override it for some layers; biases start at 0"),
+    Param("loss", _any, doc="a loss name, or {name: ..., ...}"),
+    Param("regularization", _any, None, "penalties on the weights added to the loss (see "
+          "regularization fields); none by default"),
+    Param("optimizer", _any, {"name": "adam"}, "an optimizer name, or {name: ..., lr: ...}"),
+    Param("schedule", _any, {"name": "constant"}, "how the optimizer's lr changes during the run: "
+          "a schedule name, or {name: ..., ...}"),
+    Param("training", _any, None, "training loop settings (see training fields)"),
+)
+
+DATA = (
+    Param("builtin", optional(one_of(*BUILTINS)), None,
+          "a synthetic data set: pulses (is there a pulse in this noisy signal? labels 0/1), "
+          "linear (y = X w + noise, for regression) or shapes (noisy blurred images of a disc, "
+          "square, cross, ... for input [channels, height, width]; labels 0..classes-1)"),
+    Param("n", positive_int, 1000, "number of samples a builtin set draws"),
+    Param("classes", one_of(*range(2, len(SHAPES) + 1)), 3, "number of classes of builtin shapes: "
+          "the first of " + ", ".join(SHAPES)),
+    Param("path", optional(text), None, ".npz (arrays X, y) or .csv (header; labels in column "
+          "target); relative to the spec file"),
+    Param("target", text, "y", "label column of a .csv file"),
+    Param("val_split", fraction, 0.2, "fraction of samples held out for validation"),
+)
+
+TRAINING = (
+    Param("epochs", positive_int, 100, "passes over the training set"),
+    Param("batch_size", int_or("full"), None, "samples per step, or full; default full for gd, "
+          "else 32"),
+    Param("shuffle", one_of(True, False), True, "reshuffle the training set every epoch"),
+    Param("precision", nonneg_float, 0.0, "stop once a step's largest |ΔW| is below this "
+          "(the lecture's previous_step_size > precision); 0 turns it off"),
+    Param("max_iters", optional(positive_int), None, "stop after this many steps (the lecture's "
+          "max_iters); null for no limit"),
+    Param("eval_every", positive_int, 1, "epochs between validation evaluations (iterations for "
+          "gd, which logs every iteration); the last row is always evaluated"),
+    Param("early_stopping", _any, None, "stop when the validation metric has not improved for "
+          "patience evaluations (see early_stopping fields); null: off"),
+    Param("augment", _any, None, "random changes to each training batch, never to validation or "
+          "eval data (see augment fields); null: off"),
+)
+
+EARLY_STOPPING = (
+    Param("patience", positive_int, 10, "evaluations without improvement before stopping"),
+    Param("metric", one_of("val_loss", "val_accuracy"), "val_loss",
+          "what must improve: val_loss (lower) or val_accuracy (higher), strictly"),
+)
+
+REGULARIZATION = (
+    Param("l2", nonneg_float, 0.0, "λ in λ Σ w², summed over every weight entry (biases "
+          "excluded); its gradient 2λw comes from the engine like the loss's"),
+    Param("l1", nonneg_float, 0.0, "μ in μ Σ |w| over every weight entry (biases excluded); "
+          "subgradient μ sign(w), 0 at w = 0"),
+)
+
+
+# The fields of the spec's nested mappings, by key path: what bpcli schema and --set read
+# (validate() checks each of them by name below).
+SECTIONS = {("data",): DATA, ("training",): TRAINING, ("training", "early_stopping"): EARLY_STOPPING,
+            ("training", "augment"): AUGMENT,
+            ("regularization",): REGULARIZATION}
+# The entries that are a name from a table, or {name: ..., fields}
+NAMED = {"init": INITIALIZERS, "loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+

@@ -1,0 +1,269 @@
+"""A spec as written -> the validated, fully resolved :class:`~bpcli.spec.document.Spec`, every
+error pointing at file:line:column (or at the ``--set`` that caused it).
+
+:func:`load` stops at the first problem; :func:`check` finds every one of them.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..errors import InputError
+from ..nn.initializers import INITIALIZERS
+from ..nn.graph import compile_spec
+from ..nn.layers import LAYERS
+from ..nn.losses import LOSSES
+from ..train.augment import check as check_augment
+from ..train.optim import OPTIMIZERS
+from ..train.schedule import SCHEDULES
+from .document import Spec, parse_path, read
+from .fields import Invalid, Skipped, _show, did_you_mean, resolve
+from .overrides import with_sets
+from .sections import _INIT, AUGMENT, DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
+
+
+def load(source, *, name: str | None = None) -> Spec:
+    """A path to a YAML file, YAML text via a path-like, or a dict -> validated :class:`Spec`.
+
+    The first problem raises an :class:`InputError`; :func:`check` finds them all.
+    """
+    if isinstance(source, Spec):
+        return source
+    raw, file, positions, default_name, duplicates = read(source, name)
+    if duplicates:
+        raise duplicates[0]
+    return validate(raw, file=file, positions=positions, default_name=default_name)
+
+
+def check(source, *, name: str | None = None, sets=()) -> Spec:
+    """As :func:`load`, after applying ``--set`` items, but every problem in the spec is found:
+    they raise together as one :class:`InputError` whose ``errors`` lists each, in file order.
+
+    A part with errors is skipped by the checks that depend on it (a layer with an
+    unknown name has no fields to check), so each problem is reported once.
+    """
+    if isinstance(source, Spec):
+        source = source.raw if source.raw is not None else source.data
+    raw, file, positions, default_name, duplicates = read(source, name)
+    raw, applied = with_sets(raw, sets) if sets else (raw, ())
+    return validate(raw, file=file, positions=positions, default_name=default_name,
+                    collect=True, found=duplicates, sets=applied)
+
+
+
+def _attempt(fn, *args):
+    """(fn(*args), True), or (the partial result, False) when it reported errors (collecting)."""
+    try:
+        return fn(*args), True
+    except Skipped as skipped:
+        return skipped.partial, False
+
+
+def _named(value, table, path, report, what):
+    """A name, or {name: ..., fields...} -> (name, resolved fields), checked together when the
+    table entry has a ``check`` of its fields."""
+    if isinstance(value, str):
+        name, given = value, {}
+    elif isinstance(value, dict) and "name" in value:
+        given = dict(value)
+        name = given.pop("name")
+    else:
+        article = "an" if what[0] in "aeiou" else "a"
+        report(path, f"must be {article} {what} name ({', '.join(table)}) or a mapping with a name "
+                     f"key, got {_show(value)}")
+        raise Skipped
+    if not isinstance(name, str) or name not in table:
+        report(path, f"unknown {what} {_show(name)}{did_you_mean(name, table)}; known: "
+                     f"{', '.join(table)}")
+        raise Skipped
+    fields = resolve(table[name].params, given, path, report)
+    try:
+        getattr(table[name], "check", lambda cfg: None)(fields)
+    except Invalid as e:
+        report(f"{path}.{e.key}" if e.key else path, str(e))
+        raise Skipped from None
+    return name, fields
+
+
+def _init(value, n_layers, report):
+    """``init``: an initializer for every weight, with optional per-layer overrides under ``layers``.
+
+    ``n_layers`` is None when the layers are not a list: then only the form of an index is checked.
+    """
+    overrides, ok = {}, True
+    if isinstance(value, dict):
+        # {layers: {...}} alone keeps the default initializer for the other layers
+        value = {**_INIT, **value}
+        given = value.pop("layers", None) or {}
+        if not isinstance(given, dict):
+            report("init.layers", f"must be a mapping of layer index to initializer, e.g. "
+                                  f"{{0: xavier}}, got {_show(given)}")
+            given, ok = {}, False
+        for i, entry in given.items():
+            if not (isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                    and (n_layers is None or i < n_layers)):
+                known = "an integer >= 0" if n_layers is None else f"0..{n_layers - 1}"
+                report(f"init.layers.{i}", f"must be the index of a layer, {known}, got {_show(i)}")
+                ok = False
+                continue
+            named, fine = _attempt(_named, entry, INITIALIZERS, f"init.layers.{i}", report,
+                                   "initializer")
+            if fine:
+                overrides[i] = {"name": named[0], **named[1]}
+            ok = ok and fine
+    named, fine = _attempt(_named, value, INITIALIZERS, "init", report, "initializer")
+    if not (ok and fine):
+        raise Skipped
+    return {"name": named[0], **named[1], "layers": overrides}
+
+
+def _layer(i, entry, report):
+    path = f"layers[{i}]"
+    if isinstance(entry, str):
+        lname, given = entry, {}
+    elif isinstance(entry, dict) and len(entry) == 1:
+        lname, given = next(iter(entry.items()))
+        given = {} if given is None else given
+    else:
+        report(path, f"a layer is a name (relu) or a one-key mapping (conv1d: {{...}}), "
+                     f"got {_show(entry)}")
+        raise Skipped
+    if lname not in LAYERS:
+        report(path, f"unknown layer {_show(lname)}{did_you_mean(lname, LAYERS)}; known layers: "
+                     f"{', '.join(LAYERS)}")
+        raise Skipped
+    fields = resolve(LAYERS[lname].params, given, f"{path}.{lname}", report)
+    return {lname: fields} if fields else lname
+
+
+def _layers(layers, report):
+    if not isinstance(layers, list) or not layers:
+        report("layers", f"must be a non-empty list of layers, got {_show(layers)}")
+        raise Skipped
+    resolved, ok = [], True
+    for i, entry in enumerate(layers):
+        layer, fine = _attempt(_layer, i, entry, report)
+        resolved.append(layer)
+        ok = ok and fine
+    if not ok:
+        raise Skipped(resolved)
+    return resolved
+
+
+def validate(raw: dict, *, file, positions, default_name, collect: bool = False, found=(),
+             sets=()) -> Spec:
+    """The spec as written -> :class:`Spec` with every default filled in.
+
+    The first problem raises. With ``collect``, every problem is found (``found``:
+    those met while reading) and they raise together (:meth:`InputError.several`);
+    a part with errors is left out of the checks that depend on it.
+    """
+    spec = Spec({}, file, positions, raw=copy.deepcopy(raw), sets=tuple(sets))
+    problems = list(found)
+
+    def report(path, message):
+        error = spec.error(path, message)
+        if not collect:
+            raise error
+        problems.append(error)
+
+    top, _ = _attempt(resolve, TOP, raw, "", report)
+    top = top or {}
+    top["name"] = top.get("name") or default_name
+
+    layers = top.get("layers")
+    if "layers" in top:
+        top["layers"], _ = _attempt(_layers, layers, report)
+
+    n_layers = len(layers) if isinstance(layers, list) else None
+    top["init"], _ = _attempt(_init, top["init"], n_layers, report)
+    names = {}
+    for key, table in (("loss", LOSSES), ("regularization", None), ("optimizer", OPTIMIZERS),
+                       ("schedule", SCHEDULES)):
+        if table is None:
+            top[key], _ = _attempt(resolve, REGULARIZATION, top[key], key, report)
+        elif key in top:  # else reported missing
+            named, ok = _attempt(_named, top[key], table, key, report, key)
+            top[key] = {"name": named[0], **named[1]} if ok else None
+            names[key] = named[0] if ok else None
+    lname, oname = names.get("loss"), names.get("optimizer")
+
+    training, _ = _attempt(resolve, TRAINING, top["training"], "training", report)
+    if training is not None:
+        # a bad batch_size was reported and stands as its default, None, here
+        if training["batch_size"] is None:
+            training["batch_size"] = "full" if oname and OPTIMIZERS[oname].full_batch else 32
+        elif oname and OPTIMIZERS[oname].full_batch and training["batch_size"] != "full":
+            report("training.batch_size", f"{oname} is full-batch steepest descent, so "
+                                          f"batch_size must be full, got "
+                                          f"{training['batch_size']}; use sgd for minibatches")
+    top["training"] = training
+
+    if top["data"] is not None:
+        data, ok = _attempt(resolve, DATA, top["data"], "data", report)
+        if ok and (data["builtin"] is None) == (data["path"] is None):
+            report("data", "give exactly one of builtin: pulses or path: FILE")
+        top["data"] = data
+
+    if training is not None and training["early_stopping"] is not None:
+        stopping, ok = _attempt(resolve, EARLY_STOPPING, training["early_stopping"],
+                                "training.early_stopping", report)
+        if ok and stopping["metric"] == "val_accuracy" and lname and LOSSES[lname].accuracy is None:
+            report("training.early_stopping.metric", f"the {lname} loss has no accuracy; use "
+                                                     f"val_loss")
+        if stopping is not None and isinstance(top["data"], dict) and top["data"]["val_split"] == 0:
+            report("training.early_stopping", "needs validation data, but data.val_split is 0")
+        training["early_stopping"] = stopping
+    if training is not None and training["augment"] is not None:
+        training["augment"], _ = _attempt(resolve, AUGMENT, training["augment"], "training.augment",
+                                          report)
+    if problems:
+        problems.sort(key=lambda e: (e.line is None, e.line or 0, e.column or 0))
+        raise InputError.several(problems)
+    spec.data = top
+    _check_network(spec)
+    return spec
+
+
+def _check_network(spec: Spec) -> None:
+    """What only the compiled network can tell: every layer takes its input (shapes, stopping
+    at the first layer that cannot, as the shapes after it are unknown), ``init.layers`` names
+    layers that have weights, and the augmentations fit the input."""
+    _, compiled = compile_spec(spec)
+    with_weights = {p.layer for p in compiled.params if p.fan_in is not None}
+    for i in spec.data["init"]["layers"]:
+        if i not in with_weights:
+            raise spec.error(f"init.layers.{i}", f"layers[{i}] ({spec.layer_list()[i][0]}) has "
+                                                 f"no weights to initialize")
+    augment = spec.data["training"]["augment"]
+    if augment is not None:
+        try:
+            check_augment(augment, spec.data["input"])
+        except Invalid as e:
+            raise spec.error(f"training.augment.{e.key}", str(e)) from None
+
+
+def set_value(spec: Spec, path: str, value) -> Spec:
+    """A copy of the spec's resolved data with ``path`` set, validated again (for --epochs etc.)."""
+    data = copy.deepcopy(spec.data)
+    node = data
+    parts = parse_path(path)
+    for p in parts[:-1]:
+        node = node[p]
+    node[parts[-1]] = value
+    return validate(data, file=spec.file, positions=spec.positions, default_name=spec.data["name"])
+
+
+# ---------------------------------------------------------------- --set KEY.PATH=VALUE
+def apply_sets(spec: Spec, items) -> Spec:
+    """``spec`` with each ``--set key.path=value`` applied to the spec as written, validated again.
+
+    Values are YAML (``0.1``, ``true``, ``null``, ``[1, 28, 28]``); every key on the path
+    must be one the spec can have there, so a misspelt path is refused, with a suggestion.
+    A problem with a value set this way names the --set rather than a line of the file.
+    """
+    if not items:
+        return spec
+    raw, sets = with_sets(spec.raw if spec.raw is not None else spec.data, items)
+    return validate(raw, file=spec.file, positions=spec.positions,
+                    default_name=spec.data["name"], sets=sets)
