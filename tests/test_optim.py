@@ -10,8 +10,6 @@ import bpcli
 from bpcli.errors import InputError
 from bpcli.train.optim import OPTIMIZERS, clip_by_global_norm
 
-torch = pytest.importorskip("torch")
-
 SHAPES = {"layers.0.weight": (4, 3), "layers.0.bias": (4,), "layers.2.weight": (2, 4, 3)}
 
 
@@ -21,7 +19,7 @@ def resolved(cfg: dict) -> dict:
                             "optimizer": cfg}).data["optimizer"]
 
 
-def torch_optimizer(c, params):
+def torch_optimizer(torch, c, params):
     """The torch.optim call each bpcli optimizer claims to be, with its resolved fields."""
     name, lr, wd = c["name"], c["lr"], c.get("weight_decay", 0.0)
     if name in ("gd", "sgd", "momentum", "nesterov"):
@@ -39,13 +37,13 @@ def torch_optimizer(c, params):
     return torch.optim.AdamW(params, lr=lr, betas=betas, eps=c["eps"], weight_decay=wd)
 
 
-def run_both(cfg, steps, lrs=None, seed=0):
+def run_both(torch, cfg, steps, lrs=None, seed=0):
     """``steps`` updates from the same start with the same gradient sequence: (bpcli's, torch's)."""
     c = resolved(cfg)
     rng = np.random.default_rng(seed)
     ours = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
     theirs = {k: torch.tensor(w.copy(), requires_grad=True) for k, w in ours.items()}
-    opt, topt = OPTIMIZERS[c["name"]].make(c), torch_optimizer(c, list(theirs.values()))
+    opt, topt = OPTIMIZERS[c["name"]].make(c), torch_optimizer(torch, c, list(theirs.values()))
     for t in range(steps):
         grads = {k: rng.standard_normal(s) * 3 for k, s in SHAPES.items()}
         lr = c["lr"] if lrs is None else lrs[t]
@@ -91,15 +89,16 @@ def test_every_optimizer_has_a_torch_case():
 
 @pytest.mark.parametrize("steps", [1, 6])
 @pytest.mark.parametrize("cfg", CASES.values(), ids=CASES.keys())
-def test_steps_match_torch_optim(cfg, steps):
-    ours, theirs = run_both(cfg, steps)
+def test_steps_match_torch_optim(cfg, steps, torch):
+    ours, theirs = run_both(torch, cfg, steps)
     for k in SHAPES:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-12, atol=1e-14, err_msg=k)
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "rmsprop", "adam", "adamw"])
-def test_a_changing_lr_matches_torch_with_the_scheduler_setting_the_group_lr(name):
-    ours, theirs = run_both({"name": name, "weight_decay": 0.1}, 4, lrs=[0.1, 0.05, 0.2, 0.01])
+def test_a_changing_lr_matches_torch_with_the_scheduler_setting_the_group_lr(name, torch):
+    ours, theirs = run_both(torch, {"name": name, "weight_decay": 0.1}, 4,
+                            lrs=[0.1, 0.05, 0.2, 0.01])
     for k in SHAPES:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-12, atol=1e-14, err_msg=k)
 
@@ -113,7 +112,7 @@ def test_gd_is_the_lecture_step_and_returns_the_largest_change():
     assert size == pytest.approx(0.4)
 
 
-def test_clip_by_global_norm_is_torchs_clip_grad_norm():
+def test_clip_by_global_norm_is_torchs_clip_grad_norm(torch):
     # g <- g min(1, max_norm / (||g|| + 1e-6)), ||g|| over all tensors together
     rng = np.random.default_rng(1)
     grads = {k: rng.standard_normal(s) for k, s in SHAPES.items()}

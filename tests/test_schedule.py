@@ -14,9 +14,6 @@ from bpcli.errors import InputError
 from bpcli.train.schedule import SCHEDULES, Schedule
 from bpcli.train.loop import train
 
-torch = pytest.importorskip("torch")
-sched = torch.optim.lr_scheduler
-
 LR, T = 0.1, 25
 
 
@@ -25,10 +22,11 @@ def resolved(cfg) -> dict:
                             "schedule": cfg}).data["schedule"]
 
 
-def torch_lrs(make, total=T):
-    """The lr the optimizer holds at each of ``total`` epochs, scheduler.step() after each."""
+def torch_lrs(torch, make, total=T):
+    """The lr the optimizer holds at each of ``total`` epochs, scheduler.step() after each;
+    ``make(sched, opt)`` builds the scheduler from torch.optim.lr_scheduler."""
     opt = torch.optim.SGD([torch.zeros(1, dtype=torch.float64, requires_grad=True)], lr=LR)
-    scheduler = make(opt)
+    scheduler = make(torch.optim.lr_scheduler, opt)
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's notes on chaining; the values are what count
@@ -41,21 +39,21 @@ def torch_lrs(make, total=T):
 
 def warmup_cosine(w, min_lr, total=T):
     # LinearLR from start_factor 1/(w + 1) for w epochs, then CosineAnnealingLR over the rest
-    return lambda opt: sched.SequentialLR(opt, [
+    return lambda sched, opt: sched.SequentialLR(opt, [
         sched.LinearLR(opt, start_factor=1 / (w + 1), total_iters=w),
         sched.CosineAnnealingLR(opt, T_max=total - w, eta_min=min_lr)], milestones=[w])
 
 
 CASES = {
-    "constant": ("constant", lambda opt: sched.ConstantLR(opt, factor=1.0)),
-    "step": ({"name": "step", "every": 4}, lambda opt: sched.StepLR(opt, step_size=4)),
+    "constant": ("constant", lambda sched, opt: sched.ConstantLR(opt, factor=1.0)),
+    "step": ({"name": "step", "every": 4}, lambda sched, opt: sched.StepLR(opt, step_size=4)),
     "step-gamma": ({"name": "step", "every": 3, "gamma": 0.5},
-                   lambda opt: sched.StepLR(opt, step_size=3, gamma=0.5)),
+                   lambda sched, opt: sched.StepLR(opt, step_size=3, gamma=0.5)),
     "exponential": ({"name": "exponential", "gamma": 0.9},
-                    lambda opt: sched.ExponentialLR(opt, gamma=0.9)),
-    "cosine": ("cosine", lambda opt: sched.CosineAnnealingLR(opt, T_max=T)),
+                    lambda sched, opt: sched.ExponentialLR(opt, gamma=0.9)),
+    "cosine": ("cosine", lambda sched, opt: sched.CosineAnnealingLR(opt, T_max=T)),
     "cosine-min-lr": ({"name": "cosine", "min_lr": 0.01},
-                      lambda opt: sched.CosineAnnealingLR(opt, T_max=T, eta_min=0.01)),
+                      lambda sched, opt: sched.CosineAnnealingLR(opt, T_max=T, eta_min=0.01)),
     "cosine-warmup": ({"name": "cosine", "warmup": 5, "min_lr": 0.001}, warmup_cosine(5, 0.001)),
     "cosine-warmup-1": ({"name": "cosine", "warmup": 1}, warmup_cosine(1, 0.0)),
 }
@@ -66,20 +64,22 @@ def test_every_schedule_has_a_torch_case():
 
 
 @pytest.mark.parametrize("cfg, make", CASES.values(), ids=CASES.keys())
-def test_per_epoch_lr_matches_torch_scheduler(cfg, make):
+def test_per_epoch_lr_matches_torch_scheduler(cfg, make, torch):
     # 3 steps per epoch: each epoch's steps use the lr torch holds during that epoch
     s = Schedule(resolved(cfg), LR, epochs=T, steps_per_epoch=3)
     ours = [s.at(step) for step in range(3 * T)]
-    np.testing.assert_allclose(ours, np.repeat(torch_lrs(make), 3), rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(ours, np.repeat(torch_lrs(torch, make), 3),
+                               rtol=1e-12, atol=1e-16)
 
 
 @pytest.mark.parametrize("name", ["cosine-warmup", "exponential", "step"])
-def test_per_step_lr_matches_torch_scheduler_stepped_every_step(name):
+def test_per_step_lr_matches_torch_scheduler_stepped_every_step(name, torch):
     cfg, _ = CASES[name]
     cfg = dict(cfg, per="step")
     # 5 epochs of 5 steps: T = 25 scheduler steps, as the torch case has
     s = Schedule(resolved(cfg), LR, epochs=5, steps_per_epoch=5)
-    np.testing.assert_allclose([s.at(step) for step in range(T)], torch_lrs(CASES[name][1]),
+    np.testing.assert_allclose([s.at(step) for step in range(T)],
+                               torch_lrs(torch, CASES[name][1]),
                                rtol=1e-12, atol=1e-16)
 
 
