@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench docs figures install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	-$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench.py
+
+# docs/spec-reference.md from the field tables; tests/test_docs.py fails while it is stale
+docs: $(STAMP)
+	$(BIN)/python -m bpcli.spec.reference --write docs/spec-reference.md
+
+# every picture in docs/, re-made by the bpcli commands users type; prints the numbers the docs quote
+figures: $(STAMP)
+	$(BIN)/python docs/figures.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

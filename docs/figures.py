@@ -1,0 +1,138 @@
+"""Re-make every picture in docs/ with the bpcli commands a user types, and print what the docs quote.
+
+    python docs/figures.py [NAME.png ...]        # make figures: all of them; or only those named
+
+Each figure is one or more ``bpcli`` commands run in a scratch folder (``specs/`` linked in, so
+the commands and their output read exactly as in the docs); the picture a command leaves there is
+copied into docs/. Every command's output is printed as the terminal shows it, then the numbers
+the README and docs quote (final accuracies, epochs, seconds) read back from the run's
+summary.json and metrics.csv. ``step_times.png`` is redrawn from benchmarks/results/step_times.csv
+by the benchmark's own plot (``make bench`` re-times it first). Pictures come from bpcli's own
+plotting (bpcli/explain/plots.py, graphs.py, layer_table.py, train/sweep.py), so they show what
+users see. Exit code: 1 if any command fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+EXPRESSION = "ln(x1) + x1*x2 - sin(x2)"   # the lecture's worked example
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One picture in docs/: the bpcli commands that make it and where they leave it."""
+
+    png: str                          # its name in docs/
+    commands: tuple[tuple[str, ...], ...]   # bpcli arguments, run in order in the scratch folder
+    made: str                         # the picture the commands leave, relative to that folder
+    run: str | None = None            # a run folder whose final metrics the docs quote
+
+
+FIGURES = (
+    Figure("lecture_cnn_loss.png", (("train", "specs/lecture_cnn.yaml"),),   # what make demo runs
+           "runs/lecture-cnn/loss.png", run="runs/lecture-cnn"),
+    Figure("pulse_cnn_loss.png", (("train", "specs/pulse_cnn.yaml"),),
+           "runs/pulse-cnn/loss.png", run="runs/pulse-cnn"),
+    Figure("image_cnn_loss.png", (("train", "specs/image_cnn.yaml"),),
+           "runs/image-cnn/loss.png", run="runs/image-cnn"),
+    Figure("lecture_graphs.png", (("graph", EXPRESSION, "--out", "graphs.png"),), "graphs.png"),
+    Figure("lecture_toeplitz_w1.png",
+           (("inspect", "specs/lecture_cnn.yaml", "--toeplitz", "0", "--out", "W1.png"),), "W1.png"),
+    Figure("gradcheck_sweep.png",
+           (("gradcheck", "specs/lecture_cnn.yaml", "--sweep", "--sweep-out", "sweep.png"),),
+           "sweep.png"),
+    Figure("pulse_sweep.png",
+           (("sweep", "specs/pulse_cnn.yaml", "--grid", "optimizer.lr=0.01,0.003,0.001",
+             "--grid", "training.batch_size=16,64", "--seeds", "2"),
+            ("runs", "runs/pulse-cnn-sweep")),
+           "runs/pulse-cnn-sweep/sweep.png"),
+    Figure("step_times.png", (), "step_times.png"),   # drawn from the committed benchmark table
+)
+
+
+def bpcli(args, cwd: Path) -> int:
+    """Run ``bpcli ARGS`` in ``cwd`` and print what it prints (stderr too: a terminal shows both)."""
+    exe = Path(sys.executable).with_name("bpcli")
+    print("$ bpcli " + " ".join(f'"{a}"' if " " in a else a for a in args), flush=True)
+    done = subprocess.run([str(exe if exe.exists() else shutil.which("bpcli")), *args], cwd=cwd,
+                          env={**os.environ, "COLUMNS": "120"},   # tables as a wide terminal shows them
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(done.stdout, end="", flush=True)
+    return done.returncode
+
+
+def quoted_numbers(run: Path) -> str:
+    """The run's final validation accuracy and loss, epochs and seconds, as the docs quote them."""
+    import pandas as pd
+
+    s = json.loads((run / "summary.json").read_text())
+    final = s["final"]
+    acc = final.get("val_accuracy")
+    line = (f"{run.name}: {s['epochs']} epochs in {s['elapsed_s']:.1f} s; val_loss "
+            f"{final['val_loss']:.4f}" + ("" if acc is None else f", val_accuracy {100 * acc:.1f}%"))
+    if acc is not None and run.name == "image-cnn":
+        # tests/test_image_cnn.py trains the first 12 epochs (the same steps: a constant lr)
+        m = pd.read_csv(run / "metrics.csv").set_index("epoch")
+        line += f"; after epoch 12: val_accuracy {100 * m.loc[12, 'val_accuracy']:.1f}%"
+    return line
+
+
+def step_times(out: Path) -> None:
+    """Redraw the benchmark picture from benchmarks/results/step_times.csv with bench.py's plot."""
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench
+
+    table = ROOT / "benchmarks" / "results" / "step_times.csv"
+    rows = [{k: v for k, v in r.items() if pd.notna(v)}      # a missing torch column stays missing
+            for r in pd.read_csv(table).to_dict("records")]
+    bench.plot(rows, out)
+    print(f"step times redrawn from {table.relative_to(ROOT)} ({len(rows)} rows; make bench "
+          "re-times them)")
+
+
+def make(fig: Figure, scratch: Path) -> bool:
+    start = time.perf_counter()
+    print(f"\n=== docs/{fig.png}", flush=True)
+    if fig.png == "step_times.png":
+        step_times(scratch / fig.made)
+    for args in fig.commands:
+        if bpcli(args, scratch) != 0:
+            print(f"FAILED: docs/{fig.png} not made")
+            return False
+    shutil.copyfile(scratch / fig.made, DOCS / fig.png)
+    if fig.run:
+        print("quoted: " + quoted_numbers(scratch / fig.run))
+    print(f"wrote docs/{fig.png} ({time.perf_counter() - start:.1f} s)")
+    return True
+
+
+def main(argv=None) -> int:
+    names = list(sys.argv[1:] if argv is None else argv)
+    known = {f.png for f in FIGURES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"unknown figure {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+              file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bpcli-figures-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "specs").symlink_to(ROOT / "specs", target_is_directory=True)
+        ok = [make(f, scratch) for f in FIGURES if not names or f.png in names]
+    return 0 if all(ok) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
