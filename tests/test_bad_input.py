@@ -64,11 +64,10 @@ def run_bad(capfd, args, fragments):
     return err
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "base.yaml").write_text(BASE)
-    return tmp_path
+@pytest.fixture(autouse=True)
+def base_yaml(workdir):
+    """Every test here starts in conftest's workdir, with BASE in it as base.yaml."""
+    (workdir / "base.yaml").write_text(BASE)
 
 
 def no_run_folder(workdir: Path):

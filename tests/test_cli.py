@@ -21,6 +21,7 @@ import bpcli
 from bpcli.cli import main
 from bpcli.train.data import linear, pulses
 from bpcli.engine.rules import PRIMITIVES
+from helpers import tiny_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -29,22 +30,6 @@ ALL_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "train_accuracy", "val
                "grad_norm", "lr", "elapsed_s"]
 SUMMARY_KEYS = {"name", "stop_reason", "epochs", "steps", "final", "best", "n_params", "data",
                 "seed", "spec_hash", "started", "ended", "elapsed_s", "command", "versions"}
-
-# A small 1-D CNN on a small built-in pulse set: trains in well under a second.
-TINY = """\
-name: tiny-pulses
-input: [32]
-seed: 0
-data: {builtin: pulses, n: 200, val_split: 0.25}
-layers:
-  - conv1d: {channels: 4, kernel: 5, pad: same}
-  - relu
-  - dense: {units: 1}
-loss: logistic
-optimizer: {name: adam, lr: 0.01}
-training: {epochs: 3, batch_size: 32}
-"""
-
 
 def cli(capsys, *args):
     """Run ``bpcli ARGS`` in-process: (exit code, stdout, stderr)."""
@@ -81,9 +66,10 @@ def small_npz(workdir):
 
 
 @pytest.fixture
-def tiny_spec(workdir):
+def tiny_file(workdir):
+    """helpers.tiny_spec() as tiny.yaml: name tiny-pulses, 3 epochs on 200 builtin pulses."""
     path = workdir / "tiny.yaml"
-    path.write_text(TINY)
+    path.write_text(tiny_spec())
     return path
 
 
@@ -140,8 +126,8 @@ def test_train_writes_a_complete_run_folder(capsys, workdir, small_npz):
     assert (run / "loss.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_train_on_small_builtin_data(capsys, workdir, tiny_spec):
-    ok(capsys, "train", tiny_spec, "-q")
+def test_train_on_small_builtin_data(capsys, workdir, tiny_file):
+    ok(capsys, "train", tiny_file, "-q")
     run = workdir / "runs" / "tiny-pulses"
     assert {p.name for p in run.iterdir()} == RUN_FILES
     columns, rows = read_metrics(run)
@@ -153,28 +139,28 @@ def test_train_on_small_builtin_data(capsys, workdir, tiny_spec):
     assert bpcli.load_spec(run / "spec.yaml").data["data"]["builtin"] == "pulses"
 
 
-def test_train_again_never_overwrites(capsys, workdir, tiny_spec):
-    ok(capsys, "train", tiny_spec, "-q", "--epochs", 1)
+def test_train_again_never_overwrites(capsys, workdir, tiny_file):
+    ok(capsys, "train", tiny_file, "-q", "--epochs", 1)
     first = workdir / "runs" / "tiny-pulses"
     before = {p.name: p.read_bytes() for p in first.iterdir()}
-    out, _ = ok(capsys, "train", tiny_spec, "-q", "--epochs", 1)
+    out, _ = ok(capsys, "train", tiny_file, "-q", "--epochs", 1)
     assert str(Path("runs") / "tiny-pulses-2") in out
-    ok(capsys, "train", tiny_spec, "-q", "--epochs", 1)
+    ok(capsys, "train", tiny_file, "-q", "--epochs", 1)
     assert sorted(p.name for p in (workdir / "runs").iterdir()) == [
         "tiny-pulses", "tiny-pulses-2", "tiny-pulses-3"]
     assert {p.name: p.read_bytes() for p in first.iterdir()} == before
     assert {p.name for p in (workdir / "runs" / "tiny-pulses-2").iterdir()} == RUN_FILES
 
 
-def test_train_out_and_seed_options(capsys, workdir, tiny_spec):
-    ok(capsys, "train", tiny_spec, "-q", "--epochs", 1, "--seed", 5, "--out", "elsewhere/mine")
+def test_train_out_and_seed_options(capsys, workdir, tiny_file):
+    ok(capsys, "train", tiny_file, "-q", "--epochs", 1, "--seed", 5, "--out", "elsewhere/mine")
     run = workdir / "elsewhere" / "mine"
     assert {p.name for p in run.iterdir()} == RUN_FILES
     assert not (workdir / "runs").exists()
     assert read_summary(run)["seed"] == 5
     assert bpcli.load_spec(run / "spec.yaml").data["seed"] == 5
     # --out names an existing folder: it is not overwritten either
-    ok(capsys, "train", tiny_spec, "-q", "--epochs", 1, "--out", "elsewhere/mine")
+    ok(capsys, "train", tiny_file, "-q", "--epochs", 1, "--out", "elsewhere/mine")
     assert (workdir / "elsewhere" / "mine-2" / "summary.json").exists()
 
 
@@ -239,10 +225,10 @@ def test_spec_data_path_is_found_from_the_run_folder(capsys, workdir):
 
 # ---------------------------------------------------------------- eval, plot, gradcheck
 @pytest.fixture
-def trained(capsys, workdir, small_npz, tiny_spec):
+def trained(capsys, workdir, small_npz, tiny_file):
     """Two finished runs: pulse-cnn (2 epochs on small.npz) and tiny-pulses (builtin data)."""
     ok(capsys, "train", SPECS / "pulse_cnn.yaml", "--data", small_npz, "--epochs", 2, "-q")
-    ok(capsys, "train", tiny_spec, "-q")
+    ok(capsys, "train", tiny_file, "-q")
     return workdir / "runs" / "pulse-cnn", workdir / "runs" / "tiny-pulses"
 
 

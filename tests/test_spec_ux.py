@@ -57,12 +57,12 @@ def cli(capsys, *args):
     return code, captured.out, captured.err
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "good.yaml").write_text(GOOD)
-    (tmp_path / "six.yaml").write_text(SIX_ERRORS)
-    return tmp_path
+@pytest.fixture(autouse=True)
+def good_and_six_yaml(workdir):
+    """Every test here starts in conftest's workdir, with GOOD and SIX_ERRORS in it as good.yaml
+    and six.yaml."""
+    (workdir / "good.yaml").write_text(GOOD)
+    (workdir / "six.yaml").write_text(SIX_ERRORS)
 
 
 # ---------------------------------------------------------------- bpcli validate

@@ -10,19 +10,10 @@ import pytest
 
 from bpcli.cli import main
 from bpcli.train import sweep as sw
+from helpers import tiny_spec
 
-SPEC = """\
-name: tiny
-input: [32]
-data: {builtin: pulses, n: 240}
-layers:
-  - conv1d: {channels: 4, kernel: 5, pad: same}
-  - relu
-  - dense: {units: 1}
-loss: logistic
-optimizer: {name: sgd, lr: 0.1}
-training: {epochs: 3, batch_size: 32}
-"""
+SPEC = tiny_spec(name="tiny", data={"n": 240, "val_split": 0.2},
+                 optimizer={"name": "sgd", "lr": 0.1})
 GRID = ["--grid", "optimizer.lr=0.3,0.03", "--grid", "training.batch_size=16,full", "--seeds", "2"]
 METRICS = ["final_train_loss", "final_val_loss", "final_val_accuracy"]
 
