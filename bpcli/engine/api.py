@@ -1,39 +1,56 @@
 """Differentiate Python functions: ``jvp``, ``vjp`` and ``grad`` in the style of JAX.
 
 ``f`` is ordinary Python on :class:`~bpcli.engine.Var` objects: arithmetic
-operators, methods (``.sum()``, ``.reshape()``, ``@``) and the functions below
-(``exp``, ``log``, ``relu``, ...). It is traced once into a program and then
-run by the same forward, reverse and forward-mode passes that train specs::
+operators, methods (``.sum()``, ``.reshape()``, ``@``), the scalar functions
+every primitive and composition offers by name (``exp``, ``log``, ``ln``, ``sin``,
+``relu``, ``sigmoid``, ``sqrt``, ``max``, ...: see :func:`~bpcli.engine.functions.functions`)
+and the functions with parameters below. It is traced once into a program and
+then run by the same forward, reverse and forward-mode passes that train specs::
 
     from bpcli.engine import api as ad
     f = lambda x1, x2: ad.log(x1) + x1 * x2 - ad.sin(x2)
     y, dy = ad.jvp(f, (2.0, 5.0), (1.0, 0.0))     # 11.652, 5.5
     ad.grad(f, argnums=(0, 1))(2.0, 5.0)          # (5.5, 1.716)
+
+On constants alone a function returns its value (``ad.sin(1.0)`` is sin 1).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .functions import functions
 from .program import Builder, Program, Var, backward, evaluate, forward_tangent
 
 
 def _apply(prim, *args, **params):
-    builder = next(a.builder for a in args if isinstance(a, Var))
-    return builder.apply(prim, *args, **params)
+    builder = next((a.builder for a in args if isinstance(a, Var)), None)
+    if builder is not None:
+        return builder.apply(prim, *args, **params)
+    b = Builder()  # constants alone: run the equations now
+    y = b.apply(prim, *args, **params)
+    b.output("y", y)
+    return evaluate(b.program(), {})[y.id]
 
 
-def exp(x): return _apply("exp", x)  # noqa: E704
-def log(x): return _apply("log", x)  # noqa: E704
-def sin(x): return _apply("sin", x)  # noqa: E704
-def cos(x): return _apply("cos", x)  # noqa: E704
-def tanh(x): return _apply("tanh", x)  # noqa: E704
-def sigmoid(x): return _apply("sigmoid", x)  # noqa: E704
-def relu(x): return _apply("relu", x)  # noqa: E704
-def softplus(x): return _apply("softplus", x)  # noqa: E704
-def sqrt(x): return _apply("pow", x, p=0.5)  # noqa: E704
-def maximum(a, b): return _apply("maximum", a, b)  # noqa: E704
-def logaddexp(a, b): return _apply("logaddexp", a, b)  # noqa: E704
+def __getattr__(name):
+    """``ad.<name>`` for every scalar function offered by name (PEP 562)."""
+    table = functions()
+    if name not in table:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    prim, _ = table[name]
+
+    def function(*args):
+        return _apply(prim, *args)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"``{name}(...)``: the engine's ``{prim}``, on Vars or on numbers."
+    return function
+
+
+def __dir__():
+    return sorted(set(globals()) | set(functions()))
+
+
 def log_softmax(x, axis=-1): return _apply("log_softmax", x, axis=axis)  # noqa: E704
 def pad(x, widths): return _apply("pad", x, widths=tuple(map(tuple, widths)))  # noqa: E704
 def broadcast_to(x, shape): return _apply("broadcast_to", x, shape=tuple(shape))  # noqa: E704

@@ -1,7 +1,8 @@
 """Scalar expressions such as ``ln(x1) + x1*x2 - sin(x2)`` -> a program of the engine's primitives.
 
 A small recursive-descent parser (never ``eval``): numbers, variable names,
-``+ - * / ^``, parentheses, and the functions in ``FUNCTIONS``. The program it
+``+ - * / ^``, parentheses, and the scalar functions that primitives and
+compositions offer by name (:func:`~bpcli.engine.functions.functions`). The program it
 builds is the same kind a spec compiles to, so the primal, tangent and adjoint
 traces of ``bpcli trace`` come from the real engine.
 
@@ -12,21 +13,25 @@ Grammar (``^`` binds tightest and to the right, as in maths)::
     unary := "-" unary | power
     power := atom ("^" unary)?
     atom  := number | name | name "(" expr ("," expr)* ")" | "(" expr ")"
+
+``a^b`` with a non-constant exponent is ``exp(b ln a)``, defined for ``a > 0``.
+Arithmetic on numbers alone is done while parsing (an undefined one, such as
+``1/0``, is an InputError at its column); a function of numbers alone stays an
+equation, so a trace shows it as a step (``v1 = ln 2``).
 """
 
 from __future__ import annotations
 
+import math
+import operator
 import re
 
+from .functions import functions
 from .program import Builder, Program
 from ..errors import InputError
 
-# name -> (primitive, number of arguments)
-FUNCTIONS = {
-    "ln": ("log", 1), "log": ("log", 1), "exp": ("exp", 1), "sin": ("sin", 1), "cos": ("cos", 1),
-    "tanh": ("tanh", 1), "sigmoid": ("sigmoid", 1), "relu": ("relu", 1), "softplus": ("softplus", 1),
-    "sqrt": ("pow", 1), "max": ("maximum", 2),
-}
+_ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+               "^": math.pow}
 
 _TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_]\w*)|(\S))")
 
@@ -40,6 +45,8 @@ def _tokens(text: str):
         start = m.start(1 if num else 2 if name else 3)
         if op is not None and op not in "+-*/^(),":
             raise _error(text, start, f"unexpected character {op!r}")
+        if num and not math.isfinite(float(num)):
+            raise _error(text, start, f"the number {num} is too large for float64")
         out.append((("num", float(num)) if num else ("name", name) if name else ("op", op), start))
         pos = m.end()
     out.append((("end", None), len(text)))
@@ -68,18 +75,30 @@ class _Parser:
         self.i += 1
         return v, pos
 
+    def arithmetic(self, op, a, b, pos):
+        """``a op b``; on two numbers computed now, an undefined result an error at ``pos``."""
+        if hasattr(a, "id") or hasattr(b, "id"):
+            return _ARITHMETIC[op](a, b)
+        try:
+            value = _ARITHMETIC[op](a, b)
+        except (ZeroDivisionError, ValueError, OverflowError):
+            value = math.nan
+        if not math.isfinite(value):
+            raise _error(self.text, pos, f"{a:g} {op} {b:g} is not a finite real number")
+        return value
+
     def expr(self):
         x = self.term()
         while self.peek() in (("op", "+"), ("op", "-")):
-            op, _ = self.take()
-            x = x + self.term() if op == "+" else x - self.term()
+            op, pos = self.take()
+            x = self.arithmetic(op, x, self.term(), pos)
         return x
 
     def term(self):
         x = self.unary()
         while self.peek() in (("op", "*"), ("op", "/")):
-            op, _ = self.take()
-            x = x * self.unary() if op == "*" else x / self.unary()
+            op, pos = self.take()
+            x = self.arithmetic(op, x, self.unary(), pos)
         return x
 
     def unary(self):
@@ -91,10 +110,11 @@ class _Parser:
     def power(self):
         base = self.atom()
         if self.peek() == ("op", "^"):
-            self.take()
+            _, pos = self.take()
             p = self.unary()
             if isinstance(p, float):
-                return base ** p if isinstance(base, float) else self.b.apply("pow", base, p=p)
+                return (self.arithmetic("^", base, p, pos) if isinstance(base, float)
+                        else self.b.apply("pow", base, p=p))
             # a variable exponent: a^b = exp(b ln a)
             return self.b.apply("exp", p * self.b.apply("log", base))
         return base
@@ -121,9 +141,10 @@ class _Parser:
         raise _error(self.text, pos, f"expected a number, a variable or '(', found {got}")
 
     def call(self, name, pos):
-        if name not in FUNCTIONS:
-            raise _error(self.text, pos, f"unknown function {name!r}; known: {', '.join(FUNCTIONS)}")
-        prim, arity = FUNCTIONS[name]
+        table = functions()
+        if name not in table:
+            raise _error(self.text, pos, f"unknown function {name!r}; known: {', '.join(table)}")
+        prim, arity = table[name]
         self.take("op", "(")
         args = [self.expr()]
         while self.peek() == ("op", ","):
@@ -133,8 +154,6 @@ class _Parser:
         if len(args) != arity:
             raise _error(self.text, pos, f"{name} takes {arity} argument{'s' * (arity > 1)}, "
                                          f"got {len(args)}")
-        if name == "sqrt":
-            return self.b.apply("pow", args[0], p=0.5)
         return self.b.apply(prim, *args)
 
 

@@ -21,6 +21,7 @@ from time import perf_counter
 
 import numpy as np
 
+from .functions import COMPOSITIONS
 from .rules import PRIMITIVES, Primitive
 
 
@@ -96,6 +97,57 @@ class Program:
     meta: dict = field(default_factory=dict)
     _plans: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def pretty(self) -> str:
+        """The program as text, one line per equation, like JAX's printed jaxpr::
+
+            inputs
+              x:(N,1,64)
+              layers.0.weight:(8,1,5)
+            equations
+              v7:(N,8,64) = conv v5 layers.0.weight stride=(1,) dilation=(1,)   # layers[0] conv1d
+            outputs
+              loss = v20
+
+        A value is named by its input name or as ``v<id>``; shapes show the batch axis as
+        N; constants are written as numbers (an array as ``array(3,4)``); each equation ends
+        with the layer or step it came from (``str(eqn.origin)``).
+        """
+        lines = ["inputs"] + [f"  {name}:{_shape_text(v.shape)}" for name, v in self.inputs.items()]
+        body = []
+        for e in self.eqns:
+            args = [_operand(a) for a in e.inputs]
+            args += [f"{k}={_param_text(v)}" for k, v in e.params.items()]
+            body.append((f"{_operand(e.out)}:{_shape_text(e.out.shape)} = "
+                         f"{' '.join([e.prim.name] + args)}", str(e.origin)))
+        width = max((len(text) for text, origin in body if origin), default=0)
+        lines.append("equations")
+        lines += [f"  {text.ljust(width)}   # {origin}" if origin else f"  {text}"
+                  for text, origin in body]
+        lines.append("outputs")
+        lines += [f"  {name} = {_operand(v)}" for name, v in self.outputs.items()]
+        return "\n".join(lines)
+
+    __str__ = pretty
+
+
+def _shape_text(shape) -> str:
+    return "(" + ",".join("N" if n is None else str(n) for n in shape) + ")"
+
+
+def _operand(a) -> str:
+    if isinstance(a, Var):
+        return a.name or f"v{a.id}"
+    if np.ndim(a) == 0:
+        return f"{float(a):g}"
+    return f"array{_shape_text(np.shape(a))}"
+
+
+def _param_text(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    text = str(v).replace(" ", "")
+    return text.replace("None", "N") if isinstance(v, tuple) else text  # N: the batch axis
+
 
 class Builder:
     """Records equations while Python code runs on :class:`Var` objects."""
@@ -120,6 +172,9 @@ class Builder:
         return v
 
     def apply(self, prim: str, *args, **params) -> Var:
+        """Record ``prim(*args, **params)``; a composition records the primitives it is made of."""
+        if prim in COMPOSITIONS:
+            return COMPOSITIONS[prim].build(self.apply, *args, **params)
         p = PRIMITIVES[prim]
         shapes = [a.shape if isinstance(a, Var) else np.shape(a) for a in args]
         out = self._var(p.shape(*shapes, **params))

@@ -1,8 +1,8 @@
-"""Primitives: each one's forward, shape rule, reverse rule (VJP) and forward rule (JVP), side by side.
+"""Primitives: each one's forward, shape rule, reverse rule (VJP), forward rule (JVP) and facts, side by side.
 
-A primitive is a name plus rules, as in JAX. The rules for one primitive sit in
-one ``defprim`` call so that a reader checks the derivative against the
-forward at a glance:
+A primitive is a name plus rules, as in JAX. Everything known about one
+primitive sits in its ``defprim`` call, so that a reader checks the derivative
+against the forward at a glance and a new primitive cannot miss a fact:
 
 - ``impl(*xs, **p)``                -> y, the forward computation on arrays;
 - ``shape(*shapes, **p)``           -> y's shape; ``None`` stands for the batch size,
@@ -11,9 +11,20 @@ forward at a glance:
   the upstream gradient ``g`` (the lecture's "local x upstream");
 - ``jvp[i](t, y, *xs, **p)``        -> the tangent of ``y`` caused by the tangent ``t``
   of input ``i``; the engine sums these over inputs (the lecture's forward tangent trace).
-
-``local`` is the local derivative as a person writes it; the backward graph
-labels its nodes with it.
+  A primitive declared ``linear`` (in each input, the others held fixed) gets its JVP
+  from its forward, as HIPS autograd's ``def_linear``: ``jvp[i](t) = impl(..., t, ...)``;
+- ``notation``: how the lecture writes it, the primal form and one term per input,
+  the local derivative times the upstream symbol ``{d}``: ``Notation("ln {0}", "{d} / {0}")``.
+  ``{0}, {1}`` are the inputs, ``{y}`` the output, ``{p}`` etc. the params. Traces,
+  graph pictures and the printed program read it;
+- ``flops(out, *ins, **p)``         -> floating-point operations per sample, from the
+  equation's shapes (batch axis first), by the convention documented in
+  ``bpcli.explain.layer_table``;
+- ``branch(*xs, **p)``              -> which branch each element takes, for primitives
+  with a kink (gradcheck reports a tie crossed between W - h and W + h); ``None``
+  for smooth ones;
+- ``names``: the names under which a scalar function is offered to expressions
+  (``bpcli trace``) and ``bpcli.engine.api`` (``ad.log``); ``()`` for none.
 
 Conventions at the kinks, all PyTorch's: ``relu``'s derivative at exactly 0
 is 0 (the lecture's ``I[h > 0]``), ``leaky_relu``'s is ``slope`` and ``elu``'s
@@ -27,10 +38,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+
+class Notation(NamedTuple):
+    """The lecture's writing of a primitive: ``primal`` form and, per input, its adjoint term."""
+
+    primal: str
+    terms: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -40,16 +58,49 @@ class Primitive:
     shape: Callable
     vjp: tuple[Callable | None, ...]
     jvp: tuple[Callable | None, ...]
-    local: str
+    notation: Notation
+    flops: Callable
+    branch: Callable | None
+    names: tuple[str, ...] = ()
     linear: bool = False
     saves: bool = False  # impl returns (y, saved); the VJPs receive saved=... (e.g. im2col columns)
 
 
 PRIMITIVES: dict[str, Primitive] = {}
+_MISSING = object()
 
 
-def defprim(name, impl, shape, vjp, jvp, local, linear=False, saves=False):
-    PRIMITIVES[name] = Primitive(name, impl, shape, tuple(vjp), tuple(jvp), local, linear, saves)
+def _linear_jvp(impl, i, saves):
+    """def_linear: for y linear in input i, the tangent of y is the map applied to the tangent."""
+    def jvp(t, y, *xs, **p):
+        r = impl(*xs[:i], t, *xs[i + 1:], **p)
+        return r[0] if saves else r
+    return jvp
+
+
+def defprim(name, impl, shape, vjp, jvp=None, *, notation=_MISSING, flops=_MISSING,
+            branch=_MISSING, names=(), linear=False, saves=False):
+    """Register primitive ``name``; ``notation``, ``flops`` and ``branch`` (None when smooth)
+    must be given. Raises TypeError naming the primitive and the fact that is missing."""
+    missing = [k for k, v in (("notation", notation), ("flops", flops), ("branch", branch))
+               if v is _MISSING]
+    if missing:
+        raise TypeError(f"primitive {name!r}: no {', '.join(missing)} in its defprim")
+    if linear == (jvp is not None):
+        raise TypeError(f"primitive {name!r}: give jvp rules, or linear=True to derive them "
+                        f"from the forward, not both")
+    if linear:
+        jvp = [_linear_jvp(impl, i, saves) for i in range(len(vjp))]
+    if len(jvp) != len(vjp) or len(notation[1]) != len(vjp):
+        raise TypeError(f"primitive {name!r}: {len(vjp)} VJPs, {len(jvp)} JVPs and "
+                        f"{len(notation[1])} notation terms; one of each per input")
+    PRIMITIVES[name] = Primitive(name, impl, shape, tuple(vjp), tuple(jvp),
+                                 Notation(notation[0], tuple(notation[1])), flops, branch,
+                                 tuple(names), linear, saves)
+
+
+def _n(primal, *terms):
+    return Notation(primal, terms)
 
 
 # ---------------------------------------------------------------- helpers
@@ -104,9 +155,21 @@ def _count(shape, axis):
     return int(np.prod([shape[a] for a in _axes(axis, len(shape))]))
 
 
-def _sigmoid(x):
-    # tanh form: no overflow for large |x| in either direction
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+# FLOPs per sample by layer_table's convention; shapes have the batch axis first
+def _per_sample(shape):
+    return int(np.prod(shape[1:], dtype=np.int64))
+
+
+def _each_output(out, *ins, **p):
+    return _per_sample(out)  # 1 per output element, however costly the function
+
+
+def _each_read(out, x, **p):
+    return _per_sample(x)  # a reduction: 1 per element it reads
+
+
+def _free(out, *ins, **p):
+    return 0  # layout moves numbers and computes none
 
 
 # ---------------------------------------------------------------- elementwise, two inputs
@@ -117,76 +180,98 @@ defprim("add", np.add, _bshape,
              lambda g, y, a, b: unbroadcast(g, np.shape(b))],
         jvp=[lambda t, y, a, b: np.broadcast_to(t, y.shape),
              lambda t, y, a, b: np.broadcast_to(t, y.shape)],
-        local="1, 1")
+        notation=_n("{0} + {1}", "{d}", "{d}"), flops=_each_output, branch=None)
 defprim("sub", np.subtract, _bshape,
         vjp=[lambda g, y, a, b: unbroadcast(g, np.shape(a)),
              lambda g, y, a, b: unbroadcast(-g, np.shape(b))],
         jvp=[lambda t, y, a, b: np.broadcast_to(t, y.shape),
              lambda t, y, a, b: np.broadcast_to(-t, y.shape)],
-        local="1, -1")
+        notation=_n("{0} − {1}", "{d}", "−{d}"), flops=_each_output, branch=None)
 defprim("mul", np.multiply, _bshape,
         vjp=[lambda g, y, a, b: unbroadcast(g * b, np.shape(a)),
              lambda g, y, a, b: unbroadcast(g * a, np.shape(b))],
-        jvp=[lambda t, y, a, b: t * b, lambda t, y, a, b: a * t],
-        local="b, a")
+        notation=_n("{0} × {1}", "{d} × {1}", "{d} × {0}"), flops=_each_output, branch=None,
+        linear=True)
 defprim("div", np.divide, _bshape,
         vjp=[lambda g, y, a, b: unbroadcast(g / b, np.shape(a)),
              lambda g, y, a, b: unbroadcast(-g * y / b, np.shape(b))],
         jvp=[lambda t, y, a, b: np.broadcast_to(t / b, y.shape),
              lambda t, y, a, b: -t * y / b],
-        local="1/b, -a/b²")
+        notation=_n("{0} / {1}", "{d} / {1}", "−{d} × {0} / {1}²"), flops=_each_output,
+        branch=None)
 defprim("maximum", np.maximum, _bshape,
         vjp=[lambda g, y, a, b: unbroadcast(g * (a > b), np.shape(a)),
              lambda g, y, a, b: unbroadcast(g * (a <= b), np.shape(b))],
         jvp=[lambda t, y, a, b: t * (a > b),
              lambda t, y, a, b: t * (a <= b)],
-        local="I[a > b], I[a <= b]")
+        notation=_n("max({0}, {1})", "{d} × I[{0} > {1}]", "{d} × I[{0} ≤ {1}]"),
+        flops=_each_output, branch=lambda a, b: np.asarray(a) > np.asarray(b),
+        names=("max", "maximum"))
 
 defprim("logaddexp", np.logaddexp, _bshape,
         # d/da ln(e^a + e^b) = e^(a - y): the softmax weight of a, finite for any a, b
         vjp=[lambda g, y, a, b: unbroadcast(g * np.exp(a - y), np.shape(a)),
              lambda g, y, a, b: unbroadcast(g * np.exp(b - y), np.shape(b))],
         jvp=[lambda t, y, a, b: t * np.exp(a - y), lambda t, y, a, b: t * np.exp(b - y)],
-        local="e^(a-y), e^(b-y)")
+        notation=_n("ln(exp {0} + exp {1})", "{d} × exp({0} − {y})", "{d} × exp({1} − {y})"),
+        flops=_each_output, branch=None, names=("logaddexp",))
 
 # ---------------------------------------------------------------- elementwise, one input
 _same = lambda s, **p: tuple(s)  # noqa: E731
 
-defprim("neg", np.negative, _same,
-        vjp=[lambda g, y, x: -g], jvp=[lambda t, y, x: -t], local="-1", linear=True)
+defprim("neg", np.negative, _same, vjp=[lambda g, y, x: -g],
+        notation=_n("−{0}", "−{d}"), flops=_each_output, branch=None, linear=True)
 defprim("exp", np.exp, _same,
-        vjp=[lambda g, y, x: g * y], jvp=[lambda t, y, x: t * y], local="exp(x)")
+        vjp=[lambda g, y, x: g * y], jvp=[lambda t, y, x: t * y],
+        notation=_n("exp {0}", "{d} × exp {0}"), flops=_each_output, branch=None,
+        names=("exp",))
 defprim("log", np.log, _same,
-        vjp=[lambda g, y, x: g / x], jvp=[lambda t, y, x: t / x], local="1/x")
+        vjp=[lambda g, y, x: g / x], jvp=[lambda t, y, x: t / x],
+        notation=_n("ln {0}", "{d} / {0}"), flops=_each_output, branch=None, names=("ln", "log"))
 defprim("sin", np.sin, _same,
-        vjp=[lambda g, y, x: g * np.cos(x)], jvp=[lambda t, y, x: t * np.cos(x)], local="cos(x)")
+        vjp=[lambda g, y, x: g * np.cos(x)], jvp=[lambda t, y, x: t * np.cos(x)],
+        notation=_n("sin {0}", "{d} × cos {0}"), flops=_each_output, branch=None, names=("sin",))
 defprim("cos", np.cos, _same,
-        vjp=[lambda g, y, x: -g * np.sin(x)], jvp=[lambda t, y, x: -t * np.sin(x)], local="-sin(x)")
+        vjp=[lambda g, y, x: -g * np.sin(x)], jvp=[lambda t, y, x: -t * np.sin(x)],
+        notation=_n("cos {0}", "−{d} × sin {0}"), flops=_each_output, branch=None,
+        names=("cos",))
 defprim("tanh", np.tanh, _same,
         vjp=[lambda g, y, x: g * (1 - y * y)], jvp=[lambda t, y, x: t * (1 - y * y)],
-        local="1 - tanh²(x)")
-defprim("sigmoid", _sigmoid, _same,
-        vjp=[lambda g, y, x: g * y * (1 - y)], jvp=[lambda t, y, x: t * y * (1 - y)],
-        local="σ(x)(1 - σ(x))")
+        notation=_n("tanh {0}", "{d} × (1 − {y}²)"), flops=_each_output, branch=None,
+        names=("tanh",))
+# relu stays a primitive though maximum(x, 0) equals it, kink included: it is the lecture's
+# elementary I[h > 0], the op that traces, pictures and gradcheck's kink reports name
 defprim("relu", lambda x: np.maximum(x, 0), _same,
-        vjp=[lambda g, y, x: g * (x > 0)], jvp=[lambda t, y, x: t * (x > 0)], local="I[x > 0]")
-defprim("softplus", lambda x: np.logaddexp(0, x), _same,
-        vjp=[lambda g, y, x: g * _sigmoid(x)], jvp=[lambda t, y, x: t * _sigmoid(x)],
-        local="σ(x)")
+        vjp=[lambda g, y, x: g * (x > 0)], jvp=[lambda t, y, x: t * (x > 0)],
+        notation=_n("max(0, {0})", "{d} × I[{0} > 0]"), flops=_each_output,
+        branch=lambda x: x > 0, names=("relu",))
+# a primitive, not maximum(x, slope·x): that composition is wrong for slope > 1, and
+# slope·x + (1 - slope)·relu(x) rounds differently from PyTorch's x for x > 0.
 # np.where(x > 0, g, slope * g) rather than g * where(x > 0, 1, slope): a float32 g stays float32
 defprim("leaky_relu", lambda x, *, slope: np.where(x > 0, x, slope * x), _same,
         vjp=[lambda g, y, x, *, slope: np.where(x > 0, g, slope * g)],
         jvp=[lambda t, y, x, *, slope: np.where(x > 0, t, slope * t)],
-        local="I[x > 0] + slope·I[x <= 0]")
+        notation=_n("leaky_relu {0}", "{d} × (I[{0} > 0] + {slope} × I[{0} ≤ 0])"),
+        flops=_each_output, branch=lambda x, **p: x > 0)
+# a primitive, not alpha·(exp(x) - 1) composed: exp(x) - 1 loses all digits near 0, expm1 none.
 # minimum(x, 0) keeps expm1 from overflowing in the branch np.where throws away;
 # for x <= 0 the derivative alpha·e^x is y + alpha, read off the output
 defprim("elu", lambda x, *, alpha: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))), _same,
         vjp=[lambda g, y, x, *, alpha: np.where(x > 0, g, g * (y + alpha))],
         jvp=[lambda t, y, x, *, alpha: np.where(x > 0, t, t * (y + alpha))],
-        local="I[x > 0] + (y + α)·I[x <= 0]")
+        notation=_n("elu {0}", "{d} × (I[{0} > 0] + ({y} + {alpha}) × I[{0} ≤ 0])"),
+        flops=_each_output, branch=lambda x, **p: x > 0)
+
+
+def _pow_local(x, p):
+    # p·x^(p-1), and 0 for p = 0: x^0 is constant, also at x = 0 where 0·0^(-1) would be nan
+    return p * np.power(x, p - 1) if p else np.zeros_like(x)
+
+
 defprim("pow", lambda x, *, p: np.power(x, p), _same,
-        vjp=[lambda g, y, x, *, p: g * p * np.power(x, p - 1)],
-        jvp=[lambda t, y, x, *, p: t * p * np.power(x, p - 1)], local="p·x^(p-1)")
+        vjp=[lambda g, y, x, *, p: g * _pow_local(x, p)],
+        jvp=[lambda t, y, x, *, p: t * _pow_local(x, p)],
+        notation=_n("{0}^{p}", "{d} × {p} × {0}^({p} − 1)"), flops=_each_output, branch=None)
 
 
 # ---------------------------------------------------------------- reductions and softmax
@@ -200,8 +285,10 @@ defprim("sum", lambda x, *, axis=None, keepdims=False: np.sum(x, axis=axis, keep
         lambda s, *, axis=None, keepdims=False: _reduced_shape(s, axis, keepdims),
         vjp=[lambda g, y, x, *, axis=None, keepdims=False:
              np.broadcast_to(_expand(g, x.shape, axis, keepdims), x.shape)],
-        jvp=[lambda t, y, x, *, axis=None, keepdims=False: np.sum(t, axis=axis, keepdims=keepdims)],
-        local="1", linear=True)
+        notation=_n("sum {0}", "{d} copied over the summed axes"), flops=_each_read, branch=None,
+        linear=True)
+
+
 def _mean(x, *, axis=None, keepdims=False):
     # np.add.reduce skips np.mean's Python wrapper (~15 µs a call); float32 stays float32
     return np.add.reduce(x, axis=axis, keepdims=keepdims) / _count(x.shape, axis)
@@ -211,8 +298,8 @@ defprim("mean", _mean,
         lambda s, *, axis=None, keepdims=False: _reduced_shape(s, axis, keepdims),
         vjp=[lambda g, y, x, *, axis=None, keepdims=False:
              np.broadcast_to(_expand(g, x.shape, axis, keepdims) / _count(x.shape, axis), x.shape)],
-        jvp=[lambda t, y, x, *, axis=None, keepdims=False: _mean(t, axis=axis, keepdims=keepdims)],
-        local="1/n", linear=True)
+        notation=_n("mean {0}", "{d} / n copied over the averaged axes"), flops=_each_read,
+        branch=None, linear=True)
 
 
 # max: the forward keeps, for every output, which element won (the first
@@ -264,11 +351,15 @@ def _max_jvp(t, y, x, *, axis=None, keepdims=False):
 
 
 defprim("max", _max, lambda s, *, axis=None, keepdims=False: _reduced_shape(s, axis, keepdims),
-        vjp=[_max_vjp], jvp=[_max_jvp], local="I[first argmax]", saves=True)
+        vjp=[_max_vjp], jvp=[_max_jvp],
+        notation=_n("max {0}", "{d} at the first maximum"), flops=_each_read,
+        branch=lambda x, axis=None, keepdims=False: x == np.max(x, axis=axis, keepdims=True),
+        saves=True)
 defprim("log_softmax", _log_softmax, lambda s, *, axis: tuple(s),
         vjp=[lambda g, y, x, *, axis: g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)],
         jvp=[lambda t, y, x, *, axis: t - np.sum(np.exp(y) * t, axis=axis, keepdims=True)],
-        local="I - softmax(x)")
+        notation=_n("log_softmax {0}", "{d} − softmax {0} × Σ {d}"), flops=_each_output,
+        branch=None)
 
 
 # ---------------------------------------------------------------- shape and layout (linear)
@@ -288,11 +379,12 @@ def _np_shape(shape):
 
 defprim("reshape", lambda x, *, shape: x.reshape(_np_shape(shape)), _reshape_shape,
         vjp=[lambda g, y, x, *, shape: g.reshape(x.shape)],
-        jvp=[lambda t, y, x, *, shape: t.reshape(_np_shape(shape))], local="reshape⁻¹", linear=True)
+        notation=_n("reshape {0}", "{d} reshaped back"), flops=_free, branch=None, linear=True)
 defprim("transpose", lambda x, *, axes: x.transpose(axes),
         lambda s, *, axes: tuple(s[a] for a in axes),
         vjp=[lambda g, y, x, *, axes: g.transpose(sorted(range(len(axes)), key=axes.__getitem__))],
-        jvp=[lambda t, y, x, *, axes: t.transpose(axes)], local="transpose⁻¹", linear=True)
+        notation=_n("transpose {0}", "{d} transposed back"), flops=_free, branch=None,
+        linear=True)
 
 
 def _broadcast_to_shape(s, *, shape):
@@ -303,7 +395,7 @@ def _broadcast_to_shape(s, *, shape):
 
 defprim("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape), _broadcast_to_shape,
         vjp=[lambda g, y, x, *, shape: unbroadcast(g, np.shape(x))],
-        jvp=[lambda t, y, x, *, shape: np.broadcast_to(t, y.shape)], local="sum over copies",
+        notation=_n("broadcast {0}", "{d} summed over the copies"), flops=_free, branch=None,
         linear=True)
 
 
@@ -325,10 +417,11 @@ def _unpad(g, widths):
 
 # value: the fill, 0 for convolutions and average pooling, -inf for max pooling
 # (a padded element never wins). The fill is a constant, so the tangent is
-# padded with zeros whatever the value: the rules are those of the linear part.
+# padded with zeros whatever the value: pad is affine, not linear, and its JVP is written out.
 defprim("pad", lambda x, *, widths, value=0.0: _pad(x, widths, value), _pad_shape,
         vjp=[lambda g, y, x, *, widths, value=0.0: _unpad(g, widths)],
-        jvp=[lambda t, y, x, *, widths, value=0.0: _pad(t, widths)], local="crop", linear=True)
+        jvp=[lambda t, y, x, *, widths, value=0.0: _pad(t, widths)],
+        notation=_n("pad {0}", "{d} cropped"), flops=_free, branch=None)
 
 
 # Strided windows: the last len(kernel) axes of x are spatial; the result has
@@ -383,7 +476,8 @@ def _windows_transpose(g, x_shape, kernel, stride, dilation):
 
 defprim("windows", _windows, _windows_shape,
         vjp=[lambda g, y, x, **p: _windows_transpose(g, x.shape, **p)],
-        jvp=[lambda t, y, x, **p: _windows(t, **p)], local="scatter-add", linear=True)
+        notation=_n("windows {0}", "{d} scatter-added back"), flops=_free, branch=None,
+        linear=True)
 
 
 # ---------------------------------------------------------------- matrix product
@@ -430,8 +524,9 @@ def _matmul_shape(sa, sb):
 
 defprim("matmul", np.matmul, _matmul_shape,
         vjp=[_matmul_vjp_a, _matmul_vjp_b],
-        jvp=[lambda t, y, a, b: np.matmul(t, b), lambda t, y, a, b: np.matmul(a, t)],
-        local="gBᵀ, Aᵀg")
+        notation=_n("{0} @ {1}", "{d} @ {1}ᵀ", "{0}ᵀ @ {d}"),
+        # a multiply-add per output and inner index
+        flops=lambda out, a, b: 2 * _per_sample(out) * a[-1], branch=None, linear=True)
 
 
 # ---------------------------------------------------------------- convolution
@@ -491,8 +586,10 @@ def _conv_vjp_x(g, y, x, w, *, stride, dilation, saved):
 
 defprim("conv", _conv, _conv_shape,
         vjp=[_conv_vjp_x, _conv_vjp_w],
-        jvp=[lambda t, y, x, w, **p: _conv(t, w, **p)[0], lambda t, y, x, w, **p: _conv(x, t, **p)[0]],
-        local="conv_transpose(g, w), corr(x, g)", saves=True)
+        notation=_n("conv({0}, {1})", "conv_transpose({d}, {1})", "corr({0}, {d})"),
+        # a multiply-add per output (O·P) and kernel tap (C·K)
+        flops=lambda out, x, w, **p: 2 * _per_sample(out) * _per_sample((None,) + tuple(w[1:])),
+        branch=None, linear=True, saves=True)
 
 
 # ---------------------------------------------------------------- the Toeplitz matrix of a convolution
@@ -555,5 +652,5 @@ def _toeplitz_vjp(g, y, w, *, size, pad, stride, dilation):
 
 
 defprim("toeplitz", _toeplitz, _toeplitz_shape,
-        vjp=[_toeplitz_vjp], jvp=[lambda t, y, w, **p: _toeplitz(t, **p)],
-        local="gather, sum over the band", linear=True)
+        vjp=[_toeplitz_vjp], notation=_n("T({0})", "{d} gathered, summed over the band"),
+        flops=_free, branch=None, linear=True)
