@@ -8,10 +8,16 @@ equations v_1, v_2, ... in level order, as in Baydin et al.'s tables:
   ``wrt`` input and 0 for the others (:func:`~bpcli.engine.forward_tangent`);
 - the reverse adjoint trace: v̄_j += v̄_i ∂v_i/∂v_j walking back from ȳ = 1, which
   gives every ∂y/∂x_j in one backward pass (:func:`~bpcli.engine.backward`).
+
+Each step is written as its primitive's ``notation`` says (on its ``defprim``).
+A step that leaves the domain of its function (ln of a negative number, a
+derivative that is infinite, as sqrt's at 0) is an :class:`InputError` naming it
+in v-notation; NumPy's warnings never reach the user.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -20,25 +26,6 @@ import numpy as np
 from ..engine import backward, evaluate, forward_tangent
 from ..errors import InputError
 from ..engine.expr import parse, variables_in
-
-# primitive -> (primal, [∂/∂input_j times the upstream symbol {d}]); {0}, {1} are the inputs
-NOTATION = {
-    "add": ("{0} + {1}", ["{d}", "{d}"]),
-    "sub": ("{0} − {1}", ["{d}", "−{d}"]),
-    "mul": ("{0} × {1}", ["{d} × {1}", "{d} × {0}"]),
-    "div": ("{0} / {1}", ["{d} / {1}", "−{d} × {0} / {1}²"]),
-    "neg": ("−{0}", ["−{d}"]),
-    "exp": ("exp {0}", ["{d} × exp {0}"]),
-    "log": ("ln {0}", ["{d} / {0}"]),
-    "sin": ("sin {0}", ["{d} × cos {0}"]),
-    "cos": ("cos {0}", ["−{d} × sin {0}"]),
-    "tanh": ("tanh {0}", ["{d} × (1 − tanh² {0})"]),
-    "sigmoid": ("σ({0})", ["{d} × σ({0}) × (1 − σ({0}))"]),
-    "relu": ("max(0, {0})", ["{d} × I[{0} > 0]"]),
-    "softplus": ("ln(1 + exp {0})", ["{d} × σ({0})"]),
-    "maximum": ("max({0}, {1})", ["{d} × I[{0} > {1}]", "{d} × I[{0} ≤ {1}]"]),
-    "pow": ("{0}^{p}", ["{d} × {p} × {0}^{pm1}"]),
-}
 
 _SUB = str.maketrans("-0123456789", "₋₀₁₂₃₄₅₆₇₈₉")
 
@@ -60,8 +47,7 @@ def _paren(s: str) -> str:
     return f"({s})" if s.startswith("−") else s
 
 
-def trace(text: str, at: dict[str, float], wrt: str | None = None, digits: int = 3) -> dict:
-    """All three traces of ``text`` at the point ``at`` (a dict of variable values)."""
+def _check_point(text, at, wrt):
     names = variables_in(text)
     missing = [n for n in names if n not in at]
     if missing:
@@ -71,10 +57,27 @@ def trace(text: str, at: dict[str, float], wrt: str | None = None, digits: int =
     if unknown:
         raise InputError(f"{', '.join(unknown)} not in the expression (its variables: "
                          f"{', '.join(names)})", path="--at")
+    infinite = [f"{n}={at[n]}" for n in names if not math.isfinite(at[n])]
+    if infinite:
+        raise InputError(f"{', '.join(infinite)}: not a finite number", path="--at")
     wrt = wrt or names[0]
     if wrt not in names:
         raise InputError(f"--wrt {wrt}: not a variable of the expression ({', '.join(names)})",
                          path="--wrt")
+    return names, wrt
+
+
+def _what(value) -> str:
+    return "undefined (not a real number)" if np.isnan(value) else "infinite"
+
+
+def trace(text: str, at: dict[str, float], wrt: str | None = None, digits: int = 3) -> dict:
+    """All three traces of ``text`` at the point ``at`` (a dict of variable values).
+
+    Raises InputError for a bad expression or point, and for a step whose value or
+    derivative is not a finite real number there, named in v-notation.
+    """
+    names, wrt = _check_point(text, at, wrt)
     prog = parse(text, names)
     n = len(names)
     sym = {prog.inputs[x].id: f"v{k - n + 1}" for k, x in enumerate(names)}
@@ -82,62 +85,81 @@ def trace(text: str, at: dict[str, float], wrt: str | None = None, digits: int =
         sym[e.out.id] = f"v{j + 1}"
     values = {x: np.float64(at[x]) for x in names}
     fmt = lambda v: _num(v, digits)  # noqa: E731
+    where = ", ".join(f"{x} = {fmt(at[x])}" for x in names)
 
-    def arg(a, env_or_sym):
-        return env_or_sym(a) if hasattr(a, "id") else fmt(a)
+    def arg(a, by):
+        return by(a) if hasattr(a, "id") else _paren(fmt(a))
 
     def fill(template, e, d, by):
-        p = e.params.get("p")
-        extra = {} if p is None else {"p": fmt(p), "pm1": fmt(p - 1)}
-        return template.format(*[arg(a, by) for a in e.inputs], d=d, **extra)
+        params = {k: fmt(v) if isinstance(v, (int, float)) else v for k, v in e.params.items()}
+        return template.format(*[arg(a, by) for a in e.inputs], d=d, y=by(e.out), **params)
 
-    def notation(e):
-        if e.prim.name not in NOTATION:
-            raise InputError(f"{e.prim.name} has no trace notation", path="expression")
-        return NOTATION[e.prim.name]
+    def primal_form(e):
+        return fill(e.prim.notation.primal, e, "", lambda a: sym[a.id])
 
-    # forward primal trace
-    env = evaluate(prog, values)
-    primal = [{"name": sym[prog.inputs[x].id], "expr": x, "value": float(at[x])} for x in names]
-    for e in prog.eqns:
-        form, _ = notation(e)
-        primal.append({"name": sym[e.out.id], "expr": fill(form, e, "", lambda a: sym[a.id]),
-                       "numbers": fill(form, e, "", lambda a: _paren(fmt(env[a.id]))),
-                       "value": float(env[e.out.id])})
+    def primal_numbers(e):
+        return fill(e.prim.notation.primal, e, "", lambda a: _paren(fmt(env[a.id])))
 
-    # forward tangent trace, seeded ẋ = 1 for wrt and 0 for the others
-    seed = {x: np.float64(1.0 if x == wrt else 0.0) for x in names}
-    tangent = [{"name": sym[prog.inputs[x].id], "value": float(seed[x])} for x in names]
-    tan = {prog.inputs[x].id: seed[x] for x in names}
+    with np.errstate(all="ignore"):  # a step outside its domain is reported below, by name
+        # forward primal trace
+        env = evaluate(prog, values)
+        primal = [{"name": sym[prog.inputs[x].id], "expr": x, "value": float(at[x])} for x in names]
+        for e in prog.eqns:
+            y = env[e.out.id]
+            if not np.isfinite(y):
+                raise InputError(f"{_pretty(sym[e.out.id])} = {_pretty(primal_form(e))} = "
+                                 f"{primal_numbers(e)} is {_what(y)} at {where}", path="expression")
+            primal.append({"name": sym[e.out.id], "expr": primal_form(e),
+                           "numbers": primal_numbers(e), "value": float(y)})
 
-    def on_tangent(e, value, t):
-        _, parts = notation(e)
-        live = [(i, a) for i, a in enumerate(e.inputs) if hasattr(a, "id")]
-        tan[e.out.id] = 0.0 if t is None else t
-        tangent.append({
-            "name": sym[e.out.id],
-            "expr": _join([fill(parts[i], e, "d" + sym[a.id], lambda b: sym[b.id]) for i, a in live]),
-            "numbers": _join([fill(parts[i], e, _paren(fmt(tan[a.id])),
-                                   lambda b: _paren(fmt(env[b.id]))) for i, a in live]),
-            "value": float(tan[e.out.id])})
-    y, ydot = forward_tangent(prog, values, seed, "y", on_step=on_tangent)
+        # forward tangent trace, seeded ẋ = 1 for wrt and 0 for the others
+        seed = {x: np.float64(1.0 if x == wrt else 0.0) for x in names}
+        tangent = [{"name": sym[prog.inputs[x].id], "value": float(seed[x])} for x in names]
+        tan = {prog.inputs[x].id: seed[x] for x in names}
 
-    # reverse adjoint trace: one backward pass for every partial derivative
-    out_sym = sym[prog.outputs["y"].id]
-    adjoint = [{"name": out_sym, "expr": "ȳ", "value": 1.0}]
-    seen: set[int] = set()
+        def on_tangent(e, value, t):
+            terms = e.prim.notation.terms
+            live = [(i, a) for i, a in enumerate(e.inputs) if hasattr(a, "id")]
+            tan[e.out.id] = 0.0 if t is None else t
+            if not live:  # a step on constants alone (v1 = ln 2): its tangent is zero
+                tangent.append({"name": sym[e.out.id], "value": 0.0})
+                return
+            row = {"name": sym[e.out.id],
+                   "expr": _join([fill(terms[i], e, "d" + sym[a.id], lambda b: sym[b.id])
+                                  for i, a in live]),
+                   "numbers": _join([fill(terms[i], e, _paren(fmt(tan[a.id])),
+                                          lambda b: _paren(fmt(env[b.id]))) for i, a in live]),
+                   "value": float(tan[e.out.id])}
+            _derivative_defined(e, tan[e.out.id], f"{_pretty('d' + row['name'])} = "
+                                f"{_pretty(row['expr'])} = {row['numbers']}")
+            tangent.append(row)
 
-    def on_adjoint(e, i, contrib, total):
-        a = e.inputs[i]
-        term = fill(notation(e)[1][i], e, "b" + sym[e.out.id], lambda b: sym[b.id])
-        adjoint.append({"name": sym[a.id], "expr": (f"b{sym[a.id]} + " if a.id in seen else "") + term,
-                        "value": float(total)})
-        seen.add(a.id)
-    grads = backward(prog, env, "y", names, on_step=on_adjoint)
+        def _derivative_defined(e, value, step):
+            if not np.isfinite(value):
+                raise InputError(f"{_pretty(sym[e.out.id])} = {_pretty(primal_form(e))} has no "
+                                 f"derivative at {where}: {step} is {_what(value)}",
+                                 path="expression")
 
-    # the same gradient in forward mode needs one pass per input
-    forward_grad = {x: float(forward_tangent(
-        prog, values, {z: np.float64(z == x) for z in names}, "y")[1]) for x in names}
+        y, ydot = forward_tangent(prog, values, seed, "y", on_step=on_tangent)
+
+        # reverse adjoint trace: one backward pass for every partial derivative
+        out_sym = sym[prog.outputs["y"].id]
+        adjoint = [{"name": out_sym, "expr": "ȳ", "value": 1.0}]
+        seen: set[int] = set()
+
+        def on_adjoint(e, i, contrib, total):
+            a = e.inputs[i]
+            term = fill(e.prim.notation.terms[i], e, "b" + sym[e.out.id], lambda b: sym[b.id])
+            _derivative_defined(e, contrib, f"{_pretty('b' + sym[a.id])} gets "
+                                f"{_pretty(term)} = {fmt(contrib)}")
+            adjoint.append({"name": sym[a.id], "value": float(total),
+                            "expr": (f"b{sym[a.id]} + " if a.id in seen else "") + term})
+            seen.add(a.id)
+        grads = backward(prog, env, "y", names, on_step=on_adjoint)
+
+        # the same gradient in forward mode needs one pass per input
+        forward_grad = {x: float(forward_tangent(
+            prog, values, {z: np.float64(z == x) for z in names}, "y")[1]) for x in names}
     return {
         "expression": text, "at": {x: float(at[x]) for x in names}, "wrt": wrt,
         "y": float(y), "dy_dwrt": float(ydot),
