@@ -36,7 +36,7 @@ class Figure:
     png: str                          # its name in docs/
     commands: tuple[tuple[str, ...], ...]   # bpcli arguments, run in order in the scratch folder
     made: str                         # the picture the commands leave, relative to that folder
-    run: str | None = None            # a run folder whose final metrics the docs quote
+    run: str | None = None            # a run (or sweep) folder whose final metrics the docs quote
 
 
 FIGURES = (
@@ -50,14 +50,19 @@ FIGURES = (
     Figure("lecture_toeplitz_w1.png",
            (("inspect", "specs/lecture_cnn.yaml", "--toeplitz", "0", "--out", "W1.png"),), "W1.png"),
     Figure("gradcheck_sweep.png",
-           (("gradcheck", "specs/lecture_cnn.yaml", "--sweep", "--sweep-out", "sweep.png"),),
-           "sweep.png"),
+           (("gradcheck", "specs/lecture_cnn.yaml", "--sweep"),), "gradcheck_sweep.png"),
     Figure("pulse_sweep.png",
            (("sweep", "specs/pulse_cnn.yaml", "--grid", "optimizer.lr=0.01,0.003,0.001",
              "--grid", "training.batch_size=16,64", "--seeds", "2"),
             ("runs", "runs/pulse-cnn-sweep")),
-           "runs/pulse-cnn-sweep/sweep.png"),
+           "runs/pulse-cnn-sweep/sweep.png", run="runs/pulse-cnn-sweep"),
     Figure("step_times.png", (), "step_times.png"),   # drawn from the committed benchmark table
+)
+
+# numbers the docs quote without a picture: (bpcli commands, the run folder they leave)
+NUMBERS = (
+    ((("init", "--template", "cnn2d", "--out", "cnn2d.yaml"), ("train", "cnn2d.yaml", "-q")),
+     "runs/cnn2d"),                                       # docs/writing-specs.md
 )
 
 
@@ -73,9 +78,16 @@ def bpcli(args, cwd: Path) -> int:
 
 
 def quoted_numbers(run: Path) -> str:
-    """The run's final validation accuracy and loss, epochs and seconds, as the docs quote them."""
+    """What the docs quote of a run (final validation accuracy and loss, epochs, seconds) or of a
+    sweep (its final validation accuracy averaged over the variants with each varied value)."""
     import pandas as pd
 
+    if (run / "sweep.csv").exists():
+        table = pd.read_csv(run / "sweep.csv")
+        varied = list(json.loads((run / "sweep.json").read_text())["variants"][0]["values"])
+        means = [f"{path} {value}: {100 * acc:.1f}%" for path in varied
+                 for value, acc in table.groupby(path)["final_val_accuracy"].mean().items()]
+        return f"{run.name}: mean final val_accuracy by " + ", ".join(means)
     s = json.loads((run / "summary.json").read_text())
     final = s["final"]
     acc = final.get("val_accuracy")
@@ -99,8 +111,19 @@ def step_times(out: Path) -> None:
     rows = [{k: v for k, v in r.items() if pd.notna(v)}      # a missing torch column stays missing
             for r in pd.read_csv(table).to_dict("records")]
     bench.plot(rows, out)
-    print(f"step times redrawn from {table.relative_to(ROOT)} ({len(rows)} rows; make bench "
-          "re-times them)")
+    print(f"step times redrawn from {table.relative_to(ROOT)} (make bench re-times them); "
+          "milliseconds per step, as benchmarks/README.md quotes them:")
+    ms = lambda v: f"{v:#.3g}".rstrip(".")   # noqa: E731  (three significant digits, 0.680 kept)
+    for r in rows:
+        print(f"| {r['network']} | {r['dtype']} | {r['batch']} | {ms(r['bpcli_ms'])} | "
+              f"{ms(r['hand_ms'])} | " + (f"{ms(r['torch_ms'])} | " if "torch_ms" in r else "— | ")
+              + f"{r['bpcli/hand']:.2f} | "
+              + (f"{r['bpcli/torch']:.2f} |" if "bpcli/torch" in r else "— |"))
+    epoch = json.loads((ROOT / "benchmarks" / "results" / "epoch.json").read_text())
+    print("pulse_cnn epoch: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch["share"].items())
+          + f"; data + optimizer {100 * epoch['data_and_optimizer']:.1f}%; memory grew "
+          f"{epoch['peak_rss_mb'] - epoch['rss_before_mb']:.0f} MB, {epoch['growth_over_needed']}x "
+          f"the {epoch['needed_mb']} MB of data + parameters + one batch")
 
 
 def make(fig: Figure, scratch: Path) -> bool:
@@ -131,6 +154,11 @@ def main(argv=None) -> int:
         scratch = Path(tmp)
         (scratch / "specs").symlink_to(ROOT / "specs", target_is_directory=True)
         ok = [make(f, scratch) for f in FIGURES if not names or f.png in names]
+        for commands, run in () if names else NUMBERS:
+            print(f"\n=== numbers: {run}", flush=True)
+            ok.append(all(bpcli(args, scratch) == 0 for args in commands))
+            if ok[-1]:
+                print("quoted: " + quoted_numbers(scratch / run))
     return 0 if all(ok) else 1
 
 

@@ -1,10 +1,16 @@
-"""The README's spec reference, generated from the field tables (``python -m bpcli.reference``).
+"""docs/spec-reference.md, generated from the field tables.
 
-A test checks that README.md holds exactly this text between its markers, so
-the documented defaults cannot drift from the ones the validator applies.
+    python -m bpcli.spec.reference --write docs/spec-reference.md   (make docs)
+    python -m bpcli.spec.reference                                  (print it)
+
+tests/test_docs.py checks that the file holds exactly ``document()``, so the
+documented defaults cannot drift from the ones the validator applies.
 """
 
 from __future__ import annotations
+
+import argparse
+from pathlib import Path
 
 from ..train.augment import AUGMENT
 from ..nn.initializers import INITIALIZERS
@@ -15,7 +21,14 @@ from ..train.schedule import SCHEDULES
 from .fields import Param
 from .sections import DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
 
-BEGIN, END = "<!-- spec-reference:begin -->", "<!-- spec-reference:end -->"
+COMMAND = "python -m bpcli.spec.reference --write docs/spec-reference.md"
+
+HEADER = f"""# Spec reference
+
+Every key a spec may hold, its default and its meaning. Generated from the field tables in the
+code by [`bpcli/spec/reference.py`](../bpcli/spec/reference.py): do not edit it by hand, run
+`make docs` (`{COMMAND}`). How to write, check and change a spec: [writing-specs.md](writing-specs.md).
+"""
 
 
 def _default(p: Param) -> str:
@@ -50,27 +63,43 @@ def _table_with_fields(kind, defs) -> list[str]:
 
 
 def markdown() -> str:
-    out = [BEGIN, "", "#### Top level", ""] + _fields(TOP)
-    out += ["", "#### `data`", ""] + _fields(DATA)
-    out += ["", "#### `training`", ""] + _fields(TRAINING)
-    out += ["", "#### `training.early_stopping`", ""] + _fields(EARLY_STOPPING)
-    out += ["", "#### `training.augment`", ""] + _fields(AUGMENT)
-    out += ["", "#### `regularization`", ""] + _fields(REGULARIZATION)
-    out += ["", "#### Layers", "", "| layer | what it computes | example |", "|---|---|---|"]
+    """The reference's tables: top-level keys, sections, then each table of names with its fields."""
+    out = ["## Top level", ""] + _fields(TOP)
+    out += ["", "## `data`", ""] + _fields(DATA)
+    out += ["", "## `training`", ""] + _fields(TRAINING)
+    out += ["", "## `training.early_stopping`", ""] + _fields(EARLY_STOPPING)
+    out += ["", "## `training.augment`", ""] + _fields(AUGMENT)
+    out += ["", "## `regularization`", ""] + _fields(REGULARIZATION)
+    out += ["", "## Layers", "", "| layer | what it computes | example |", "|---|---|---|"]
     out += [f"| `{d.name}` | {_cell(d.doc)} | `{d.example}` |" for d in LAYERS.values()]
     out += [""] + [line for d in LAYERS.values() if d.params
                    for line in [f"`{d.name}` fields:", ""] + _fields(d.params) + [""]]
-    out += ["#### Initializers (`init`)", ""] + _table_with_fields("init", INITIALIZERS)
-    out += ["#### Losses", ""] + _table_with_fields("loss", LOSSES)
-    out += ["#### Optimizers", ""]
+    out += ["## Initializers (`init`)", ""] + _table_with_fields("init", INITIALIZERS)
+    out += ["## Losses", ""] + _table_with_fields("loss", LOSSES)
+    out += ["## Optimizers", ""]
     for d in OPTIMIZERS.values():
         out += [f"`{d.name}`: {d.doc}.", ""] + _fields(d.params) + [""]
-    out += ["#### Schedules (`schedule`)", ""]
+    out += ["## Schedules (`schedule`)", ""]
     for d in SCHEDULES.values():
         out += [f"`{d.name}`: {d.doc}.", ""] + (_fields(d.params) + [""] if d.params else [])
-    out.append(END)
-    return "\n".join(out)
+    return "\n".join(out).rstrip("\n")
+
+
+def document() -> str:
+    """The whole text of docs/spec-reference.md."""
+    return HEADER + "\n" + markdown() + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Print or write bpcli's spec reference (Markdown).")
+    ap.add_argument("--write", type=Path, metavar="FILE", help="write it to FILE instead of printing")
+    args = ap.parse_args(argv)
+    if args.write is None:
+        print(document(), end="")
+    else:
+        args.write.write_text(document(), encoding="utf-8")
+        print(f"wrote {args.write}")
 
 
 if __name__ == "__main__":
-    print(markdown())
+    main()
