@@ -40,16 +40,6 @@ DOT_RTOL = 1e-10          # forward mode vs reverse mode, and adjoint dot-tests:
 H_REL = np.finfo(np.float64).eps ** (1 / 3)
 EXACT_LIMIT = 2000        # --mode auto: exact up to this many parameters, fast above
 
-# which branch a primitive takes: where it changes between W - h and W + h, a tie was crossed
-BRANCHES = {
-    "relu": lambda x, **p: x > 0,
-    "leaky_relu": lambda x, **p: x > 0,
-    "elu": lambda x, **p: x > 0,
-    "maximum": lambda a, b: np.asarray(a) > np.asarray(b),
-    "max": lambda x, axis=None, keepdims=False: x == np.max(x, axis=axis, keepdims=True),
-}
-
-
 def random_batch(model: Model, n: int, seed: int):
     """A small batch that fits the spec's input and the loss's labels."""
     rng = np.random.default_rng(seed)
@@ -68,9 +58,10 @@ def random_batch(model: Model, n: int, seed: int):
 
 
 def crossed(eqns, env_a, env_b) -> str | None:
-    """The first node whose branch differs between two evaluations (a tie crossed), or None."""
+    """The first node whose branch differs between two evaluations (a tie crossed), or None;
+    each primitive with a kink says which branch it takes (``Primitive.branch``)."""
     for e in eqns:
-        branch = BRANCHES.get(e.prim.name)
+        branch = e.prim.branch
         if branch is None:
             continue
         args = [[env[a.id] if isinstance(a, Var) else a for a in e.inputs] for env in (env_a, env_b)]

@@ -29,8 +29,6 @@ from ..errors import InputError
 from ..nn.layers import LAYERS, conv_geometry
 from .plots import pyplot, save
 
-_LAYOUT = {"reshape", "transpose", "pad", "windows", "broadcast_to"}
-_REDUCTIONS = {"sum", "mean", "max"}
 CONV_LAYERS = ("conv1d", "conv2d")
 _LINES = 8  # up to this many conv1d kernels are drawn as lines, more as a mosaic
 
@@ -40,18 +38,12 @@ def _size(shape) -> int:
 
 
 def eqn_flops(e) -> int:
-    """FLOPs of one equation for one sample (the module docstring's convention); 0 without a
-    batch axis (work on the weights alone)."""
-    if not e.out.shape or e.out.shape[0] is not None or e.prim.name in _LAYOUT:
+    """FLOPs of one equation for one sample (the module docstring's convention, each primitive's
+    rule on its ``defprim``); 0 without a batch axis (work on the weights alone)."""
+    if not e.out.shape or e.out.shape[0] is not None:
         return 0
-    name, out = e.prim.name, _size(e.out.shape[1:])
-    if name == "conv":
-        return 2 * out * _size(e.inputs[1].shape[1:])            # (O·P) outputs × (C·K) taps
-    if name == "matmul":
-        return 2 * out * e.inputs[0].shape[-1]                   # outputs × inner size
-    if name in _REDUCTIONS:
-        return _size(e.inputs[0].shape[1:])
-    return out
+    return e.prim.flops(e.out.shape, *(np.shape(a) if not hasattr(a, "shape") else a.shape
+                                       for a in e.inputs), **e.params)
 
 
 def _fields(name, cfg) -> dict:
