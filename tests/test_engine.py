@@ -231,3 +231,38 @@ def test_function_api_vjp_of_a_vector_function_matches_its_jacobian():
     jac = (1 - np.tanh(x @ A.T) ** 2).reshape(4, 1) * A  # dy_i/dx_j
     v = np.random.default_rng(5).standard_normal((1, 4))
     np.testing.assert_allclose(pullback(v)[0], v @ jac, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the printed program
+def test_printed_program_shows_every_equation_with_shapes_params_and_origin():
+    import bpcli
+
+    prog = bpcli.build("specs/lecture_cnn.yaml").program
+    text = prog.pretty()
+    assert str(prog) == text
+    lines = text.splitlines()
+    # inputs first, outputs last, one line per equation in between
+    assert lines[0] == "inputs" and lines[len(prog.inputs) + 1] == "equations"
+    assert lines[-len(prog.outputs) - 1] == "outputs"
+    assert len(lines) == 3 + len(prog.inputs) + len(prog.eqns) + len(prog.outputs)
+    assert "  X:(N,64)" in lines and "  layers.0.weight:(1,1,5)" in lines
+    body = lines[len(prog.inputs) + 2:-len(prog.outputs) - 1]
+    for line, e in zip(body, prog.eqns):
+        shape = "(" + ",".join("N" if n is None else str(n) for n in e.out.shape) + ")"
+        assert line.startswith(f"  v{e.out.id}:{shape} = {e.prim.name} "), line
+        assert line.endswith(f"   # {e.origin}"), line
+    conv = next(line for line in body if " = conv " in line)
+    assert "= conv v3 layers.0.weight stride=(1,) dilation=(1,)" in conv and "# layers[0]" in conv
+    assert any("= reshape X shape=(N,1,64)" in line for line in body)   # N: the batch axis
+    assert any("= logaddexp 0 v" in line for line in body)              # a constant operand
+    assert "  loss = v" in text.split("outputs")[1]
+
+
+def test_printed_program_of_a_traced_function_has_no_origins():
+    b = Builder()
+    x = b.input("x", (3,))
+    b.output("y", (x * 2.0).sum())
+    assert b.program().pretty().splitlines() == [
+        "inputs", "  x:(3,)", "equations",
+        "  v1:(3,) = mul x 2", "  v2:() = sum v1 axis=None keepdims=False",
+        "outputs", "  y = v2"]

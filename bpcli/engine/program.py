@@ -131,7 +131,8 @@ class Program:
 
 
 def _shape_text(shape) -> str:
-    return "(" + ",".join("N" if n is None else str(n) for n in shape) + ")"
+    text = ",".join("N" if n is None else str(n) for n in shape)
+    return f"({text},)" if len(shape) == 1 else f"({text})"  # a 1-tuple as Python writes it
 
 
 def _operand(a) -> str:
