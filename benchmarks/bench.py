@@ -74,7 +74,10 @@ def bench_steps(rounds: int, min_seconds: float, networks=NETWORKS, batches=BATC
 def _bench_one(net, spec, hand, torch_factory, make_data, dtype, batch, rounds, min_seconds):
     model = bpcli.build(spec, dtype=dtype)
     Xp, yp, labels = make_data(model, batch, np.random.default_rng(batch))
-    impls = {"bpcli": lambda: model._loss_and_grad(Xp, yp),
+    def engine_step():
+        s = model.step(Xp, yp)
+        return s.loss, s.grads
+    impls = {"bpcli": engine_step,
              "hand": lambda: hand(model.params, Xp, yp)}
     torch_step = torch_factory(model.params)
     if torch_step is not None:
@@ -140,7 +143,7 @@ def bench_epoch(epochs: int = 3, n: int = 4000):
     # optimizer's two buffers each, and every value of one training step
     bs = spec.data["training"]["batch_size"]
     X, y = p.train
-    env = evaluate(p.model.program, p.model._values(X[:bs], y[:bs]))
+    env = evaluate(p.model.program, p.model.inputs(X[:bs], y[:bs]))
     activations = sum(getattr(v, "nbytes", 0) for v in env)
     data = sum(a.nbytes for part in (p.train, p.val) for a in part if a is not None)
     params = 3 * sum(w.nbytes for w in p.model.params.values())

@@ -21,4 +21,13 @@ def build(spec, dtype=None) -> Model:
     return Model(load_spec(spec), dtype=dtype)
 
 
-__all__ = ["build", "Model", "Spec", "load_spec", "InputError", "CheckFailed", "__version__"]
+def load_run(run, checkpoint: str = "final") -> Model:
+    """A trained run folder (written by ``bpcli train``) -> its :class:`Model`, with the weights
+    and state of ``checkpoint``: ``final`` (model.npz) or ``best`` (best.npz, the best
+    validation metric). Raises :class:`InputError` for a folder that is not a run or lacks it."""
+    from .train.run_folder import RunFolder
+
+    return RunFolder.open(run).load_model(checkpoint)
+
+
+__all__ = ["build", "load_run", "Model", "Spec", "load_spec", "InputError", "CheckFailed", "__version__"]

@@ -298,7 +298,7 @@ def _corrupt_weights(run_dir, w):
 
 EVAL_CASES = {
     "missing-run-folder": (lambda r, w: ["nothere", "--data", "x.npz"],
-                           ["nothere", "not a run folder", "spec.yaml and model.npz"]),
+                           ["nothere", "not a run folder", "no such folder"]),
     "not-a-run-folder": (lambda r, w: (w / "plain").mkdir() or ["plain"],
                          ["plain", "not a run folder"]),
     "spec-file-as-run": (lambda r, w: ["base.yaml"], ["base.yaml", "not a run folder"]),
@@ -358,5 +358,5 @@ def test_gradcheck_bad_input(case, workdir, capfd):
 def test_plot_of_a_folder_that_is_not_a_run(workdir, capfd, run_dir):
     (workdir / "plain").mkdir()
     run_bad(capfd, ["plot", run_dir, "plain", "--out", "p.png"],
-            ["plain", "not a run folder", "metrics.csv"])
+            ["plain", "not a run folder", "spec.yaml"])
     assert not (workdir / "p.png").exists()

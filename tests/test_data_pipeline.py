@@ -216,7 +216,7 @@ def test_augmentation_changes_training_batches_only(tmp_path, monkeypatch):
     summary = execute(p, tmp_path / "run")
     assert calls == [16] * 10                       # 80 training samples, 5 steps an epoch
     assert np.array_equal(p.train[0], train_before)
-    assert p.model._loss(*p.val) == pytest.approx(summary["final"]["val_loss"], rel=1e-12)
+    assert p.model.step(*p.val, grad=False).loss == pytest.approx(summary["final"]["val_loss"], rel=1e-12)
     assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
     assert len(calls) == 10
 

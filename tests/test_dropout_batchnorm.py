@@ -71,7 +71,7 @@ def test_dropout_in_evaluation_is_the_identity():
     model = bpcli.build(spec([7], [{"dropout": {"rate": 0.5}}]))
     X = np.random.default_rng(0).standard_normal((4, 7))
     np.testing.assert_array_equal(model.forward(X), X)
-    assert not any(e.origin.startswith("layers[0]") for e in model.program.eqns)
+    assert not any(e.origin.layer() == 0 for e in model.program.eqns)
 
 
 def test_dropout_masks_come_from_the_generator_and_only_from_it():
@@ -161,7 +161,7 @@ def test_batchnorm_training_forward_and_gradients_match_torch(sample, cfg):
     # L = sum of squares of the output: gradients wrt input, weight and bias
     (out_t ** 2).sum().backward()
     prog = model.train_program
-    env = evaluate(prog, model._values(X, None))
+    env = evaluate(prog, model.inputs(X, None))
     wrt = ["X", *model.params]
     grads = backward(prog, env, "loss", wrt)
     np.testing.assert_allclose(grads["X"], x_t.grad.numpy(), rtol=1e-10, atol=1e-10)
@@ -183,7 +183,7 @@ def test_batchnorm_running_statistics_and_evaluation_match_torch(sample, cfg):
     for n in (6, 6, 3):
         X = rng.standard_normal((n, *sample)) * 2 - 1
         bn(torch.tensor(X))
-        *_, stats = model._train_step(X, None, {})
+        stats = model.step(X, None, train=True, masks={}).batch_stats
         model.update_buffers(stats, n)
         np.testing.assert_allclose(model.buffers["layers.0.running_mean"], bn.running_mean.numpy(),
                                    rtol=1e-12, atol=1e-15)
@@ -224,8 +224,8 @@ def test_running_statistics_are_state_not_parameters():
     # the l2 penalty sees conv and dense weights only, not batchnorm's scale
     penalty = 0.1 * sum(float((model.params[k] ** 2).sum()) for k in ("layers.0.weight",
                                                                         "layers.3.weight"))
-    losses, _ = model._losses_and_output(*model.prepare(X, np.arange(4) % 2))
-    assert losses["reg_loss"] == pytest.approx(penalty, rel=1e-12)
+    losses = model.step(*model.prepare(X, np.arange(4) % 2), grad=False)
+    assert losses.reg_loss == pytest.approx(penalty, rel=1e-12)
     with pytest.raises(InputError, match="no weights to initialize"):
         bpcli.build(spec([2, 6, 6], ["batchnorm"], loss="sum_squares",
                          init={"layers": {0: "xavier"}}))
@@ -285,9 +285,9 @@ def test_model_npz_holds_the_running_statistics_and_eval_uses_them(tmp_path):
         np.testing.assert_array_equal(v, saved[k])
     # validation ran in evaluation mode with the running statistics
     X, y = p.val                                 # prepared: y one-hot
-    assert again._loss(X, y) == pytest.approx(summary["final"]["val_loss"], rel=1e-12)
+    assert again.step(X, y, grad=False).loss == pytest.approx(summary["final"]["val_loss"], rel=1e-12)
     row = json.loads((tmp_path / "run" / "summary.json").read_text())["final"]
-    assert row["val_accuracy"] == pytest.approx(again._accuracy(X, y))
+    assert row["val_accuracy"] == pytest.approx(again.loss_def.accuracy(again.forward(X), y))
 
 
 def test_training_with_batchnorm_and_dropout_matches_the_same_run_in_torch(tmp_path):

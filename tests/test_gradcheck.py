@@ -12,7 +12,8 @@ import pytest
 import bpcli
 from bpcli.cli import main
 from bpcli.engine.rules import PRIMITIVES, _conv, _pad, unbroadcast
-from bpcli.explain.gradcheck import gradcheck, toeplitz_matrix
+from bpcli.explain.gradcheck import gradcheck
+from bpcli.nn.layers import LAYERS
 from bpcli.nn.model import Model
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
@@ -24,10 +25,9 @@ def pulse_model():
 
 def mutate(model, layer, prim, index, wrong):
     """Replace one VJP rule of ``prim`` in the equations of one layer only (a buggy copy of it)."""
-    origin = f"layers[{layer}]"
     prog = model.program
     for k, e in enumerate(prog.eqns):
-        if e.origin.startswith(origin) and e.prim.name == prim:
+        if e.origin.layer() == layer and e.prim.name == prim:
             vjp = list(e.prim.vjp)
             vjp[index] = wrong
             prog.eqns[k] = dataclasses.replace(e, prim=dataclasses.replace(e.prim, vjp=tuple(vjp)))
@@ -111,14 +111,57 @@ def test_a_random_check_point_on_a_kink_is_redrawn():
     assert report["redrawn"] == 3 and report["passed"] is True
 
 
+def toeplitz_written_out(w, in_shape, stride, dilation, widths):
+    """The explicit matrix of a convolution, entry by entry: row (o, p) holds w[o, c, k] at
+    column (c, p·stride + k·dilation - pad) wherever that lands inside the input, which makes it
+    banded (block-)Toeplitz: the lecture's W1 and W2."""
+    o_ch, c_ch = w.shape[:2]
+    kernel, spatial = w.shape[2:], in_shape[1:]
+    padded = [n + lo + hi for n, (lo, hi) in zip(spatial, widths)]
+    out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(padded, kernel, stride, dilation)]
+    T = np.zeros((o_ch * int(np.prod(out)), c_ch * int(np.prod(spatial))))
+    for o in range(o_ch):
+        for p_i, p in enumerate(np.ndindex(*out)):
+            for c in range(c_ch):
+                for k in np.ndindex(*kernel):
+                    pos = [pp * s + kk * d - lo for pp, kk, s, d, (lo, _)
+                           in zip(p, k, stride, dilation, widths)]
+                    if all(0 <= q < n for q, n in zip(pos, spatial)):
+                        col = c * int(np.prod(spatial)) + int(np.ravel_multi_index(pos, spatial))
+                        T[o * int(np.prod(out)) + p_i, col] += w[(o, c) + k]
+    return T
+
+
 def test_explicit_toeplitz_matrix_is_the_lecture_banded_matrix():
     w = np.array([[[1.0, 2.0, 3.0]]])                 # one channel in and out, kernel 3, pad 1
-    T = toeplitz_matrix(w, (1, 5), (1,), (1,), ((1, 1),))
+    T = toeplitz_written_out(w, (1, 5), (1,), (1,), ((1, 1),))
     np.testing.assert_array_equal(T, [[2, 3, 0, 0, 0],
                                       [1, 2, 3, 0, 0],
                                       [0, 1, 2, 3, 0],
                                       [0, 0, 1, 2, 3],
                                       [0, 0, 0, 1, 2]])
+
+
+@pytest.mark.parametrize("name, fields, sample, geometry", [
+    ("conv1d", {"channels": 2, "kernel": 3, "pad": "same", "stride": 1, "dilation": 2},
+     (3, 9), ((1,), (2,), ((2, 2),))),
+    ("conv1d", {"channels": 1, "kernel": 2, "pad": 1, "stride": 3, "dilation": 1},
+     (2, 10), ((3,), (1,), ((1, 1),))),
+    ("conv2d", {"channels": 2, "kernel": [2, 3], "pad": [1, 0], "stride": [2, 1], "dilation": 1},
+     (2, 5, 6), ((2, 1), (1, 1), ((1, 1), (0, 0)))),
+])
+def test_a_conv_layers_matrix_view_is_the_toeplitz_matrix_written_out(name, fields, sample,
+                                                                      geometry):
+    """The matrix gradcheck checks each conv layer against (``LayerDef.matrix``, built by the
+    toeplitz primitive) equals the one written out entry by entry."""
+    stride, dilation, widths = geometry
+    cfg = dict(fields, bias=True, impl="fast")
+    w = np.random.default_rng(0).standard_normal((fields["channels"], sample[0],
+                                                  *np.atleast_1d(fields["kernel"]) * np.ones(
+                                                      len(sample) - 1, dtype=int)))
+    T = LAYERS[name].matrix(cfg, sample, w)
+    np.testing.assert_allclose(T, toeplitz_written_out(w, sample, stride, dilation, widths),
+                               rtol=0, atol=1e-15)
 
 
 def test_cost_table_counts_the_lecture_argument():

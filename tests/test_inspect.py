@@ -140,7 +140,7 @@ def test_toeplitz_and_kernels_of_a_trained_run(capsys, tmp_path, image_spec):
 @pytest.mark.parametrize("args,message", [
     (["--toeplitz", 9], "layer index 9 is out of range: the spec has layers 0 to 5"),
     (["--toeplitz", -1], "layer index -1 is out of range"),
-    (["--toeplitz", 1], "layers[1] is relu, not a convolution (conv1d or conv2d)"),
+    (["--toeplitz", 1], "layers[1] is relu, which has no matrix view"),
     (["--toeplitz", 0, "--kernels"], "one picture at a time"),
 ])
 def test_bad_picture_requests_exit_2_with_a_message(capsys, tmp_path, args, message):
@@ -166,3 +166,8 @@ def test_spec_or_run_is_required(capsys, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     code, _, err = cli(capsys, "inspect", *args)
     assert code == 2 and message in err, err
+
+
+def test_a_dense_layers_matrix_view_is_its_weight_the_lectures_w3():
+    model = bpcli.build(LECTURE)
+    np.testing.assert_array_equal(toeplitz_matrix(model, 4), model.params["layers.4.weight"])

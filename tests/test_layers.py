@@ -23,17 +23,6 @@ def spec(input_shape, layers, loss="mse", seed=0):
             "layers": layers, "loss": loss}
 
 
-def _labels(model, loss, n, rng):
-    out = model.output_shape[1:]
-    if loss in ("mse", "mae", "huber"):
-        return rng.standard_normal((n, *out))
-    if loss in ("logistic", "hinge"):
-        return np.arange(n) % 2                      # 0/1, read as -1/+1
-    if loss == "softmax_cross_entropy":
-        return np.arange(n) % out[0]                 # class indices 0..K-1
-    return None                                      # sum_squares: no labels
-
-
 # ---------------------------------------------------------------- gradients of every layer
 # (case id, input shape, layers, loss): every layer name and every loss appears at least once
 LAYER_CASES = [
@@ -117,7 +106,7 @@ def test_loss_and_grad_matches_central_differences_on_every_parameter(input_shap
     for w in model.params.values():  # nonzero biases too, so nothing sits on a ReLU kink by accident
         w[...] = rng.standard_normal(w.shape) * 0.7
     X = rng.standard_normal((6, *input_shape))
-    y = _labels(model, loss, 6, rng)
+    y = model.loss_def.example_labels(rng, 6, model.output_shape)
     L, grads = model.loss_and_grad(X, y)
     assert L == model.loss(X, y)
     assert set(grads) == set(model.params)

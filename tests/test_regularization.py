@@ -10,6 +10,7 @@ import pytest
 
 import bpcli
 from bpcli.train.loop import train
+from bpcli.train.run_folder import RunFolder
 
 LAYERS = [{"conv1d": {"channels": 2, "kernel": 3}}, "relu", {"dense": {"units": 1}}]
 WEIGHTS = ("layers.0.weight", "layers.2.weight")
@@ -73,7 +74,7 @@ def test_metrics_report_data_and_reg_loss_beside_their_total(tmp_path, batch):
     model = build(reg, optimizer={"name": "gd", "lr": 0.05}, training={"epochs": 4})
     start = {k: w.copy() for k, w in model.params.items()}
     data = model.prepare(*batch)
-    train(model, data, data, tmp_path)
+    train(model, data, data, RunFolder(tmp_path))
     with open(tmp_path / "metrics.csv", newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)

@@ -15,28 +15,16 @@ import pandas as pd
 import pytest
 
 from bpcli.cli import main
-from helpers import run_arrays, same_bits
+from helpers import run_arrays, same_bits, tiny_spec
 
 BPCLI = str(Path(sys.executable).parent / "bpcli")
-SPEC = """\
-name: long
-input: [32]
-data: {builtin: pulses, n: 3000}
-layers:
-  - conv1d: {channels: 4, kernel: 5, pad: same}
-  - relu
-  - dense: {units: 1}
-loss: logistic
-optimizer: {name: adam, lr: 0.003}
-training: {epochs: EPOCHS, batch_size: 16}
-"""
 
 
-def spec_file(path: Path, epochs: int, **replace) -> Path:
-    text = SPEC.replace("EPOCHS", str(epochs))
-    for a, b in replace.items():
-        text = text.replace(a, b)
-    path.write_text(text)
+def spec_file(path: Path, epochs: int, optimizer: dict | None = None) -> Path:
+    """helpers.tiny_spec on 3000 pulses (adam, lr 0.003, batches of 16) for ``epochs`` epochs."""
+    path.write_text(tiny_spec(name="long", data={"n": 3000, "val_split": 0.2},
+                              optimizer=optimizer or {"lr": 0.003},
+                              training={"epochs": epochs, "batch_size": 16}))
     return path
 
 
@@ -60,7 +48,7 @@ def test_resume_continues_exactly_where_the_run_stopped(workdir):
 
 def test_resume_refuses_a_different_spec_unless_forced(workdir, capsys):
     spec = spec_file(workdir / "s.yaml", 2)
-    other = spec_file(workdir / "t.yaml", 2, **{"lr: 0.003": "lr: 0.01"})
+    other = spec_file(workdir / "t.yaml", 2, {"lr": 0.01})
     assert main(["train", str(spec), "-q", "--out", "r", "--epochs", "1"]) == 0
     assert main(["train", str(other), "--resume", "r", "-q"]) == 2
     assert "differs from the spec this run was trained with" in capsys.readouterr().err
@@ -115,7 +103,7 @@ def test_a_stopped_or_killed_run_resumes_to_the_same_weights(workdir, how):
 
 
 def test_a_diverging_run_names_the_node_and_keeps_the_last_finite_checkpoint(workdir, capsys):
-    spec = spec_file(workdir / "s.yaml", 3, **{"{name: adam, lr: 0.003}": "{name: sgd, lr: 1.0e+6}"})
+    spec = spec_file(workdir / "s.yaml", 3, {"name": "sgd", "lr": 1.0e+6})
     assert main(["train", str(spec), "-q", "--out", "d"]) == 1
     err = capsys.readouterr().err
     assert "training diverged" in err and "the first non-finite value appears in the" in err
@@ -177,7 +165,7 @@ def test_training_on_memory_mapped_npy_reads_batches_not_the_file(workdir):
     s = json.loads((workdir / "m" / "summary.json").read_text())
     assert s["n_train"] == 2400 and s["n_val"] == 600 and s["final"]["val_accuracy"] > 0.8
     # a single .npy path means its folder
-    assert data_mod.load_file(folder / "X.npy").X.shape == (3000, 32)
+    assert data_mod.load_file(folder / "X.npy", "y").X.shape == (3000, 32)
 
 
 def test_diff_names_the_keys_that_differ_and_plot_smooths(workdir, capsys):
@@ -214,22 +202,23 @@ def test_a_run_stopped_after_the_last_batch_of_an_epoch_resumes_to_its_row(workd
     """The checkpoint may fall between an epoch's last step and its metrics row."""
     from bpcli.train import loop as train_mod
     from bpcli.train import run
+    from bpcli.train.run_folder import RunFolder
     from bpcli.spec.validate import load
 
     spec = spec_file(workdir / "s.yaml", 2)
     assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
     p = run.prepare(load(spec))
-    run_dir = train_mod.new_run_dir(workdir / "cut")
-    train_mod.write_spec(p.model, run_dir)
-    t = train_mod.Trainer(p.model, p.train, p.val, run_dir, data_fingerprint=p.fingerprint)
-    log = train_mod._MetricsLog(run_dir / "metrics.csv", t.columns)
-    t.t0, t.started = time.perf_counter(), train_mod.datetime.now(train_mod.timezone.utc)
-    t.order = t.rng.permutation(t.n)
+    folder = RunFolder.create(workdir / "cut")
+    folder.write_spec(p.model.spec)
+    t = train_mod.Trainer(p.model, p.train, p.val, folder, data_fingerprint=p.fingerprint)
+    log = train_mod.MetricsLog(folder.metrics, t.columns)
+    t.state.order = t.state.rng.permutation(t.n)
     starts = range(0, t.n, t.bs)
-    while t.batch < len(starts):       # every step of epoch 1, then stop before its row
-        t._step(log, starts)
+    while t.state.batch < len(starts):       # every step of epoch 1, then stop before its row
+        t.step(log, starts)
     t.checkpoint(force=True)
     log.close()
+    run_dir = folder.path
     assert main(["train", "--resume", str(run_dir), "-q"]) == 0
     assert same_bits(run_arrays(workdir / "straight"), run_arrays(run_dir))
     assert list(pd.read_csv(run_dir / "metrics.csv")["epoch"]) == [1, 2]

@@ -13,6 +13,7 @@ import bpcli
 from bpcli.errors import InputError
 from bpcli.train.schedule import SCHEDULES, Schedule
 from bpcli.train.loop import train
+from bpcli.train.run_folder import RunFolder
 
 LR, T = 0.1, 25
 
@@ -99,7 +100,7 @@ def test_metrics_lr_column_is_the_lr_each_row_used(tmp_path):
     model = bpcli.build(spec)
     rng = np.random.default_rng(0)
     data = model.prepare(rng.standard_normal((20, 3)), rng.standard_normal(20))
-    train(model, data, None, tmp_path)
+    train(model, data, None, RunFolder(tmp_path))
     with open(tmp_path / "metrics.csv", newline="") as f:
         lrs = [float(r["lr"]) for r in csv.DictReader(f)]
     assert lrs == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]

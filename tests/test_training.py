@@ -12,6 +12,7 @@ import pytest
 import bpcli
 from bpcli.train.optim import OPTIMIZERS
 from bpcli.train.loop import train
+from bpcli.train.run_folder import RunFolder
 
 
 def spec(training, optimizer="sgd", loss="logistic", **extra):
@@ -25,7 +26,7 @@ def run(tmp_path, s, n=40, val=True):
     X = rng.standard_normal((n, 5))
     y = (X[:, 0] > 0).astype(int)
     data = model.prepare(X, y)
-    summary = train(model, data, model.prepare(X[:10], y[:10]) if val else None, tmp_path)
+    summary = train(model, data, model.prepare(X[:10], y[:10]) if val else None, RunFolder(tmp_path))
     with open(tmp_path / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return summary, rows

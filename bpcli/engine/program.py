@@ -77,6 +77,25 @@ class Var:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where an equation came from, for errors, pictures and per-layer reports: a part of the
+    spec (``layers``, ``loss``, ``preprocess``, ``regularization``; empty for a traced Python
+    function), the index within it (a layer's position) and the name there (``conv1d``)."""
+
+    part: str = ""
+    index: int | None = None
+    name: str = ""
+
+    def __str__(self) -> str:
+        where = self.part if self.index is None else f"{self.part}[{self.index}]"
+        return f"{where} ({self.name})" if self.name else where
+
+    def layer(self) -> int | None:
+        """The index of the spec layer this came from, or None."""
+        return self.index if self.part == "layers" else None
+
+
+@dataclass(frozen=True)
 class Eqn:
     """``out = prim(*inputs, **params)``; an input is a Var or a constant array/number."""
 
@@ -84,7 +103,7 @@ class Eqn:
     inputs: tuple
     out: Var
     params: dict
-    origin: str = ""  # where it came from, e.g. "layers[0] (conv1d)": errors and pictures name it
+    origin: Origin = Origin()  # where it came from: str() gives e.g. "layers[0] (conv1d)"
     saved: Var | None = None  # what the forward keeps for the backward (primitives with saves=True)
 
 
@@ -157,7 +176,7 @@ class Builder:
         self.inputs: dict[str, Var] = {}
         self.eqns: list[Eqn] = []
         self.outputs: dict[str, Var] = {}
-        self.origin = ""
+        self.origin = Origin()  # set by the code that builds: each equation records it
         self._next = 0
 
     def _var(self, shape, name=None):

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..engine import Program, backward, evaluate, forward_tangent
 from ..engine.program import Var
+from ..nn.layers import LAYERS
 from ..nn.model import Model
 
 RTOL, ATOL = 1e-5, 1e-8
@@ -41,20 +42,11 @@ H_REL = np.finfo(np.float64).eps ** (1 / 3)
 EXACT_LIMIT = 2000        # --mode auto: exact up to this many parameters, fast above
 
 def random_batch(model: Model, n: int, seed: int):
-    """A small batch that fits the spec's input and the loss's labels."""
+    """A small batch that fits the spec's input, with labels as a user would give them (the
+    loss's own ``example_labels``); standard normal inputs."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, *model.spec.data["input"]))
-    out = model.output_shape
-    name = model.loss_def.name
-    if model.loss_def.label_shape(out) is None:
-        y = None
-    elif name == "softmax_cross_entropy":
-        y = rng.integers(0, out[1], n)
-    elif name in ("logistic", "hinge"):
-        y = rng.choice([-1, 1], n)
-    else:
-        y = rng.standard_normal((n, *out[1:]))
-    return X, y
+    return X, model.loss_def.example_labels(rng, n, model.output_shape)
 
 
 def crossed(eqns, env_a, env_b) -> str | None:
@@ -80,7 +72,7 @@ class _Point:
 
     def __init__(self, model: Model, X, y):
         self.model, self.X, self.y = model, X, y
-        self.values = model._values(X, y)
+        self.values = model.inputs(X, y)
         self.prog = model.program
         self.env = evaluate(self.prog, self.values)
         self.loss = float(self.env[self.prog.outputs["loss"].id])
@@ -177,9 +169,9 @@ def check_directions(pt: _Point, n_dirs: int, eps, rng):
 # ---------------------------------------------------------------- layer by layer
 def _layer_programs(prog: Program):
     """For each layer: a program of its own equations, inputs = what flows in from outside."""
-    groups: dict[str, list] = {}
+    groups: dict = {}
     for e in prog.eqns:
-        if e.origin.startswith("layers["):
+        if e.origin.layer() is not None:
             groups.setdefault(e.origin, []).append(e)
     param_names = {v.id: n for n, v in prog.inputs.items()}
     for origin, eqns in groups.items():
@@ -210,7 +202,7 @@ def check_layers(pt: _Point, eps, rng, max_entries=50):
         out_id = sub.outputs["out"].id
         v = rng.standard_normal(np.shape(env[out_id]))
         grads = backward(sub, env, "out", list(sub.inputs), seed=v)
-        report = {"layer": origin, "passed": True, "max_rel_err": 0.0, "kinks": 0, "worst": None}
+        report = {"layer": str(origin), "passed": True, "max_rel_err": 0.0, "kinks": 0, "worst": None}
         worst_err = -1.0
         for name, x in values.items():
             flat, gflat = np.asarray(x, dtype=np.float64).reshape(-1), grads[name].reshape(-1)
@@ -255,11 +247,12 @@ def _linear_part(sub: Program, values):
 
 
 def check_linear_layers(pt: _Point, rng):
-    """⟨A x, y⟩ = ⟨x, Aᵀ y⟩ for conv and dense layers; conv against its explicit Toeplitz matrix."""
+    """⟨A x, y⟩ = ⟨x, Aᵀ y⟩ for every layer that is a linear map of its input (its bias zeroed:
+    ``LayerDef.linear``); a layer with a matrix view against that explicit matrix."""
     rows = []
     for origin, sub, outer in _layer_programs(pt.prog):
-        kind = origin.split("(")[-1].rstrip(")")
-        if kind not in ("dense", "conv1d", "conv2d") or outer is None:
+        definition = LAYERS[origin.name]
+        if not definition.linear or outer is None:
             continue
         values = {n: pt.env[v.id] for n, v in sub.inputs.items()}
         apply, transpose = _linear_part(sub, values)
@@ -268,54 +261,27 @@ def check_linear_layers(pt: _Point, rng):
         yv = rng.standard_normal(ax.shape)
         lhs, rhs = float(np.vdot(ax, yv)), float(np.vdot(x, transpose(yv)))
         rel = abs(lhs - rhs) / max(abs(lhs), abs(rhs), 1e-300)
-        row = {"layer": origin, "test": "adjoint", "lhs": lhs, "rhs": rhs, "rel_err": rel,
+        row = {"layer": str(origin), "test": "adjoint", "lhs": lhs, "rhs": rhs, "rel_err": rel,
                "passed": bool(rel <= DOT_RTOL)}
         rows.append(row)
-        if kind.startswith("conv"):
-            rows.append(_toeplitz_row(origin, pt.model.spec, values, apply))
+        if definition.matrix is not None:
+            rows.append(_matrix_row(origin, pt.model.spec, values, apply))
     return rows
 
 
-def _toeplitz_row(origin, spec, values, apply):
-    """The layer (biases zeroed) on one recorded sample against its explicit Toeplitz matrix."""
-    from ..nn.layers import conv_geometry
-
-    name, cfg = spec.layer_list()[int(origin[len("layers["):origin.index("]")])]
+def _matrix_row(origin, spec, values, apply):
+    """The layer (biases zeroed) on one recorded sample against its explicit matrix T, y = T x
+    (for a convolution, the banded Toeplitz matrix the lecture draws)."""
+    _, cfg = spec.layer_list()[origin.layer()]
     x1 = values["input"][:1]
-    geo = conv_geometry(name, cfg, x1.shape[1:])
     w = values[next(n for n in values if n.endswith(".weight"))]
-    T = toeplitz_matrix(w, (geo.in_channels, *geo.size), geo.stride, geo.dilation, geo.pad)
+    T = LAYERS[origin.name].matrix(cfg, x1.shape[1:], w)
     explicit = T @ x1.reshape(-1)
     err = float(np.max(np.abs(apply(x1).reshape(-1) - explicit), initial=0.0))
     scale = float(np.max(np.abs(explicit), initial=0.0))
-    return {"layer": origin, "test": "toeplitz", "matrix": list(T.shape), "max_abs_err": err,
+    return {"layer": str(origin), "test": "toeplitz" if origin.name.startswith("conv") else "matrix",
+            "matrix": list(T.shape), "max_abs_err": err,
             "passed": bool(err <= 1e-12 * max(1.0, scale))}
-
-
-def toeplitz_matrix(w, in_shape, stride, dilation, widths):
-    """The explicit matrix of a convolution: row (o, out position), column (c, in position).
-
-    Written plainly, entry by entry: row (o, p) holds w[o, c, k] at column
-    (c, p·stride + k·dilation - pad) wherever that lands inside the input, which
-    makes it banded (block-)Toeplitz: the lecture's W1 and W2.
-    """
-    o_ch, c_ch = w.shape[:2]
-    kernel = w.shape[2:]
-    spatial = in_shape[1:]
-    padded = [n + lo + hi for n, (lo, hi) in zip(spatial, widths)]
-    out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(padded, kernel, stride, dilation)]
-    T = np.zeros((o_ch * int(np.prod(out)), c_ch * int(np.prod(spatial))))
-    for o in range(o_ch):
-        for p_i, p in enumerate(np.ndindex(*out)):
-            row = o * int(np.prod(out)) + p_i
-            for c in range(c_ch):
-                for k in np.ndindex(*kernel):
-                    pos = [pp * s + kk * d - lo for pp, kk, s, d, (lo, _)
-                           in zip(p, k, stride, dilation, widths)]
-                    if all(0 <= q < n for q, n in zip(pos, spatial)):
-                        col = c * int(np.prod(spatial)) + int(np.ravel_multi_index(pos, spatial))
-                        T[row, col] += w[(o, c) + k]
-    return T
 
 
 # ---------------------------------------------------------------- structure and cost
@@ -379,7 +345,11 @@ def _index(i, shape):
 def gradcheck(spec, X=None, y=None, *, n: int = 4, seed: int = 0, eps: float | None = None,
               mode: str = "auto", directions: int = 8, max_entries: int | None = None,
               layers: bool = True, with_sweep: bool = False, with_cost: bool = True) -> dict:
-    """Check a spec's gradients every way this module knows; return a JSON-ready report."""
+    """Check a spec's gradients every way this module knows; return a JSON-ready report.
+
+    ``X``, ``y``: data to check on, as :meth:`Model.prepare` returns it (the first ``n``
+    samples are used); None: a random batch of ``n`` samples with example labels.
+    """
     model = spec if isinstance(spec, Model) else Model(spec, dtype=np.float64)
     if model.dtype != np.float64:
         model = Model(model.spec, dtype=np.float64)
@@ -388,10 +358,10 @@ def gradcheck(spec, X=None, y=None, *, n: int = 4, seed: int = 0, eps: float | N
     draws = 0
     while True:
         if X is None or draws:
-            Xb, yb = random_batch(model, n, seed + draws)
-        else:
-            Xb, yb = X[:n], None if y is None else y[:n]
-        pt = _Point(model, *model.prepare(Xb, yb))
+            pt = _Point(model, *model.prepare(*random_batch(model, n, seed + draws)))
+        else:  # prepared data (labels as the loss takes them), cast to float64
+            pt = _Point(model, np.asarray(X[:n], dtype=np.float64),
+                        None if y is None else np.asarray(y[:n], dtype=np.float64))
         rng = np.random.default_rng(seed)
         rows = check_entries(pt, eps, max_entries, rng) if mode == "exact" else []
         kinks = sum(r["kinks"] for r in rows)

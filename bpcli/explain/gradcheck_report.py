@@ -50,12 +50,12 @@ def gradcheck_tables(report: dict, title: str) -> list:
             t.add_row(r["layer"], f"{r['max_rel_err']:.1e}", str(r["kinks"]), _ok(r["passed"]), worst)
         out.append(t)
     if report.get("linear"):
-        t = Table(title="linear layers: adjoint dot-test ⟨Ax, y⟩ = ⟨x, Aᵀy⟩; conv vs explicit Toeplitz")
+        t = Table(title="linear layers: adjoint dot-test ⟨Ax, y⟩ = ⟨x, Aᵀy⟩; a layer against its explicit matrix (conv: Toeplitz)")
         for col in ("layer", "test", "error", "result"):
             t.add_column(col, justify="left" if col in ("layer", "test") else "right")
         for r in report["linear"]:
             err = r["rel_err"] if r["test"] == "adjoint" else r["max_abs_err"]
-            test = r["test"] if r["test"] == "adjoint" else f"toeplitz {'×'.join(map(str, r['matrix']))}"
+            test = r["test"] if r["test"] == "adjoint" else f"{r['test']} {'×'.join(map(str, r['matrix']))}"
             t.add_row(r["layer"], test, f"{err:.1e}", _ok(r["passed"]))
         out.append(t)
     if "cost" in report:

@@ -26,10 +26,9 @@ import numpy as np
 
 from ..engine import PRIMITIVES
 from ..errors import InputError
-from ..nn.layers import LAYERS, conv_geometry
+from ..nn.layers import LAYERS
 from .plots import pyplot, save
 
-CONV_LAYERS = ("conv1d", "conv2d")
 _LINES = 8  # up to this many conv1d kernels are drawn as lines, more as a mosaic
 
 
@@ -74,8 +73,8 @@ def _by_layer(model) -> list[list]:
     """The equations each layer compiled to, in order (their origin names the layer)."""
     eqns = [[] for _ in model.spec.layer_list()]
     for e in model.program.eqns:
-        if e.origin.startswith("layers["):
-            eqns[int(e.origin[len("layers["):e.origin.index("]")])].append(e)
+        if e.origin.layer() is not None:
+            eqns[e.origin.layer()].append(e)
     return eqns
 
 
@@ -104,32 +103,38 @@ def summary(model) -> dict:
                                       "flops": sum(r["flops"] for r in rows)}}
 
 
-def _conv_layer(model, i):
+def _matrix_layer(model, i):
     layers = model.spec.layer_list()
     if not 0 <= i < len(layers):
         raise InputError(f"layer index {i} is out of range: the spec has layers 0 to "
                          f"{len(layers) - 1}", path="--toeplitz")
     name, cfg = layers[i]
-    if name not in CONV_LAYERS:
-        raise InputError(f"layers[{i}] is {name}, not a convolution (conv1d or conv2d): only a "
-                         f"convolution has a Toeplitz matrix; conv layers here: "
-                         f"{', '.join(map(str, conv_indices(model))) or 'none'}", path="--toeplitz")
+    if LAYERS[name].matrix is None:
+        raise InputError(f"layers[{i}] is {name}, which has no matrix view: a convolution's is "
+                         f"its banded Toeplitz matrix, dense's its weight; layers with one here: "
+                         f"{', '.join(map(str, matrix_indices(model))) or 'none'}",
+                         path="--toeplitz")
     return name, cfg
 
 
-def conv_indices(model) -> list[int]:
-    return [i for i, (name, _) in enumerate(model.spec.layer_list()) if name in CONV_LAYERS]
+def matrix_indices(model) -> list[int]:
+    """The layers with a matrix view (``LayerDef.matrix``): convolutions and dense."""
+    return [i for i, (name, _) in enumerate(model.spec.layer_list())
+            if LAYERS[name].matrix is not None]
+
+
+def kernel_indices(model) -> list[int]:
+    """The layers whose weight has kernel axes (out, in, *kernel): the convolutions."""
+    return [i for i in matrix_indices(model) if model.params[f"layers.{i}.weight"].ndim >= 3]
 
 
 def toeplitz_matrix(model, i) -> np.ndarray:
-    """Layer i's convolution as the explicit matrix T(w) with y = T(w) x for one sample
-    (flattened; channels first), from the model's current weights: the lecture's W1."""
-    name, cfg = _conv_layer(model, i)
+    """Layer i as the explicit matrix T with y = T x for one sample (flattened; channels first),
+    bias left out, from the model's current weights: a convolution's banded Toeplitz matrix
+    T(w) (the lecture's W1, W2), a dense layer's weight (W3)."""
+    name, cfg = _matrix_layer(model, i)
     sample = tuple(model.spec.data["input"]) if i == 0 else output_shapes(model)[i - 1]
-    g = conv_geometry(name, cfg, sample)
-    w = model.params[f"layers.{i}.weight"]
-    return PRIMITIVES["toeplitz"].impl(w, size=g.size, pad=g.pad, stride=g.stride,
-                                       dilation=g.dilation)
+    return LAYERS[name].matrix(cfg, sample, model.params[f"layers.{i}.weight"])
 
 
 def draw_toeplitz(model, i, out, source="initial weights") -> Path:
@@ -138,7 +143,8 @@ def draw_toeplitz(model, i, out, source="initial weights") -> Path:
     plt = pyplot()
     T = toeplitz_matrix(model, i)
     name, cfg = model.spec.layer_list()[i]
-    o_ch, c_ch = model.params[f"layers.{i}.weight"].shape[:2]
+    w = model.params[f"layers.{i}.weight"]
+    o_ch, c_ch = w.shape[:2] if w.ndim >= 3 else (1, 1)  # channel blocks of a convolution
     scale = float(np.abs(T).max()) or 1.0
     rows, cols = T.shape
     fig, ax = plt.subplots(figsize=(7.5, 7.5 * min(max(rows / cols, 0.3), 3.0) + 0.8))
@@ -173,7 +179,7 @@ def draw_kernels(model, out, source="initial weights") -> Path:
     (the lecture's one kernel of 5), more of them, and conv2d kernels, as a mosaic of small
     images, in channels down and out channels across, 0 white, positive red, negative blue."""
     plt = pyplot()
-    convs = conv_indices(model)
+    convs = kernel_indices(model)
     if not convs:
         raise InputError("the spec has no conv1d or conv2d layer: no kernels to draw",
                          path="--kernels")

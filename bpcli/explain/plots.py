@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
 
 
 def pyplot():
@@ -25,18 +24,6 @@ def save(fig, out, dpi: int = 110) -> Path:
     return out
 
 
-def read_metrics(run_dir):
-    import pandas as pd
-
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        raise InputError("not a run folder: it has no metrics.csv", file=str(run_dir))
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read metrics.csv: {e}", file=str(path)) from None
-
-
 def smooth(values, window: int):
     """Trailing moving average over ``window`` rows (1: unchanged); gaps (NaN) stay gaps."""
     if window <= 1:
@@ -44,15 +31,17 @@ def smooth(values, window: int):
     return values.rolling(window, min_periods=1).mean()
 
 
-def plot_runs(run_dirs, out, *, logy: bool | None = None, smoothing: int = 1,
+def plot_runs(runs, out, *, logy: bool | None = None, smoothing: int = 1,
               title: str | None = None) -> Path:
     """Train (solid) and validation (dashed) loss of each run, plus accuracy where there is one.
+
+    ``runs`` are (name, metrics) pairs, metrics a run's metrics.csv as a pandas DataFrame.
 
     ``logy`` None: a log loss axis when every loss is positive; ``smoothing``: moving-average
     window in rows (the raw curve stays visible, faint).
     """
     plt = pyplot()
-    frames = [(Path(r), read_metrics(r)) for r in run_dirs]
+    frames = list(runs)
     has_acc = any("val_accuracy" in df or "train_accuracy" in df for _, df in frames)
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6.5, 4.2),
                              squeeze=False)
@@ -62,7 +51,7 @@ def plot_runs(run_dirs, out, *, logy: bool | None = None, smoothing: int = 1,
         x = df["epoch"]
         xlabel = "iteration" if (df["step"] == df["epoch"]).all() else "epoch"
         color = f"C{i}"
-        label = run.name if len(frames) > 1 else ""
+        label = run if len(frames) > 1 else ""
         # validation may be evaluated every few rows (training.eval_every): join the rows that have it
         val = lambda col: (x[df[col].notna()], smooth(df[col].dropna(), smoothing))  # noqa: E731
         if smoothing > 1:
@@ -95,6 +84,6 @@ def plot_runs(run_dirs, out, *, logy: bool | None = None, smoothing: int = 1,
         ax.set_title("accuracy")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title or (frames[0][0].name if len(frames) == 1 else f"{len(frames)} runs"))
+    fig.suptitle(title or (frames[0][0] if len(frames) == 1 else f"{len(frames)} runs"))
     fig.tight_layout()
     return save(fig, out)

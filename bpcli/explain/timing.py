@@ -21,7 +21,7 @@ def profile(model: Model, batch: int, steps: int = 20, seed: int = 0) -> dict:
     X, y = random_batch(model, batch, seed)
     X, y = model.prepare(X, y)
     # a training step's program: dropout with masks, batchnorm on batch statistics
-    values = model._values(X, y, model.draw_masks(batch, np.random.default_rng(seed)))
+    values = model.inputs(X, y, model.draw_masks(batch, np.random.default_rng(seed)))
     prog, wrt = model.train_program, list(model.params)
     fwd, bwd = [0.0] * len(prog.eqns), [0.0] * len(prog.eqns)
     backward(prog, evaluate(prog, values), "loss", wrt)  # warm up: plans, caches, BLAS threads

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..engine import Builder, Program
+from ..engine.program import Builder, Origin, Program
 from .layers import LAYERS
 from .losses import LOSSES, absolute
 from .preprocess import stat_shape
@@ -143,13 +143,13 @@ def compile_spec(spec: Spec, training: bool = False) -> tuple[Program, Compiled]
     c = Compiled()
     x = b.input("X", (None, *spec.data["input"]))
     if spec.data["preprocess"] != "none":
-        b.origin = f"preprocess ({spec.data['preprocess']})"
+        b.origin = Origin("preprocess", None, spec.data["preprocess"])
         shape = stat_shape(spec.data["input"])
         c.buffers += [BufferInfo("preprocess.shift", shape, 0.0),
                       BufferInfo("preprocess.scale", shape, 1.0)]
         x = (x - b.input("preprocess.shift", shape)) / b.input("preprocess.scale", shape)
     for i, (lname, cfg) in enumerate(spec.layer_list()):
-        b.origin = f"layers[{i}] ({lname})"
+        b.origin = Origin("layers", i, lname)
         try:
             x = LAYERS[lname].build(_LayerContext(b, i, c, training), x, cfg)
         except (Invalid, ValueError) as e:
@@ -158,7 +158,7 @@ def compile_spec(spec: Spec, training: bool = False) -> tuple[Program, Compiled]
                              f"{lname} cannot take its input of shape {tuple(x.shape[1:])}: {e}") from None
     b.output("output", x)
     loss = LOSSES[spec.data["loss"]["name"]]
-    b.origin = f"loss ({loss.name})"
+    b.origin = Origin("loss", None, loss.name)
     try:
         loss.check_output(x.shape)
     except Invalid as e:
@@ -170,7 +170,7 @@ def compile_spec(spec: Spec, training: bool = False) -> tuple[Program, Compiled]
     reg = spec.data["regularization"]
     weights = [b.inputs[p.name] for p in c.params if p.fan_in is not None]
     if (reg["l2"] or reg["l1"]) and weights:
-        b.origin = "regularization"
+        b.origin = Origin("regularization")
         reg_loss = _penalty(b, weights, reg["l2"], reg["l1"])
         b.output("reg_loss", reg_loss)
         b.output("loss", data_loss + reg_loss)

@@ -14,23 +14,19 @@ from typing import Callable
 
 import numpy as np
 
-from ..spec.fields import Invalid, Param, number, optional, positive_float
+from ..spec.fields import Invalid, Param, Table, number, optional, positive_float
 
 
 @dataclass(frozen=True)
 class InitDef:
     name: str
-    params: tuple[Param, ...]
     doc: str
     draw: Callable  # (rng, shape, fan_in, fan_out, fields) -> float64 array
+    params: tuple[Param, ...] = ()
     check: Callable = lambda cfg: None  # resolved fields -> raises Invalid(key=...)
 
 
-INITIALIZERS: dict[str, InitDef] = {}
-
-
-def _add(name, doc, draw, *params, check=lambda cfg: None):
-    INITIALIZERS[name] = InitDef(name, tuple(params), doc, draw, check)
+INITIALIZERS = Table("initializer")
 
 
 def fans(shape) -> tuple[int, int]:
@@ -56,23 +52,36 @@ def _xavier(rng, shape, fan_in, fan_out, c):
     return rng.uniform(-a, a, shape)
 
 
-_add("he", "normal with std sqrt(2 / fan_in), the usual choice for ReLU nets, as torch's "
-     "kaiming_normal_ (nonlinearity relu, mode fan_in)",
-     lambda rng, shape, fan_in, fan_out, c: rng.standard_normal(shape) * np.sqrt(2.0 / fan_in))
-_add("xavier", "uniform on (-a, a), a = gain sqrt(6 / (fan_in + fan_out)), as torch's "
-     "xavier_uniform_ (Glorot)",
-     _xavier,
-     Param("gain", positive_float, 1.0, "scale factor, as torch's gain"))
-_add("normal", "normal with the given mean and std, as torch's normal_",
-     lambda rng, shape, fan_in, fan_out, c: c["mean"] + c["std"] * rng.standard_normal(shape),
-     Param("mean", number, 0.0, "mean"), Param("std", positive_float, 1.0, "standard deviation"))
-_add("uniform", "uniform on (low, high), or on (-a, a) when a is given, as torch's uniform_",
-     _uniform,
-     Param("low", number, 0.0, "lower bound"), Param("high", number, 1.0, "upper bound"),
-     Param("a", optional(positive_float), None, "symmetric bounds -a, a instead of low, high"),
-     check=_uniform_check)
-_add("zeros", "all zeros (a network of zeros learns nothing behind a ReLU: for tests and "
-     "linear models)", lambda rng, shape, fan_in, fan_out, c: np.zeros(shape))
+INITIALIZERS.add(InitDef(
+    "he",
+    doc="normal with std sqrt(2 / fan_in), the usual choice for ReLU nets, as torch's "
+        "kaiming_normal_ (nonlinearity relu, mode fan_in)",
+    draw=lambda rng, shape, fan_in, fan_out, c: rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)))
+INITIALIZERS.add(InitDef(
+    "xavier",
+    doc="uniform on (-a, a), a = gain sqrt(6 / (fan_in + fan_out)), as torch's "
+        "xavier_uniform_ (Glorot)",
+    draw=_xavier,
+    params=(Param("gain", positive_float, 1.0, "scale factor, as torch's gain"),)))
+INITIALIZERS.add(InitDef(
+    "normal",
+    doc="normal with the given mean and std, as torch's normal_",
+    draw=lambda rng, shape, fan_in, fan_out, c: c["mean"] + c["std"] * rng.standard_normal(shape),
+    params=(Param("mean", number, 0.0, "mean"),
+        Param("std", positive_float, 1.0, "standard deviation"))))
+INITIALIZERS.add(InitDef(
+    "uniform",
+    doc="uniform on (low, high), or on (-a, a) when a is given, as torch's uniform_",
+    draw=_uniform,
+    params=(Param("low", number, 0.0, "lower bound"),
+        Param("high", number, 1.0, "upper bound"),
+        Param("a", optional(positive_float), None, "symmetric bounds -a, a instead of low, high")),
+    check=_uniform_check))
+INITIALIZERS.add(InitDef(
+    "zeros",
+    doc="all zeros (a network of zeros learns nothing behind a ReLU: for tests and "
+        "linear models)",
+    draw=lambda rng, shape, fan_in, fan_out, c: np.zeros(shape)))
 
 
 def init_weights(param_info, init_cfg: dict, seed: int, dtype) -> dict[str, np.ndarray]:

@@ -17,25 +17,33 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..spec.fields import Invalid, Param, _json, _number_json, _show, boolean, fraction, int_or, nonneg_float, nonneg_int, one_of, optional, positive_float, positive_int
+from ..engine.rules import PRIMITIVES
+from ..spec.fields import (Invalid, Param, Table, _json, _number_json, _show, boolean, fraction,
+                           int_or, nonneg_float, nonneg_int, one_of, optional, positive_float,
+                           positive_int)
 
 
 @dataclass(frozen=True)
 class LayerDef:
     name: str
-    params: tuple[Param, ...]
     doc: str
     example: str
-    build: Callable
-    modal: bool = False  # computes differently while training (ctx.training)
+    build: Callable       # (ctx, x, fields) -> output Var: emits the layer's primitives
+    params: tuple[Param, ...] = ()
+    modal: bool = False   # computes differently while training (ctx.training)
+    linear: bool = False  # with its bias zeroed, a linear map of its input: gradcheck's dot-test
+    matrix: Callable | None = None  # (fields, sample shape, weight) -> the explicit matrix T with
+    #                                 y = T x for one flattened sample (bias left out), if it has one
 
 
-LAYERS: dict[str, LayerDef] = {}
+LAYERS = Table("layer")
 
 
-def layer(name, doc, example, *params, modal=False):
+def layer(name, doc, example, *params, **facts):
+    """Decorate a builder ``build(ctx, x, fields)`` to add it to ``LAYERS`` as ``name``; ``facts``
+    are the other :class:`LayerDef` fields (modal, linear, matrix)."""
     def register(build):
-        LAYERS[name] = LayerDef(name, tuple(params), doc, example, build, modal)
+        LAYERS.add(LayerDef(name, doc, example, build, tuple(params), **facts))
         return build
     return register
 
@@ -83,17 +91,15 @@ class ConvGeometry(NamedTuple):
                      in zip(self.size, self.pad, self.kernel, self.stride, self.dilation))
 
 
-_CONV_ND = {"conv1d": 1, "conv2d": 2}
 _AXES = {1: ("",), 2: (" height", " width")}
 
 
-def conv_geometry(name: str, cfg: dict, sample_shape) -> ConvGeometry:
-    """The geometry of layer ``name`` (conv1d or conv2d) with fields ``cfg`` on one sample.
+def conv_geometry(nd: int, cfg: dict, sample_shape) -> ConvGeometry:
+    """The geometry of an nd-dimensional convolution with fields ``cfg`` on one sample.
 
     A sample with one axis fewer than (channels, *spatial) has one channel. Shape
     errors are :class:`Invalid` naming the field at fault.
     """
-    nd = _CONV_ND[name]
     sample = tuple(sample_shape)
     if len(sample) == nd:
         sample = (1, *sample)
@@ -115,7 +121,7 @@ def conv_geometry(name: str, cfg: dict, sample_shape) -> ConvGeometry:
     return ConvGeometry(sample[0], sample[1:], kernel, stride, dilation, pad)
 
 
-def _conv(ctx, x, cfg, name):
+def _conv(ctx, x, cfg, nd):
     """Cross-correlation with a weight (out, in, *kernel), as PyTorch's conv1d/conv2d.
 
     impl fast: pad, then the conv primitive (strided windows times one matrix
@@ -123,7 +129,7 @@ def _conv(ctx, x, cfg, name):
     matrix T(w) built from the kernel inside the graph, so backpropagation runs
     through the matrix product and then through the matrix's construction.
     """
-    g = conv_geometry(name, cfg, x.shape[1:])
+    g = conv_geometry(nd, cfg, x.shape[1:])
     if x.ndim == len(g.size) + 1:  # no channel axis: one channel
         x = x.reshape(None, 1, *g.size)
     w = ctx.param("weight", (cfg["channels"], g.in_channels, *g.kernel),
@@ -140,6 +146,15 @@ def _conv(ctx, x, cfg, name):
         b = ctx.param("bias", (cfg["channels"],), fan_in=None)
         y = y + b.reshape(cfg["channels"], *(1,) * len(g.size))
     return y
+
+
+def _toeplitz_of(nd):
+    """The layer's explicit banded (block-)Toeplitz matrix T(w), built by the toeplitz primitive."""
+    def matrix(cfg, sample_shape, weight):
+        g = conv_geometry(nd, cfg, sample_shape)
+        return PRIMITIVES["toeplitz"].impl(weight, size=g.size, pad=g.pad, stride=g.stride,
+                                           dilation=g.dilation)
+    return matrix
 
 
 _IMPL = Param("impl", one_of("fast", "toeplitz"), "fast",
@@ -160,9 +175,9 @@ _IMPL = Param("impl", one_of("fast", "toeplitz"), "fast",
              "or valid (= 0)"),
        Param("dilation", positive_int, 1, "spacing between kernel taps"),
        Param("bias", boolean, True, "add a learned bias per output channel"),
-       _IMPL)
+       _IMPL, linear=True, matrix=_toeplitz_of(1))
 def conv1d(ctx, x, cfg):
-    return _conv(ctx, x, cfg, "conv1d")
+    return _conv(ctx, x, cfg, 1)
 
 
 @layer("conv2d",
@@ -179,9 +194,9 @@ def conv1d(ctx, x, cfg):
        Param("dilation", int_or_pair(), 1, "spacing between kernel taps: an integer, or "
              "[height, width]"),
        Param("bias", boolean, True, "add a learned bias per output channel"),
-       _IMPL)
+       _IMPL, linear=True, matrix=_toeplitz_of(2))
 def conv2d(ctx, x, cfg):
-    return _conv(ctx, x, cfg, "conv2d")
+    return _conv(ctx, x, cfg, 2)
 
 
 def _pool(ctx, x, cfg, nd, reduce):
@@ -234,13 +249,15 @@ def maxpool2d(ctx, x, cfg):
 
 
 @layer("avgpool1d", f"Mean over sliding windows of the last axis, as PyTorch's avg_pool1d; "
-       f"{_AVG_PAD}.", "avgpool1d: {size: 2}", *_pool_fields(1))
+       f"{_AVG_PAD}.", "avgpool1d: {size: 2}", *_pool_fields(1),
+       linear=True)
 def avgpool1d(ctx, x, cfg):
     return _pool(ctx, x, cfg, 1, "mean")
 
 
 @layer("avgpool2d", f"Mean over sliding windows of the last two axes (height, width), as "
-       f"PyTorch's avg_pool2d; {_AVG_PAD}.", "avgpool2d: {size: 2}", *_pool_fields(2))
+       f"PyTorch's avg_pool2d; {_AVG_PAD}.", "avgpool2d: {size: 2}", *_pool_fields(2),
+       linear=True)
 def avgpool2d(ctx, x, cfg):
     return _pool(ctx, x, cfg, 2, "mean")
 
@@ -250,7 +267,8 @@ def avgpool2d(ctx, x, cfg):
        "the input is flattened in C order first, as PyTorch's reshape(N, -1).",
        "dense: {units: 10}",
        Param("units", positive_int, doc="output features"),
-       Param("bias", boolean, True, "add a learned bias per unit"))
+       Param("bias", boolean, True, "add a learned bias per unit"),
+       linear=True, matrix=lambda cfg, sample_shape, weight: weight)
 def dense(ctx, x, cfg):
     if x.ndim != 2:
         x = flatten(ctx, x, {})
@@ -261,7 +279,8 @@ def dense(ctx, x, cfg):
     return y
 
 
-@layer("flatten", "Flatten each sample to a vector, in C order (channels first).", "flatten")
+@layer("flatten", "Flatten each sample to a vector, in C order (channels first).", "flatten",
+       linear=True)
 def flatten(ctx, x, cfg):
     return x.reshape(None, int(np.prod(x.shape[1:])))
 

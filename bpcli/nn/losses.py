@@ -14,27 +14,25 @@ from typing import Callable
 
 import numpy as np
 
-from ..spec.fields import Invalid, Param, fraction, positive_float
+from ..spec.fields import Invalid, Param, Table, fraction, positive_float
 
 
 @dataclass(frozen=True)
 class LossDef:
     name: str
-    params: tuple[Param, ...]
     doc: str
     build: Callable           # (builder, f, y, fields) -> scalar Var
     label_shape: Callable     # output shape -> label input shape, or None when there are no labels
     labels: Callable          # (raw labels, output shape) -> prepared array; raises Invalid
     accuracy: Callable | None  # (output, prepared labels) -> fraction correct
+    example_labels: Callable  # (rng, n, output shape) -> raw labels a user could give, or None
     check_output: Callable = lambda shape: None
     reduction: str = "mean"    # "sum": the loss adds up over samples (chunked evaluation needs it)
+    params: tuple[Param, ...] = ()
 
 
-LOSSES: dict[str, LossDef] = {}
+LOSSES = Table("loss")
 
-
-def _register(d: LossDef):
-    LOSSES[d.name] = d
 
 
 def _one_output(shape):
@@ -57,6 +55,14 @@ def absolute(b, x):
     return b.apply("relu", x) + b.apply("relu", -x)
 
 
+def _pm1_examples(rng, n, out_shape):
+    return rng.choice([-1, 1], n)
+
+
+def _real_examples(rng, n, out_shape):
+    return rng.standard_normal((n, *out_shape[1:]))
+
+
 def _sign_accuracy(f, y):
     return float(np.mean(np.where(f > 0, 1.0, -1.0) == y))
 
@@ -66,10 +72,16 @@ def _logistic(b, f, y, cfg):
     return b.apply("softplus", -(y * f)).mean()
 
 
-_register(LossDef(
-    "logistic", (), "mean ln(1 + exp(-y f)) over samples, y in {-1, +1} (0/1 accepted, 0 read as -1); "
+LOSSES.add(LossDef(
+    "logistic",
+    doc="mean ln(1 + exp(-y f)) over samples, y in {-1, +1} (0/1 accepted, 0 read as -1); "
     "the lecture's loss. Needs 1 output.",
-    _logistic, lambda s: (None, 1), _pm1_labels, _sign_accuracy, _one_output))
+    build=_logistic,
+    label_shape=lambda s: (None, 1),
+    labels=_pm1_labels,
+    accuracy=_sign_accuracy,
+    example_labels=_pm1_examples,
+    check_output=_one_output))
 
 
 def _hinge(b, f, y, cfg):
@@ -77,10 +89,16 @@ def _hinge(b, f, y, cfg):
     return b.apply("relu", 1.0 - y * f).mean()
 
 
-_register(LossDef(
-    "hinge", (), "mean max(0, 1 - y f) over samples, y in {-1, +1} (0/1 accepted, 0 read as -1): "
+LOSSES.add(LossDef(
+    "hinge",
+    doc="mean max(0, 1 - y f) over samples, y in {-1, +1} (0/1 accepted, 0 read as -1): "
     "the support vector machine's loss; gradient 0 at exactly y f = 1. Needs 1 output.",
-    _hinge, lambda s: (None, 1), _pm1_labels, _sign_accuracy, _one_output))
+    build=_hinge,
+    label_shape=lambda s: (None, 1),
+    labels=_pm1_labels,
+    accuracy=_sign_accuracy,
+    example_labels=_pm1_examples,
+    check_output=_one_output))
 
 
 def _real_labels(y, out_shape):
@@ -96,14 +114,24 @@ def _real_labels(y, out_shape):
                   f"output {tuple(want)}")
 
 
-_register(LossDef(
-    "mse", (), "mean squared error over all elements: mean((f - y)^2).",
-    lambda b, f, y, cfg: ((f - y) ** 2).mean(), lambda s: s, _real_labels, None))
+LOSSES.add(LossDef(
+    "mse",
+    doc="mean squared error over all elements: mean((f - y)^2).",
+    build=lambda b, f, y, cfg: ((f - y) ** 2).mean(),
+    label_shape=lambda s: s,
+    labels=_real_labels,
+    accuracy=None,
+    example_labels=_real_examples))
 
-_register(LossDef(
-    "mae", (), "mean absolute error over all elements: mean(|f - y|), as torch's l1_loss; "
+LOSSES.add(LossDef(
+    "mae",
+    doc="mean absolute error over all elements: mean(|f - y|), as torch's l1_loss; "
     "gradient sign(f - y), 0 where f = y.",
-    lambda b, f, y, cfg: absolute(b, f - y).mean(), lambda s: s, _real_labels, None))
+    build=lambda b, f, y, cfg: absolute(b, f - y).mean(),
+    label_shape=lambda s: s,
+    labels=_real_labels,
+    accuracy=None,
+    example_labels=_real_examples))
 
 
 def _huber(b, f, y, cfg):
@@ -115,12 +143,17 @@ def _huber(b, f, y, cfg):
     return (0.5 * q ** 2 + delta * (a - q)).mean()
 
 
-_register(LossDef(
-    "huber", (Param("delta", positive_float, 1.0, "where the loss turns from quadratic to "
-                                                  "linear"),),
-    "mean over all elements of 0.5 (f - y)^2 where |f - y| < delta, else "
+LOSSES.add(LossDef(
+    "huber",
+    doc="mean over all elements of 0.5 (f - y)^2 where |f - y| < delta, else "
     "delta (|f - y| - 0.5 delta), as torch's huber_loss.",
-    _huber, lambda s: s, _real_labels, None))
+    build=_huber,
+    label_shape=lambda s: s,
+    labels=_real_labels,
+    accuracy=None,
+    example_labels=_real_examples,
+    params=(Param("delta", positive_float, 1.0, "where the loss turns from quadratic to "
+                                                  "linear"),)))
 
 
 def _class_labels(y, out_shape):
@@ -150,17 +183,26 @@ def _two_d(shape):
                       f"layer gives {shape[1:]}; end the layers with dense: {{units: K}}")
 
 
-_register(LossDef(
+LOSSES.add(LossDef(
     "softmax_cross_entropy",
-    (Param("label_smoothing", fraction, 0.0, "eps: the target is (1 - eps) one-hot + eps/K "
-                                             "uniform, as torch's cross_entropy"),),
-    "mean over samples of -log softmax(f)[label], labels 0..K-1; computed as log-softmax, "
+    doc="mean over samples of -log softmax(f)[label], labels 0..K-1; computed as log-softmax, "
     "stable for large logits.",
-    _softmax_ce, lambda s: s, _class_labels,
-    lambda f, y: float(np.mean(np.argmax(f, axis=1) == np.argmax(y, axis=1))), _two_d))
+    build=_softmax_ce,
+    label_shape=lambda s: s,
+    labels=_class_labels,
+    accuracy=lambda f, y: float(np.mean(np.argmax(f, axis=1) == np.argmax(y, axis=1))),
+    example_labels=lambda rng, n, out_shape: rng.integers(0, out_shape[1], n),
+    check_output=_two_d,
+    params=(Param("label_smoothing", fraction, 0.0, "eps: the target is (1 - eps) one-hot + eps/K "
+                                             "uniform, as torch's cross_entropy"),)))
 
-_register(LossDef(
-    "sum_squares", (), "sum of the squared outputs, ||f||^2, no labels: the lecture's "
+LOSSES.add(LossDef(
+    "sum_squares",
+    doc="sum of the squared outputs, ||f||^2, no labels: the lecture's "
     "L = ||W2 ReLU(W1 X)||^2.",
-    lambda b, f, y, cfg: (f ** 2).sum(), lambda s: None, lambda y, s: None, None,
+    build=lambda b, f, y, cfg: (f ** 2).sum(),
+    label_shape=lambda s: None,
+    labels=lambda y, s: None,
+    accuracy=None,
+    example_labels=lambda rng, n, out_shape: None,
     reduction="sum"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,21 @@ from .graph import compile_spec, modal
 from .initializers import init_weights
 from .losses import LOSSES
 from .preprocess import statistics
+
+
+@dataclass
+class Step:
+    """What one pass of :meth:`Model.step` gives: the loss trained on (``data_loss`` plus the
+    regularization penalty ``reg_loss``, 0.0 without one), the network output (N, outputs), the
+    gradients by parameter name (None without ``grad``) and, in training mode, the batch
+    statistics by output name (batchnorm's ``layers.<i>.batch_mean`` / ``batch_var``)."""
+
+    loss: float
+    data_loss: float
+    reg_loss: float
+    output: np.ndarray
+    grads: dict[str, np.ndarray] | None
+    batch_stats: dict[str, np.ndarray]
 
 
 class Model:
@@ -100,7 +116,7 @@ class Model:
 
     def update_buffers(self, stats: dict, n: int) -> None:
         """After a training step on n samples: each layer's buffer update (batchnorm's running
-        statistics) from the batch statistics :meth:`_train_step` returned."""
+        statistics) from the batch statistics a training :meth:`step` returned."""
         for u in self.updates:
             prefix = f"layers.{u.layer}."
             mine = {k[len(prefix):]: v for k, v in self.buffers.items() if k.startswith(prefix)}
@@ -118,8 +134,10 @@ class Model:
 
     # ------------------------------------------------------------ data
     def prepare(self, X, y=None):
-        """Cast X to the model's dtype and check its shape; convert labels for the loss."""
-        X = self._prepare_x(X)
+        """Raw data -> what :meth:`step` takes: X cast to the model's dtype, its sample shape
+        checked against the spec's ``input``; labels checked and converted for the loss (class
+        indices one-hot, 0/1 read as -1/+1, ...). Raises InputError with the numbers."""
+        X = self.prepare_x(X)
         if self.loss_def.label_shape(self.output_shape) is None:
             return X, None
         if y is None:
@@ -138,111 +156,79 @@ class Model:
                              f"do not fit the network output {tuple(self.output_shape[1:])}")
         return X, y.astype(self.dtype, copy=False)
 
-    def _values(self, X, y, extra=None):
-        values = dict(self.params, X=X)
-        values.update(self.buffers)
-        if y is not None:
-            values["y"] = y
-        if extra:
-            values.update(extra)
-        return values
-
-    # ------------------------------------------------------------ the API
-    # train=True runs the training program (dropout with the given masks, batchnorm on batch
-    # statistics) without updating any buffer: the trainer does that after its step.
-    def forward(self, X, *, train: bool = False, masks=None) -> np.ndarray:
-        """The network output before the loss, shape (N, outputs)."""
-        prog, extra = self._mode(train, masks)
-        env = evaluate(prog, self._values(self._prepare_x(X), None, extra), until="output")
-        return env[prog.outputs["output"].id]
-
-    def _prepare_x(self, X):
+    def prepare_x(self, X):
+        """X (N, *input) cast to the model's dtype; a memory-mapped array stays on disk (the
+        training loop casts it batch by batch). Raises InputError if the sample shape differs."""
         if not isinstance(X, np.memmap):
             X = np.asarray(X)
         want = tuple(self.spec.data["input"])
         if X.ndim < 1 or X.shape[1:] != want:
             raise InputError(f"data X has samples of shape {X.shape[1:]}, but the spec's input is "
                              f"{list(want)}")
-        if isinstance(X, np.memmap):  # stays on disk: the training loop casts batch by batch
+        if isinstance(X, np.memmap):
             return X
         return X.astype(self.dtype, copy=False)
 
-    def loss(self, X, y=None, *, train: bool = False, masks=None) -> float:
-        X, y = self.prepare(X, y)
+    def inputs(self, X, y=None, masks=None) -> dict:
+        """The program's input values by name: parameters, buffers, ``X``, ``y`` and, in training
+        mode, the dropout masks: what :func:`~bpcli.engine.evaluate` takes."""
+        values = dict(self.params, X=X)
+        values.update(self.buffers)
+        if y is not None:
+            values["y"] = y
+        if masks:
+            values.update(masks)
+        return values
+
+    # ------------------------------------------------------------ the API
+    def step(self, X, y=None, *, train: bool = False, masks=None, grad: bool = True) -> Step:
+        """One forward pass (and, with ``grad``, one backward pass) on prepared X, y (as
+        :meth:`prepare` returns them): the loss parts, the output, dL/dW for every parameter by
+        reverse mode, and in training mode the batch statistics :meth:`update_buffers` reads.
+
+        ``train`` runs the training program (dropout with ``masks`` from :meth:`draw_masks`,
+        batchnorm on batch statistics) without updating any buffer: the trainer does that after
+        its step. The backward pass drops intermediate values once read (memory is reused).
+        """
         prog, extra = self._mode(train, masks)
-        env = evaluate(prog, self._values(X, y, extra))
-        return float(env[prog.outputs["loss"].id])
+        env = evaluate(prog, self.inputs(X, y, extra))
+        outs = prog.outputs
+        output = env[outs["output"].id]
+        losses = {k: float(env[outs[k].id]) if k in outs else 0.0
+                  for k in ("loss", "data_loss", "reg_loss")}
+        stats = {name: env[outs[name].id] for u in self.updates for name in u.stats.values()
+                 if name in outs and train}
+        grads = backward(prog, env, "loss", list(self.params), release=True) if grad else None
+        return Step(losses["loss"], losses["data_loss"], losses["reg_loss"], output, grads, stats)
+
+    def forward(self, X, *, train: bool = False, masks=None) -> np.ndarray:
+        """The network output before the loss for raw X, shape (N, outputs)."""
+        prog, extra = self._mode(train, masks)
+        env = evaluate(prog, self.inputs(self.prepare_x(X), None, extra), until="output")
+        return env[prog.outputs["output"].id]
+
+    def loss(self, X, y=None, *, train: bool = False, masks=None) -> float:
+        """The loss trained on (data loss plus any penalty) for raw X, y."""
+        X, y = self.prepare(X, y)
+        return self.step(X, y, train=train, masks=masks, grad=False).loss
 
     def loss_and_grad(self, X, y=None, *, train: bool = False,
                       masks=None) -> tuple[float, dict[str, np.ndarray]]:
-        """The loss and dL/dW for every parameter by reverse mode (backpropagation)."""
+        """The loss and dL/dW for every parameter by reverse mode (backpropagation), raw X, y."""
         X, y = self.prepare(X, y)
-        prog, extra = self._mode(train, masks)
-        env = evaluate(prog, self._values(X, y, extra))
-        return float(env[prog.outputs["loss"].id]), backward(prog, env, "loss", list(self.params))
+        s = self.step(X, y, train=train, masks=masks)
+        return s.loss, s.grads
 
     def accuracy(self, X, y) -> float | None:
+        """The fraction classified right, for raw X, y; None for a loss without accuracy."""
         if self.loss_def.accuracy is None:
             return None
         X, y = self.prepare(X, y)
-        return self._accuracy(X, y)
+        return self.loss_def.accuracy(self.forward(X), y)
 
     def directional_derivative(self, X, y, direction: dict) -> tuple[float, float]:
         """Forward mode: the loss and dL along ``direction`` (a dict like params), in one pass."""
         X, y = self.prepare(X, y)
         tangents = {k: np.asarray(v, dtype=self.dtype) for k, v in direction.items()}
-        value, tangent = forward_tangent(self.program, self._values(X, y), tangents, "loss")
+        value, tangent = forward_tangent(self.program, self.inputs(X, y), tangents, "loss")
         return float(value), float(tangent)
-
-    # ------------------------------------------------------------ on prepared arrays
-    def _loss(self, X, y) -> float:
-        env = evaluate(self.program, self._values(X, y))
-        return float(env[self.program.outputs["loss"].id])
-
-    def _loss_and_grad(self, X, y):
-        loss, grads, _ = self._loss_grad_output(X, y)
-        return loss, grads
-
-    def _loss_grad_output(self, X, y):
-        """One forward and one backward pass: loss, gradients, and the network output."""
-        losses, grads, out = self._losses_grad_output(X, y)
-        return losses["loss"], grads, out
-
-    def _losses_grad_output(self, X, y):
-        """As :meth:`_loss_grad_output`, with the loss as a dict: ``loss`` (trained on),
-        ``data_loss`` and ``reg_loss`` (0.0 without regularization)."""
-        losses, grads, out, _ = self._step(self.program, self._values(X, y))
-        return losses, grads, out
-
-    def _train_step(self, X, y, masks):
-        """A training step's forward and backward pass in training mode: the losses, gradients,
-        output, and the batch statistics that :meth:`update_buffers` reads."""
-        return self._step(self.train_program, self._values(X, y, masks))
-
-    def _step(self, prog, values):
-        env = evaluate(prog, values)
-        outputs = prog.outputs
-        losses = {k: float(env[outputs[k].id]) if k in outputs else 0.0
-                  for k in ("loss", "data_loss", "reg_loss")}
-        stats = {name: env[outputs[name].id] for u in self.updates for name in u.stats.values()
-                 if name in outputs}   # the training program's batch statistics
-        grads = backward(prog, env, "loss", list(self.params), release=True)
-        return losses, grads, env[outputs["output"].id], stats
-
-    def _losses_and_output(self, X, y):
-        """Forward only: the loss dict (loss, data_loss, reg_loss) and the network output."""
-        env = evaluate(self.program, self._values(X, y))
-        outputs = self.program.outputs
-        losses = {k: float(env[outputs[k].id]) if k in outputs else 0.0
-                  for k in ("loss", "data_loss", "reg_loss")}
-        return losses, env[outputs["output"].id]
-
-    def _loss_and_output(self, X, y):
-        env = evaluate(self.program, self._values(X, y))
-        return (float(env[self.program.outputs["loss"].id]),
-                env[self.program.outputs["output"].id])
-
-    def _accuracy(self, X, y):
-        env = evaluate(self.program, self._values(X, None), until="output")
-        return self.loss_def.accuracy(env[self.program.outputs["output"].id], y)
-

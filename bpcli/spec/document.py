@@ -52,6 +52,21 @@ def format_path(path) -> str:
     return s
 
 
+def flatten(data, prefix: str = "") -> dict:
+    """{"a": {"b": 1}, "layers": [...]} -> {"a.b": 1, "layers[0].conv1d.kernel": ...}: every
+    value of a resolved spec by its key path (what --set and the diffs between specs name)."""
+    out = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out.update(flatten(v, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = data
+    return out
+
+
 def parse_path(text_path: str) -> tuple:
     out = []
     for part in text_path.replace("]", "").split("."):

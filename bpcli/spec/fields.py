@@ -44,6 +44,27 @@ class Skipped(Exception):
 REQUIRED = object()
 
 
+class Table(dict):
+    """The definitions that one spec key names (``layers:``, ``loss:``, ``optimizer:``, ...), by name.
+
+    Every table is filled the same way, ``TABLE.add(Definition(name, doc, ..., params=(...)))``,
+    next to the code the definition stands for; the validator, ``--set``, ``bpcli schema`` and the
+    reference all read the definitions' ``params``, so a field's check, default and
+    documentation are written once. A name defined twice is a bug, and raises at import.
+    """
+
+    def __init__(self, what: str):
+        super().__init__()
+        self.what = what  # "layer", "loss", ...: how messages name an entry
+
+    def add(self, definition):
+        """Register ``definition`` (anything with a ``name``) and return it."""
+        if definition.name in self:
+            raise ValueError(f"{self.what} {definition.name!r} is defined twice")
+        self[definition.name] = definition
+        return definition
+
+
 @dataclass(frozen=True)
 class Param:
     name: str

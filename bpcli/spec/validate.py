@@ -7,6 +7,7 @@ error pointing at file:line:column (or at the ``--set`` that caused it).
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 from ..errors import InputError
 from ..nn.initializers import INITIALIZERS
@@ -252,6 +253,18 @@ def set_value(spec: Spec, path: str, value) -> Spec:
         node = node[p]
     node[parts[-1]] = value
     return validate(data, file=spec.file, positions=spec.positions, default_name=spec.data["name"])
+
+
+def with_data(spec: Spec, path, target: str | None = None) -> Spec:
+    """The spec with its data read from the file (or folder) ``path``: the spec's other data
+    options kept (a builtin set is replaced), ``target`` given on the command line winning, and
+    every option not given at its default (the DATA table's)."""
+    entry = {k: v for k, v in (spec.data["data"] or {}).items()
+             if k not in ("builtin", "n", "classes")}
+    entry["path"] = str(Path(path).resolve())  # a run folder's spec is read from anywhere
+    if target is not None:
+        entry["target"] = target
+    return set_value(spec, "data", entry)
 
 
 # ---------------------------------------------------------------- --set KEY.PATH=VALUE

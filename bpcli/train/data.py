@@ -114,7 +114,18 @@ BUILTINS = {"pulses": pulses, "linear": linear, "shapes": shapes}
 
 
 # ---------------------------------------------------------------- files
-def load_file(path, target: str = "y") -> Dataset:
+def shown(path) -> Path:
+    """``path`` as messages show it: relative to the working folder when it lies below it."""
+    path = Path(path)
+    try:
+        return path.relative_to(Path.cwd()) if path.is_absolute() else path
+    except ValueError:
+        return path
+
+
+def load_file(path, target: str) -> Dataset:
+    """Data from a file or folder (.npz, .csv, a folder of X.npy and y.npy), checked to be finite
+    numbers; errors name the file (and, for a CSV, the row and column)."""
     path = Path(path)
     if not path.exists():
         raise InputError("data file not found", file=str(path))
@@ -239,11 +250,10 @@ def _checked(d: Dataset) -> Dataset:
 
 
 # ---------------------------------------------------------------- from a spec
-def from_spec(spec, override: str | None = None, target: str | None = None) -> Dataset:
-    """The data a run trains on: ``--data`` if given, else the spec's ``data:`` entry."""
+def from_spec(spec) -> Dataset:
+    """The data of the spec's ``data:`` entry (a file given on the command line is put there
+    first: :func:`bpcli.spec.validate.with_data`)."""
     cfg = spec.data["data"]
-    if override is not None:
-        return load_file(override, target or (cfg or {}).get("target", "y"))
     if cfg is None:
         raise InputError("no data: give --data FILE (.npz or .csv), or a data: entry in the spec "
                          "(e.g. data: {builtin: pulses, n: 2000})", file=spec.file)
@@ -257,7 +267,7 @@ def from_spec(spec, override: str | None = None, target: str | None = None) -> D
     path = Path(cfg["path"])
     if not path.is_absolute():
         path = spec.base_dir / path
-    return load_file(path, target or cfg["target"])
+    return load_file(path, cfg["target"])
 
 
 def split(d: Dataset, val_split: float, seed: int):

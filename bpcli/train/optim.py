@@ -16,20 +16,21 @@ from typing import Callable
 
 import numpy as np
 
-from ..spec.fields import Invalid, Param, boolean, fraction, nonneg_float, optional, positive_float
+from ..spec.fields import (Invalid, Param, Table, boolean, fraction, nonneg_float, optional,
+                           positive_float)
 
 
 @dataclass(frozen=True)
 class OptimizerDef:
     name: str
-    params: tuple[Param, ...]
     doc: str
     make: Callable  # resolved fields -> Optimizer
+    params: tuple[Param, ...] = ()
     full_batch: bool = False
     check: Callable = lambda cfg: None  # resolved fields -> raises Invalid(key=...) on a bad combination
 
 
-OPTIMIZERS: dict[str, OptimizerDef] = {}
+OPTIMIZERS = Table("optimizer")
 
 
 def clip_by_global_norm(grads: dict, max_norm) -> dict:
@@ -187,49 +188,84 @@ _CLIP = Param("grad_clip", optional(nonneg_float), None, "clip the gradient to t
 _MU = "momentum factor mu"
 
 
-def _add(name, doc, make, *params, full_batch=False, check=lambda cfg: None):
-    OPTIMIZERS[name] = OptimizerDef(name, tuple(params), doc, make, full_batch, check)
-
-
-_add("gd", "the lecture's steepest descent on the full training set: W -= lr dL/dW until the "
-     "step's largest |ΔW| < training.precision or training.max_iters", SGD,
-     Param("lr", positive_float, 0.1, _LR), _WD, _CLIP, full_batch=True)
-_add("sgd", "minibatch stochastic gradient descent, optional (Nesterov) momentum, as "
-     "torch.optim.SGD", SGD,
-     Param("lr", positive_float, 0.01, _LR),
-     Param("momentum", fraction, 0.0, f"{_MU}, 0 for plain SGD"),
-     Param("nesterov", boolean, False, "Nesterov momentum (needs momentum > 0)"), _WD, _CLIP,
-     check=_nesterov_needs_momentum)
-_add("momentum", "sgd with heavy-ball momentum: v = mu v + g, W -= lr v, as torch.optim.SGD "
-     "with momentum", SGD,
-     Param("lr", positive_float, 0.01, _LR), Param("momentum", fraction, 0.9, _MU), _WD, _CLIP)
-_add("nesterov", "sgd with Nesterov momentum: v = mu v + g, W -= lr (g + mu v), as "
-     "torch.optim.SGD with nesterov=True", lambda cfg: SGD(dict(cfg, nesterov=True)),
-     Param("lr", positive_float, 0.01, _LR), Param("momentum", fraction, 0.9, f"{_MU} (> 0)"),
-     _WD, _CLIP, check=lambda cfg: _nesterov_needs_momentum(dict(cfg, nesterov=True)))
-_add("adagrad", "per-entry steps lr / sqrt(sum of squared gradients), as torch.optim.Adagrad",
-     Adagrad,
-     Param("lr", positive_float, 0.01, _LR),
-     Param("eps", nonneg_float, 1e-10, "added to the denominator"), _WD, _CLIP)
-_add("rmsprop", "per-entry steps lr / sqrt(running average of squared gradients), as "
-     "torch.optim.RMSprop", RMSprop,
-     Param("lr", positive_float, 0.01, _LR),
-     Param("alpha", fraction, 0.99, "decay of the squared-gradient average"),
-     Param("eps", nonneg_float, 1e-8, "added to the denominator"),
-     Param("momentum", fraction, 0.0, f"{_MU} on the scaled step, 0 for none"),
-     Param("centered", boolean, False, "divide by the gradient's estimated variance instead"),
-     _WD, _CLIP)
-_add("adam", "Adam with bias correction, as torch.optim.Adam (weight_decay enters the gradient)",
-     Adam,
-     Param("lr", positive_float, 0.001, _LR),
-     Param("beta1", fraction, 0.9, "decay of the gradient average"),
-     Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
-     Param("eps", nonneg_float, 1e-8, "added to the denominator"), _WD, _CLIP)
-_add("adamw", "Adam with decoupled weight decay, W -= lr wd W beside the Adam step, as "
-     "torch.optim.AdamW", AdamW,
-     Param("lr", positive_float, 0.001, _LR),
-     Param("beta1", fraction, 0.9, "decay of the gradient average"),
-     Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
-     Param("eps", nonneg_float, 1e-8, "added to the denominator"),
-     Param("weight_decay", nonneg_float, 0.01, "decoupled decay wd: W -= lr wd W each step, not "
-           "through the gradient (torch's AdamW default 0.01)"), _CLIP)
+OPTIMIZERS.add(OptimizerDef(
+    "gd",
+    doc="the lecture's steepest descent on the full training set: W -= lr dL/dW until the "
+        "step's largest |ΔW| < training.precision or training.max_iters",
+    make=SGD,
+    params=(Param("lr", positive_float, 0.1, _LR),
+        _WD,
+        _CLIP),
+    full_batch=True))
+OPTIMIZERS.add(OptimizerDef(
+    "sgd",
+    doc="minibatch stochastic gradient descent, optional (Nesterov) momentum, as "
+        "torch.optim.SGD",
+    make=SGD,
+    params=(Param("lr", positive_float, 0.01, _LR),
+        Param("momentum", fraction, 0.0, f"{_MU}, 0 for plain SGD"),
+        Param("nesterov", boolean, False, "Nesterov momentum (needs momentum > 0)"),
+        _WD,
+        _CLIP),
+    check=_nesterov_needs_momentum))
+OPTIMIZERS.add(OptimizerDef(
+    "momentum",
+    doc="sgd with heavy-ball momentum: v = mu v + g, W -= lr v, as torch.optim.SGD "
+        "with momentum",
+    make=SGD,
+    params=(Param("lr", positive_float, 0.01, _LR),
+        Param("momentum", fraction, 0.9, _MU),
+        _WD,
+        _CLIP)))
+OPTIMIZERS.add(OptimizerDef(
+    "nesterov",
+    doc="sgd with Nesterov momentum: v = mu v + g, W -= lr (g + mu v), as "
+        "torch.optim.SGD with nesterov=True",
+    make=lambda cfg: SGD(dict(cfg, nesterov=True)),
+    params=(Param("lr", positive_float, 0.01, _LR),
+        Param("momentum", fraction, 0.9, f"{_MU} (> 0)"),
+        _WD,
+        _CLIP),
+    check=lambda cfg: _nesterov_needs_momentum(dict(cfg, nesterov=True))))
+OPTIMIZERS.add(OptimizerDef(
+    "adagrad",
+    doc="per-entry steps lr / sqrt(sum of squared gradients), as torch.optim.Adagrad",
+    make=Adagrad,
+    params=(Param("lr", positive_float, 0.01, _LR),
+        Param("eps", nonneg_float, 1e-10, "added to the denominator"),
+        _WD,
+        _CLIP)))
+OPTIMIZERS.add(OptimizerDef(
+    "rmsprop",
+    doc="per-entry steps lr / sqrt(running average of squared gradients), as "
+        "torch.optim.RMSprop",
+    make=RMSprop,
+    params=(Param("lr", positive_float, 0.01, _LR),
+        Param("alpha", fraction, 0.99, "decay of the squared-gradient average"),
+        Param("eps", nonneg_float, 1e-8, "added to the denominator"),
+        Param("momentum", fraction, 0.0, f"{_MU} on the scaled step, 0 for none"),
+        Param("centered", boolean, False, "divide by the gradient's estimated variance instead"),
+        _WD,
+        _CLIP)))
+OPTIMIZERS.add(OptimizerDef(
+    "adam",
+    doc="Adam with bias correction, as torch.optim.Adam (weight_decay enters the gradient)",
+    make=Adam,
+    params=(Param("lr", positive_float, 0.001, _LR),
+        Param("beta1", fraction, 0.9, "decay of the gradient average"),
+        Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
+        Param("eps", nonneg_float, 1e-8, "added to the denominator"),
+        _WD,
+        _CLIP)))
+OPTIMIZERS.add(OptimizerDef(
+    "adamw",
+    doc="Adam with decoupled weight decay, W -= lr wd W beside the Adam step, as "
+        "torch.optim.AdamW",
+    make=AdamW,
+    params=(Param("lr", positive_float, 0.001, _LR),
+        Param("beta1", fraction, 0.9, "decay of the gradient average"),
+        Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
+        Param("eps", nonneg_float, 1e-8, "added to the denominator"),
+        Param("weight_decay", nonneg_float, 0.01, "decoupled decay wd: W -= lr wd W each step, not "
+           "through the gradient (torch's AdamW default 0.01)"),
+        _CLIP)))

@@ -16,7 +16,9 @@ from . import data as data_mod
 from ..errors import CheckFailed, InputError
 from ..nn.model import Model
 from ..spec.document import Spec
-from ..spec.validate import set_value
+from ..spec.document import flatten
+from ..spec.validate import set_value, with_data
+from .run_folder import RunFolder
 
 
 @dataclass
@@ -38,16 +40,14 @@ def fit(model: Model, dataset: data_mod.Dataset):
 
 
 def recorded(spec: Spec, data=None, target=None) -> Spec:
-    """The spec as the run folder records it: its data entry names the data actually trained on,
-    with an absolute path, so that ``bpcli eval RUN`` finds it again from the run folder."""
+    """The spec as the run folder records it: its data entry names the data actually trained on
+    (``data`` from the command line wins), with an absolute path, so that ``bpcli eval RUN``
+    finds it again from the run folder."""
     cfg = spec.data["data"]
     if data is not None:
-        return set_value(spec, "data", {"path": str(Path(data).resolve()),
-                                        "target": target or (cfg or {}).get("target", "y"),
-                                        "val_split": cfg["val_split"] if cfg else 0.2})
+        return with_data(spec, data, target)
     if cfg and cfg["path"]:
-        return set_value(spec, "data", dict(cfg, path=str((spec.base_dir / cfg["path"]).resolve()),
-                                            target=target or cfg["target"]))
+        return with_data(spec, (spec.base_dir / cfg["path"]).resolve(), target)
     return spec
 
 
@@ -55,17 +55,19 @@ def prepare(spec: Spec, data=None, target=None) -> Prepared:
     """Model, split and prepared arrays: every input check, nothing written."""
     from .loop import check_batch, fingerprint
 
-    model = Model(recorded(spec, data, target))
-    dataset = data_mod.from_spec(spec, None if data is None else str(data), target)
+    spec = recorded(spec, data, target)
+    model = Model(spec)
+    dataset = data_mod.from_spec(spec)
+    if data is not None:  # messages and summary.json name the file as it was given
+        dataset = data_mod.Dataset(dataset.X, dataset.y, str(data))
     digest = fingerprint(dataset.X, dataset.y)
     try:  # cast once, before the split copies: the float64 original is freed before they are made
-        X = model._prepare_x(dataset.X)
+        X = model.prepare_x(dataset.X)
     except InputError as e:
         e.file = e.file or dataset.source
         raise
     dataset = data_mod.Dataset(X, dataset.y, dataset.source)
-    val_split = spec.data["data"]["val_split"] if spec.data["data"] else 0.2
-    (Xtr, ytr), val = data_mod.split(dataset, val_split, spec.data["seed"])
+    (Xtr, ytr), val = data_mod.split(dataset, spec.data["data"]["val_split"], spec.data["seed"])
     train = fit(model, data_mod.Dataset(Xtr, ytr, dataset.source))
     if val is not None:
         val = fit(model, data_mod.Dataset(*val, dataset.source))
@@ -74,7 +76,8 @@ def prepare(spec: Spec, data=None, target=None) -> Prepared:
 
 
 def preflight(p: Prepared) -> dict:
-    """A fast gradcheck on the first 4 training samples, in float64; CheckFailed if it fails."""
+    """A fast gradcheck on the first 4 training samples (prepared, as training sees them), in
+    float64; CheckFailed if it fails."""
     from ..explain.gradcheck import gradcheck
 
     X, y = p.train
@@ -89,53 +92,65 @@ def preflight(p: Prepared) -> dict:
 
 def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "", **options) -> dict:
     """Create ``run_dir`` (never overwriting), write the resolved spec, train; the summary."""
-    from .loop import new_run_dir, train, write_spec
+    from .loop import train
 
-    run_dir = new_run_dir(Path(run_dir))
-    write_spec(p.model, run_dir)
+    folder = RunFolder.create(run_dir)
+    folder.write_spec(p.model.spec)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported
-        summary = train(p.model, p.train, p.val, run_dir, source=p.source, progress=progress,
+        summary = train(p.model, p.train, p.val, folder, source=p.source, progress=progress,
                         command=command, data_fingerprint=p.fingerprint, **options)
-    summary["run_dir"] = str(run_dir)
+    summary["run_dir"] = str(folder)
     return summary
 
 
+def spec_changes(old: Spec, new: Spec) -> list[tuple[str, object, object]]:
+    """(key path, old value, new value) for every resolved key that differs, in spec order."""
+    a, b = flatten(old.data), flatten(new.data)
+    return [(k, a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+
+
+def describe_changes(changes, limit: int = 12) -> str:
+    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes[:limit])
+    more = f"; and {len(changes) - limit} more" if len(changes) > limit else ""
+    return shown + more
+
+
 def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epochs: int | None = None,
-           progress=None, command: str = "", **options) -> dict:
+           progress=None, command: str = "", on_change=None, **options) -> dict:
     """Continue an interrupted (or finished, with more ``epochs``) run in its own folder.
 
-    The run's recorded spec is used; a ``spec`` given as well must resolve to the
-    same thing (its hash), unless ``force``, in which case it replaces it.
+    The run's recorded spec is used; a ``spec`` given as well must resolve to the same thing,
+    unless ``force``, in which case it replaces it: ``on_change(text)`` is then told what
+    changes (each differing key with the run's value and the new one), before training.
     """
-    from ..spec.validate import load
-    from .loop import resume as resume_training, write_spec
+    from .loop import resume as resume_training
 
-    run_dir = Path(run_dir)
-    for needed in ("spec.yaml", "last.npz", "metrics.csv"):
-        if not (run_dir / needed).exists():
-            raise InputError(f"cannot resume: the run folder has no {needed} (a run folder written "
-                             f"by bpcli train has it)", file=str(run_dir))
-    recorded_spec = load(run_dir / "spec.yaml")
+    folder = RunFolder.open(run_dir, RunFolder.LAST, RunFolder.METRICS)
+    recorded_spec = folder.load_spec()
     use = recorded_spec
     if spec is not None:
         candidate = recorded(spec)
         data_entry = recorded_spec.data["data"]
         if data_entry and data_entry.get("path"):  # the run trained on a file: compare like with like
             candidate = set_value(candidate, "data", data_entry)
-        if candidate.fingerprint() != recorded_spec.fingerprint():
+        changes = spec_changes(recorded_spec, candidate)
+        if changes:
             if not force:
                 raise InputError(f"{spec.file or 'the spec'} differs from the spec this run was "
-                                 f"trained with (hash {candidate.fingerprint()} vs "
-                                 f"{recorded_spec.fingerprint()}); resume it without a spec, or "
-                                 f"add --force to continue with the new one", file=str(run_dir))
+                                 f"trained with in {len(changes)} key(s) (run -> given): "
+                                 f"{describe_changes(changes)}. Resume without a spec, or add "
+                                 f"--force to continue with the given one", file=str(run_dir))
+            if on_change is not None:
+                on_change(f"--force: continuing {run_dir} with {spec.file or 'the given spec'}, "
+                          f"which changes {len(changes)} key(s): {describe_changes(changes)}")
             use = candidate
     if epochs is not None:
         use = set_value(use, "training.epochs", epochs)
     p = prepare(use)
-    write_spec(p.model, run_dir)
+    folder.write_spec(p.model.spec)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        summary = resume_training(p.model, p.train, p.val, run_dir, source=p.source,
+        summary = resume_training(p.model, p.train, p.val, folder, source=p.source,
                                   progress=progress, command=command,
                                   data_fingerprint=p.fingerprint, **options)
-    summary["run_dir"] = str(run_dir)
+    summary["run_dir"] = str(folder)
     return summary

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import yaml
+
 from ..errors import InputError
+from ..spec.document import flatten
+from .run_folder import RunFolder, final_metrics
 
 
-def is_run(folder: Path) -> bool:
-    return (folder / "metrics.csv").exists()
-
-
-def expand(paths) -> list[Path]:
+def expand(paths) -> list[RunFolder]:
     """Run folders as given, with each sweep folder replaced by its finished variants' run folders."""
     out = []
     for p in map(Path, paths):
-        if (p / "sweep.json").exists():
-            found = sorted(d for d in p.iterdir() if d.is_dir() and is_run(d))
+        if RunFolder.is_sweep(p):
+            found = sorted(d for d in p.iterdir() if d.is_dir() and (d / RunFolder.METRICS).exists())
             if not found:
                 raise InputError("sweep folder has no finished runs yet", file=str(p))
-            out += found
+            out += [RunFolder(d) for d in found]
         else:
-            out.append(p)
+            out.append(RunFolder.open(p, RunFolder.METRICS))
     return out
-
-
-def final_metrics(summary: dict) -> dict:
-    """A summary.json's final metrics as ``final_<name>``, and ``best_val_loss`` where there is one."""
-    row = {f"final_{k}": v for k, v in summary["final"].items()}
-    if (summary.get("best") or {}).get("val_loss") is not None:
-        row["best_val_loss"] = summary["best"]["val_loss"]
-    return row
 
 
 def list_runs(folder: Path) -> list[dict]:
@@ -39,53 +30,34 @@ def list_runs(folder: Path) -> list[dict]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("no such folder", file=str(folder))
-    if is_run(folder):
-        candidates = [folder]
-    else:
-        candidates = sorted(d for d in folder.iterdir() if d.is_dir())
+    candidates = [folder] if RunFolder.is_run(folder) else sorted(
+        d for d in folder.iterdir() if d.is_dir())
     rows = []
-    for d in candidates:
-        status_file, summary_file = d / "status.json", d / "summary.json"
-        if not (summary_file.exists() or status_file.exists()):
+    for d in map(RunFolder, candidates):
+        if not (d.summary.exists() or d.status.exists()):
             continue
-        row = {"run": d.name if d != folder else str(d)}
-        if status_file.exists():
-            row["status"] = json.loads(status_file.read_text())["status"]
-        if summary_file.exists():
-            s = json.loads(summary_file.read_text())
+        row = {"run": d.path.name if d.path != folder else str(d)}
+        if d.status.exists():
+            row["status"] = d.read_json(d.status)["status"]
+        s = d.read_summary()
+        if s is not None:
             row.setdefault("status", "diverged" if s["stop_reason"].startswith("diverged") else "ok")
             row.update(epochs=s["epochs"], steps=s["steps"], **final_metrics(s))
-        elif (d / "sweep.json").exists():
+            if s.get("skipped_batches"):
+                row["skipped"] = s["skipped_batches"]
+        elif RunFolder.is_sweep(d.path):
             continue
         rows.append(row)
     return rows
 
 
-def _flatten(data, prefix=""):
-    """{"a": {"b": 1}, "layers": [...]} -> {"a.b": 1, "layers[0].conv1d.kernel": ...}."""
-    out = {}
-    if isinstance(data, dict):
-        for k, v in data.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            out.update(_flatten(v, f"{prefix}[{i}]"))
-    else:
-        out[prefix] = data
-    return out
-
-
 def compare(run_a: Path, run_b: Path) -> dict:
     """Spec keys that differ (resolved, so defaults count) and the final metrics of both runs."""
-    import yaml
-
     specs, finals = [], []
-    for run in (Path(run_a), Path(run_b)):
-        if not (run / "spec.yaml").exists():
-            raise InputError("not a run folder: it has no spec.yaml", file=str(run))
-        specs.append(_flatten(yaml.safe_load((run / "spec.yaml").read_text())))
-        summary = run / "summary.json"
-        finals.append(json.loads(summary.read_text())["final"] if summary.exists() else {})
+    for folder in (RunFolder.open(run_a), RunFolder.open(run_b)):
+        specs.append(flatten(yaml.safe_load(folder.spec.read_text())))
+        summary = folder.read_summary()
+        finals.append(summary["final"] if summary else {})
     keys = list(dict.fromkeys([*specs[0], *specs[1]]))
     spec_rows = [(k, specs[0].get(k), specs[1].get(k)) for k in keys if specs[0].get(k) != specs[1].get(k)]
     metric_keys = list(dict.fromkeys([*finals[0], *finals[1]]))

@@ -14,22 +14,19 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from ..spec.fields import Param, nonneg_float, nonneg_int, one_of, positive_float, positive_int
+from ..spec.fields import (Param, Table, nonneg_float, nonneg_int, one_of, positive_float,
+                           positive_int)
 
 
 @dataclass(frozen=True)
 class ScheduleDef:
     name: str
-    params: tuple[Param, ...]
     doc: str
     lr_at: Callable  # (lr, fields, t, total) -> the learning rate after t scheduler steps
+    params: tuple[Param, ...] = ()
 
 
-SCHEDULES: dict[str, ScheduleDef] = {}
-
-
-def _add(name, doc, lr_at, *params):
-    SCHEDULES[name] = ScheduleDef(name, tuple(params), doc, lr_at)
+SCHEDULES = Table("schedule")
 
 
 def _cosine(lr, c, t, total):
@@ -46,21 +43,33 @@ def _cosine(lr, c, t, total):
 _PER = Param("per", one_of("epoch", "step"), "epoch", "advance the schedule once per epoch or once "
              "per optimizer step")
 
-_add("constant", "the optimizer's lr throughout", lambda lr, c, t, total: lr)
-_add("step", "lr · gamma^floor(t / every), as torch's StepLR",
-     lambda lr, c, t, total: lr * c["gamma"] ** (t // c["every"]),
-     Param("every", positive_int, doc="epochs (or steps) between decays: StepLR's step_size"),
-     Param("gamma", positive_float, 0.1, "factor per decay"), _PER)
-_add("exponential", "lr · gamma^t, as torch's ExponentialLR",
-     lambda lr, c, t, total: lr * c["gamma"] ** t,
-     Param("gamma", positive_float, doc="factor per epoch (or step)"), _PER)
-_add("cosine", "optional linear warmup from lr/(warmup + 1) up to lr, then half a cosine from lr "
-     "down to min_lr, reached as the run ends (its length in epochs, or in steps with per: "
-     "step, from training.epochs and max_iters), as torch's LinearLR then CosineAnnealingLR in "
-     "SequentialLR", _cosine,
-     Param("warmup", nonneg_int, 0, "epochs (or steps) of linear warmup, 0 for none"),
-     Param("min_lr", nonneg_float, 0.0, "the lr at the end of the run: CosineAnnealingLR's eta_min"),
-     _PER)
+SCHEDULES.add(ScheduleDef(
+    "constant",
+    doc="the optimizer's lr throughout",
+    lr_at=lambda lr, c, t, total: lr))
+SCHEDULES.add(ScheduleDef(
+    "step",
+    doc="lr · gamma^floor(t / every), as torch's StepLR",
+    lr_at=lambda lr, c, t, total: lr * c["gamma"] ** (t // c["every"]),
+    params=(Param("every", positive_int, doc="epochs (or steps) between decays: StepLR's step_size"),
+        Param("gamma", positive_float, 0.1, "factor per decay"),
+        _PER)))
+SCHEDULES.add(ScheduleDef(
+    "exponential",
+    doc="lr · gamma^t, as torch's ExponentialLR",
+    lr_at=lambda lr, c, t, total: lr * c["gamma"] ** t,
+    params=(Param("gamma", positive_float, doc="factor per epoch (or step)"),
+        _PER)))
+SCHEDULES.add(ScheduleDef(
+    "cosine",
+    doc="optional linear warmup from lr/(warmup + 1) up to lr, then half a cosine from lr "
+        "down to min_lr, reached as the run ends (its length in epochs, or in steps with per: "
+        "step, from training.epochs and max_iters), as torch's LinearLR then CosineAnnealingLR in "
+        "SequentialLR",
+    lr_at=_cosine,
+    params=(Param("warmup", nonneg_int, 0, "epochs (or steps) of linear warmup, 0 for none"),
+        Param("min_lr", nonneg_float, 0.0, "the lr at the end of the run: CosineAnnealingLR's eta_min"),
+        _PER)))
 
 
 class Schedule:

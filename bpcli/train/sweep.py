@@ -31,11 +31,10 @@ import numpy as np
 import yaml
 
 from ..errors import InputError
-from .runs import final_metrics
+from .run_folder import SWEEP_PLAN, RunFolder, final_metrics
 from ..spec.document import Spec
 from ..spec.validate import set_value
 
-PLAN = "sweep.json"
 
 
 # ---------------------------------------------------------------- parsing the command line
@@ -231,20 +230,18 @@ def _as_completed(futures, executor):
 
 # ---------------------------------------------------------------- the sweep
 def new_sweep(spec: Spec, variants: list[Variant], out: Path, data, target) -> Path:
-    from .loop import new_run_dir
-
-    folder = new_run_dir(out)
+    folder = RunFolder.create(out).path
     plan_ = {"spec": spec.data, "spec_file": spec.file, "data": None if data is None else str(Path(data).resolve()),
              "target": target, "variants": [{"index": v.index, "values": v.values, "seed": v.seed,
                                              "name": v.name} for v in variants]}
-    (folder / PLAN).write_text(json.dumps(plan_, indent=2) + "\n")
+    (folder / SWEEP_PLAN).write_text(json.dumps(plan_, indent=2) + "\n")
     return folder
 
 
 def load_plan(folder: Path):
-    path = Path(folder) / PLAN
+    path = Path(folder) / SWEEP_PLAN
     if not path.exists():
-        raise InputError("not a sweep folder: it has no sweep.json", file=str(folder))
+        raise InputError(f"not a sweep folder: it has no {SWEEP_PLAN}", file=str(folder))
     p = json.loads(path.read_text())
     variants = [Variant(v["index"], v["values"], v["seed"]) for v in p["variants"]]
     return p, variants
@@ -285,17 +282,17 @@ def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler:
 
 
 def _finished(folder: Path, v: Variant) -> bool:
-    return (folder / v.name / "status.json").exists()
+    return RunFolder(folder / v.name).status.exists()
 
 
 def _store(folder: Path, v: Variant, result: dict) -> None:
-    run_dir = folder / v.name
-    run_dir.mkdir(exist_ok=True)
+    run = RunFolder(folder / v.name)
+    run.path.mkdir(exist_ok=True)
     for name, content in result["files"].items():
-        (run_dir / name).write_bytes(content)
+        run.file(name).write_bytes(content)
     status = {"status": result["status"], "message": result["message"], "wall_s": result["wall_s"]}
     # written last: its presence marks the variant as finished for --resume
-    (run_dir / "status.json").write_text(json.dumps(status, indent=2) + "\n")
+    run.write_json(run.status, status)
 
 
 def write_table(folder: Path) -> list[dict]:
@@ -305,15 +302,14 @@ def write_table(folder: Path) -> list[dict]:
     p, variants = load_plan(folder)
     rows = []
     for v in variants:
-        run_dir = folder / v.name
-        if not (run_dir / "status.json").exists():
+        run = RunFolder(folder / v.name)
+        if not run.status.exists():
             continue
-        status = json.loads((run_dir / "status.json").read_text())
+        status = run.read_json(run.status)
         row = {"index": v.index, **v.values,
                "seed": v.seed, "status": status["status"], "wall_s": round(status["wall_s"], 3)}
-        summary_path = run_dir / "summary.json"
-        if summary_path.exists():
-            summary = json.loads(summary_path.read_text())
+        summary = run.read_summary() if run.summary.exists() else None
+        if summary is not None:
             row.update(final_metrics(summary), steps=summary["steps"])
         row["run"] = v.name
         row["message"] = status["message"]
@@ -339,10 +335,10 @@ def plot_sweep(folder: Path, p: dict, variants, rows) -> Path:
     levels = sorted({str(v.values.get(key)) for v in variants}, key=_sort_key) if key else ["run"]
     done = {r["run"]: r for r in rows}
     for v in variants:
-        metrics = folder / v.name / "metrics.csv"
-        if v.name not in done or not metrics.exists():
+        run = RunFolder(folder / v.name)
+        if v.name not in done or not run.metrics.exists():
             continue
-        df = pd.read_csv(metrics)
+        df = run.read_metrics()
         col = "val_loss" if "val_loss" in df else "train_loss"
         level = str(v.values.get(key)) if key else "run"
         color = cmap(levels.index(level) / max(1, len(levels) - 1))

@@ -1,0 +1,92 @@
+"""Commands for writing specs: validate, show, schema, init."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import InputError
+from . import SPEC, command, command_line, err, out
+
+
+@command
+def validate(spec: Path = SPEC,
+             set_: List[str] = typer.Option([], "--set", metavar="KEY.PATH=VALUE",
+                                            help="validate SPEC with this change (repeatable)"),
+             as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+    """Check SPEC: every problem at once, each with file:line:column and key path, then shapes."""
+    from ..spec.authoring import summary_line, validate_spec
+
+    try:
+        summary = validate_spec(spec, set_)
+    except InputError as e:
+        if as_json:
+            print(json.dumps({"ok": False, "errors": [
+                {"file": x.file, "line": x.line, "column": x.column, "path": x.path,
+                 "message": x.message} for x in e.errors]}))
+            raise typer.Exit(2) from None
+        _every_error(e)
+    if as_json:
+        print(json.dumps({"ok": True, **summary}))
+    else:
+        out.print(summary_line(summary), markup=False)
+
+
+def _every_error(e: InputError):
+    """Each problem on its own line (``bpcli validate`` and ``show`` find them all), exit code 2."""
+    if len(e.errors) == 1:
+        raise e
+    for one in e.errors:
+        print(f"bpcli: error: {one}", file=sys.stderr)
+    print(f"bpcli: {len(e.errors)} errors in {e.errors[0].file or 'the spec'}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+@command
+def show(spec: Path = SPEC,
+         set_: List[str] = typer.Option([], "--set", metavar="KEY.PATH=VALUE",
+                                        help="show SPEC with this change (repeatable)"),
+         as_json: bool = typer.Option(False, "--json", help="print JSON instead of YAML")):
+    """Print SPEC resolved, as bpcli trains it: every default filled in (YAML, or --json)."""
+    from ..spec.authoring import show_text
+    from ..spec.validate import check
+
+    try:
+        s = check(spec, sets=set_)
+    except InputError as e:
+        _every_error(e)
+    sys.stdout.write(show_text(s, as_json))
+
+
+@command
+def schema(out_file: Optional[Path] = typer.Option(None, "--out", help="write it to this file "
+                                                   "[default: print it]")):
+    """A JSON Schema of specs, for editors that complete and check YAML while you type."""
+    from ..spec.json_schema import dumps
+
+    text = dumps()
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out_file.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot write: {e.strerror or e}", file=str(out_file)) from None
+    out.print(f"JSON Schema: {out_file}", markup=False)
+
+
+@command
+def init(template: str = typer.Option("lecture", help="lecture, cnn1d, cnn2d or mlp"),
+         out_file: Optional[Path] = typer.Option(None, "--out", help="spec file to write "
+                                                 "[default: <template>.yaml]; never overwritten")):
+    """Write a commented starter spec (it validates as written) to edit and train."""
+    from ..spec.authoring import write_template
+
+    path = write_template(template, out_file or Path(f"{template}.yaml"))
+    out.print(f"wrote {path} (template {template}); next: bpcli validate {path}, then "
+              f"bpcli train {path}", markup=False)
