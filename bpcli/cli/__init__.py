@@ -1,9 +1,10 @@
 """The ``bpcli`` command: parse, call the library, print. Exit codes: 0 ok, 1 a check failed, 2 bad input.
 
 The commands live by group, each a plain function registered with :func:`command`:
-:mod:`~bpcli.cli.training` (train, eval, sweep, runs, plot, diff), :mod:`~bpcli.cli.specs`
-(validate, show, schema, init) and :mod:`~bpcli.cli.gradients` (gradcheck, trace, graph, inspect,
-bench); :mod:`~bpcli.cli.render` turns results into tables and lines. No command holds logic a
+:mod:`~bpcli.cli.training` (train), :mod:`~bpcli.cli.sweeps` (sweep), :mod:`~bpcli.cli.evaluation`
+(eval), :mod:`~bpcli.cli.runs` (runs, plot, diff), :mod:`~bpcli.cli.specs` (validate, show,
+schema, init) and :mod:`~bpcli.cli.gradients` (gradcheck, trace, graph, inspect, bench);
+:mod:`~bpcli.cli.render` turns results into tables and lines. No command holds logic a
 test would want to call directly: that lives in the library.
 """
 
@@ -78,5 +79,5 @@ def run() -> None:
     sys.exit(main())
 
 
-# the command groups register themselves with app when imported
-from . import gradients, specs, training  # noqa: E402,F401
+# the command groups register themselves with app when imported, in the order --help lists them
+from . import training, evaluation, sweeps, runs, specs, gradients  # noqa: E402,F401,I001

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from ..errors import InputError
-from . import SPEC, command, command_line, err, out
+from . import SPEC, command, out
 from rich.table import Table
 
 @command

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -11,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError
-from . import SPEC, command, command_line, err, out
+from . import SPEC, command, out
 
 
 @command
@@ -51,15 +50,30 @@ def _every_error(e: InputError):
 def show(spec: Path = SPEC,
          set_: List[str] = typer.Option([], "--set", metavar="KEY.PATH=VALUE",
                                         help="show SPEC with this change (repeatable)"),
-         as_json: bool = typer.Option(False, "--json", help="print JSON instead of YAML")):
-    """Print SPEC resolved, as bpcli trains it: every default filled in (YAML, or --json)."""
+         as_json: bool = typer.Option(False, "--json", help="print JSON instead of YAML"),
+         program: bool = typer.Option(False, "--program", help="print the compiled program "
+                                      "instead: one line per equation, with shapes and the layer "
+                                      "it came from"),
+         training: bool = typer.Option(False, "--training", help="with --program: the training "
+                                       "program (dropout masks, batch statistics)")):
+    """Print SPEC resolved, as bpcli trains it: every default filled in (YAML, or --json); or the
+    static program it compiles to (--program)."""
     from ..spec.authoring import show_text
     from ..spec.validate import check
 
+    if training and not program:
+        raise InputError("--training shows the training program: give it with --program",
+                         path="--training")
     try:
         s = check(spec, sets=set_)
     except InputError as e:
         _every_error(e)
+    if program:
+        from ..nn.model import Model
+
+        model = Model(s)
+        sys.stdout.write(str(model.train_program if training else model.program) + "\n")
+        return
     sys.stdout.write(show_text(s, as_json))
 
 

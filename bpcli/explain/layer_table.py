@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import PRIMITIVES
 from ..errors import InputError
 from ..nn.layers import LAYERS
 from .plots import pyplot, save

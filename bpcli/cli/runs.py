@@ -1,0 +1,76 @@
+"""Commands that read run folders: runs, plot, diff."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import command, out
+from rich.table import Table
+
+from .render import cell
+
+
+@command
+def runs(folder: Path = typer.Argument(Path("runs"), help="a folder of runs, or a sweep folder"),
+         as_json: bool = typer.Option(False, "--json", help="print JSON rows")):
+    """List runs (or a sweep's variants) with their final metrics."""
+    from ..train.runs import list_runs
+
+    rows = list_runs(folder)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=str(folder))
+    cols = [c for c in ("run", "status", "epochs", "steps", "final_train_loss", "final_val_loss",
+                        "final_val_accuracy", "best_val_loss") if any(c in r for r in rows)]
+    for c in cols:
+        table.add_column(c.replace("final_", ""), justify="left" if c in ("run", "status") else "right")
+    for r in rows:
+        table.add_row(*[cell(r.get(c)) for c in cols])
+    out.print(table)
+
+
+@command
+def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders or sweep folders"),
+         out_file: Path = typer.Option(Path("loss_curves.png"), "--out", help="PNG file to write"),
+         logy: Optional[bool] = typer.Option(None, "--logy/--linear", help="loss axis scale "
+                                                                           "(default: log when all "
+                                                                           "losses are positive)"),
+         smooth: int = typer.Option(1, min=1, help="moving-average window, in rows")):
+    """Overlay the loss curves of one or several runs (or every run of a sweep folder) in one picture."""
+    from ..explain.plots import plot_runs
+    from ..train.runs import expand
+
+    path = plot_runs([(r.path.name, r.read_metrics()) for r in expand(runs)], out_file, logy=logy,
+                     smoothing=smooth)
+    out.print(f"plot: {path}")
+
+
+@command
+def diff(run_a: Path = typer.Argument(..., help="a run folder"),
+         run_b: Path = typer.Argument(..., help="another run folder"),
+         out_file: Path = typer.Option(Path("diff.png"), "--out", help="PNG of both runs' curves")):
+    """What differs between two runs: their resolved specs, final metrics, and curves overlaid."""
+    from ..explain.plots import plot_runs
+    from ..train.run_folder import RunFolder
+    from ..train.runs import compare
+
+    report = compare(run_a, run_b)
+    table = Table(title=f"{run_a} vs {run_b}")
+    for col in ("key", str(run_a), str(run_b)):
+        table.add_column(col, overflow="fold")
+    for key, a, b in report["spec"]:
+        table.add_row(key, cell(a), cell(b))
+    for key, a, b in report["final"]:
+        table.add_row(f"final {key}", cell(a), cell(b))
+    out.print(table)
+    if not report["spec"]:
+        out.print("the resolved specs are identical")
+    runs = [RunFolder.open(r, RunFolder.METRICS) for r in (run_a, run_b)]
+    path = plot_runs([(r.path.name, r.read_metrics()) for r in runs], out_file,
+                     title=f"{run_a.name} vs {run_b.name}")
+    out.print(f"curves: {path}")
