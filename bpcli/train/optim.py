@@ -186,6 +186,10 @@ _WD = Param("weight_decay", nonneg_float, 0.0, "wd W added to every parameter's 
 _CLIP = Param("grad_clip", optional(nonneg_float), None, "clip the gradient to this global 2-norm "
               "before the step, as torch.nn.utils.clip_grad_norm_; null or 0: off")
 _MU = "momentum factor mu"
+_ADAM = (Param("lr", positive_float, 0.001, _LR),
+         Param("beta1", fraction, 0.9, "decay of the gradient average"),
+         Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
+         Param("eps", nonneg_float, 1e-8, "added to the denominator"))
 
 
 OPTIMIZERS.add(OptimizerDef(
@@ -194,8 +198,8 @@ OPTIMIZERS.add(OptimizerDef(
         "step's largest |ΔW| < training.precision or training.max_iters",
     make=SGD,
     params=(Param("lr", positive_float, 0.1, _LR),
-        _WD,
-        _CLIP),
+            _WD,
+            _CLIP),
     full_batch=True))
 OPTIMIZERS.add(OptimizerDef(
     "sgd",
@@ -203,10 +207,10 @@ OPTIMIZERS.add(OptimizerDef(
         "torch.optim.SGD",
     make=SGD,
     params=(Param("lr", positive_float, 0.01, _LR),
-        Param("momentum", fraction, 0.0, f"{_MU}, 0 for plain SGD"),
-        Param("nesterov", boolean, False, "Nesterov momentum (needs momentum > 0)"),
-        _WD,
-        _CLIP),
+            Param("momentum", fraction, 0.0, f"{_MU}, 0 for plain SGD"),
+            Param("nesterov", boolean, False, "Nesterov momentum (needs momentum > 0)"),
+            _WD,
+            _CLIP),
     check=_nesterov_needs_momentum))
 OPTIMIZERS.add(OptimizerDef(
     "momentum",
@@ -214,58 +218,50 @@ OPTIMIZERS.add(OptimizerDef(
         "with momentum",
     make=SGD,
     params=(Param("lr", positive_float, 0.01, _LR),
-        Param("momentum", fraction, 0.9, _MU),
-        _WD,
-        _CLIP)))
+            Param("momentum", fraction, 0.9, _MU),
+            _WD,
+            _CLIP)))
 OPTIMIZERS.add(OptimizerDef(
     "nesterov",
     doc="sgd with Nesterov momentum: v = mu v + g, W -= lr (g + mu v), as "
         "torch.optim.SGD with nesterov=True",
     make=lambda cfg: SGD(dict(cfg, nesterov=True)),
     params=(Param("lr", positive_float, 0.01, _LR),
-        Param("momentum", fraction, 0.9, f"{_MU} (> 0)"),
-        _WD,
-        _CLIP),
+            Param("momentum", fraction, 0.9, f"{_MU} (> 0)"),
+            _WD,
+            _CLIP),
     check=lambda cfg: _nesterov_needs_momentum(dict(cfg, nesterov=True))))
 OPTIMIZERS.add(OptimizerDef(
     "adagrad",
     doc="per-entry steps lr / sqrt(sum of squared gradients), as torch.optim.Adagrad",
     make=Adagrad,
     params=(Param("lr", positive_float, 0.01, _LR),
-        Param("eps", nonneg_float, 1e-10, "added to the denominator"),
-        _WD,
-        _CLIP)))
+            Param("eps", nonneg_float, 1e-10, "added to the denominator"),
+            _WD,
+            _CLIP)))
 OPTIMIZERS.add(OptimizerDef(
     "rmsprop",
     doc="per-entry steps lr / sqrt(running average of squared gradients), as "
         "torch.optim.RMSprop",
     make=RMSprop,
     params=(Param("lr", positive_float, 0.01, _LR),
-        Param("alpha", fraction, 0.99, "decay of the squared-gradient average"),
-        Param("eps", nonneg_float, 1e-8, "added to the denominator"),
-        Param("momentum", fraction, 0.0, f"{_MU} on the scaled step, 0 for none"),
-        Param("centered", boolean, False, "divide by the gradient's estimated variance instead"),
-        _WD,
-        _CLIP)))
+            Param("alpha", fraction, 0.99, "decay of the squared-gradient average"),
+            Param("eps", nonneg_float, 1e-8, "added to the denominator"),
+            Param("momentum", fraction, 0.0, f"{_MU} on the scaled step, 0 for none"),
+            Param("centered", boolean, False, "divide by the gradient's estimated variance instead"),
+            _WD,
+            _CLIP)))
 OPTIMIZERS.add(OptimizerDef(
     "adam",
     doc="Adam with bias correction, as torch.optim.Adam (weight_decay enters the gradient)",
     make=Adam,
-    params=(Param("lr", positive_float, 0.001, _LR),
-        Param("beta1", fraction, 0.9, "decay of the gradient average"),
-        Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
-        Param("eps", nonneg_float, 1e-8, "added to the denominator"),
-        _WD,
-        _CLIP)))
+    params=(*_ADAM, _WD, _CLIP)))
 OPTIMIZERS.add(OptimizerDef(
     "adamw",
     doc="Adam with decoupled weight decay, W -= lr wd W beside the Adam step, as "
         "torch.optim.AdamW",
     make=AdamW,
-    params=(Param("lr", positive_float, 0.001, _LR),
-        Param("beta1", fraction, 0.9, "decay of the gradient average"),
-        Param("beta2", fraction, 0.999, "decay of the squared-gradient average"),
-        Param("eps", nonneg_float, 1e-8, "added to the denominator"),
-        Param("weight_decay", nonneg_float, 0.01, "decoupled decay wd: W -= lr wd W each step, not "
-           "through the gradient (torch's AdamW default 0.01)"),
-        _CLIP)))
+    params=(*_ADAM,
+            Param("weight_decay", nonneg_float, 0.01, "decoupled decay wd: W -= lr wd W each "
+                  "step, not through the gradient (torch's AdamW default 0.01)"),
+            _CLIP)))

@@ -99,37 +99,15 @@ class RunFolder:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    @property
-    def spec(self) -> Path:
-        return self.path / self.SPEC
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / self.METRICS
-
-    @property
-    def plot(self) -> Path:
-        return self.path / self.PLOT
-
-    @property
-    def model(self) -> Path:
-        return self.path / self.MODEL
-
-    @property
-    def last(self) -> Path:
-        return self.path / self.LAST
-
-    @property
-    def best(self) -> Path:
-        return self.path / self.BEST
-
-    @property
-    def summary(self) -> Path:
-        return self.path / self.SUMMARY
-
-    @property
-    def status(self) -> Path:
-        return self.path / self.STATUS
+    # the path of each file, by the name the class gives it
+    spec = property(lambda self: self.path / self.SPEC)
+    metrics = property(lambda self: self.path / self.METRICS)
+    plot = property(lambda self: self.path / self.PLOT)
+    model = property(lambda self: self.path / self.MODEL)
+    last = property(lambda self: self.path / self.LAST)
+    best = property(lambda self: self.path / self.BEST)
+    summary = property(lambda self: self.path / self.SUMMARY)
+    status = property(lambda self: self.path / self.STATUS)
 
     def weights(self, checkpoint: str = "final") -> Path:
         """model.npz (``final``) or best.npz (``best``), which must exist."""
