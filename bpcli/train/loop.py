@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import __version__
 from ..engine import backward, evaluate
+from ..engine.threads import info as threads_info
 from ..errors import CheckFailed, InputError, Interrupted
 from ..explain.plots import plot_runs
 from ..nn.model import Model
@@ -162,12 +163,14 @@ class Trainer:
 
     def __init__(self, model: Model, train_set, val_set, folder: RunFolder, *, source: str = "",
                  progress: Callable | None = None, command: str = "", checkpoint_every: int = 1,
-                 on_nan: str = "stop", data_fingerprint: str | None = None):
+                 on_nan: str = "stop", data_fingerprint: str | None = None,
+                 threads: int | None = None):
         spec = model.spec.data
         self.model, self.folder = model, folder
         self.train_set, self.val_set = train_set, val_set
         self.source, self.progress, self.command = source, progress, command
         self.checkpoint_every, self.on_nan = checkpoint_every, on_nan
+        self.threads = threads  # the BLAS thread limit the caller set, for summary.json
         self.cfg, self.tcfg = spec["optimizer"], spec["training"]
         if self.tcfg["early_stopping"] is not None and val_set is None:
             raise model.spec.error("training.early_stopping", "needs validation data, but the "
@@ -463,6 +466,8 @@ class Trainer:
             "elapsed_s": round(self.elapsed(), 3),
             "time_s": {k: round(v, 4) for k, v in self.times.items()},
             "peak_rss_mb": round(peak_kb / 1024, 1),
+            "threads": self.threads,
+            "thread_pools": threads_info(),
             "command": self.command,
             "versions": {"bpcli": __version__, "numpy": np.__version__,
                          "python": platform.python_version()},

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as data_mod
+from ..engine.threads import limit
 from ..errors import CheckFailed, InputError
 from ..nn.model import Model
 from ..spec.document import Spec
@@ -90,15 +91,18 @@ def preflight(p: Prepared) -> dict:
     return report
 
 
-def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "", **options) -> dict:
-    """Create ``run_dir`` (never overwriting), write the resolved spec, train; the summary."""
+def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "",
+            threads: int | None = None, **options) -> dict:
+    """Create ``run_dir`` (never overwriting), write the resolved spec, train with the BLAS pools
+    limited to ``threads`` (default: :data:`bpcli.engine.threads.DEFAULT_THREADS`); the summary."""
     from .loop import train
 
     folder = RunFolder.create(run_dir)
     folder.write_spec(p.model.spec)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported
+    # divergence is reported, not warned about; the thread count is part of the same-bits promise
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), limit(threads) as n:
         summary = train(p.model, p.train, p.val, folder, source=p.source, progress=progress,
-                        command=command, data_fingerprint=p.fingerprint, **options)
+                        command=command, data_fingerprint=p.fingerprint, threads=n, **options)
     summary["run_dir"] = str(folder)
     return summary
 
@@ -116,7 +120,8 @@ def describe_changes(changes, limit: int = 12) -> str:
 
 
 def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epochs: int | None = None,
-           progress=None, command: str = "", on_change=None, **options) -> dict:
+           progress=None, command: str = "", on_change=None, threads: int | None = None,
+           **options) -> dict:
     """Continue an interrupted (or finished, with more ``epochs``) run in its own folder.
 
     The run's recorded spec is used; a ``spec`` given as well must resolve to the same thing,
@@ -148,9 +153,9 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
         use = set_value(use, "training.epochs", epochs)
     p = prepare(use)
     folder.write_spec(p.model.spec)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), limit(threads) as n:
         summary = resume_training(p.model, p.train, p.val, folder, source=p.source,
                                   progress=progress, command=command,
-                                  data_fingerprint=p.fingerprint, **options)
+                                  data_fingerprint=p.fingerprint, threads=n, **options)
     summary["run_dir"] = str(folder)
     return summary

@@ -1,0 +1,81 @@
+"""How many BLAS threads a training step wants: 1 against all cores, quiet and under load.
+
+For each shipped spec, a training step (forward and backward, training mode) on one batch
+of its batch size is timed with the BLAS pools limited to 1 thread and to every core, first
+on a quiet machine, then while a second process keeps one core busy (a "loaded" machine,
+as a shared one is). Rounds alternate between the settings so drift hits both alike; the
+medians and their ratio are printed. ``bpcli.engine.threads.DEFAULT_THREADS`` comes from
+this table (benchmarks/README.md quotes it).
+
+    .venv/bin/python benchmarks/threads.py [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import bpcli
+from bpcli.engine.threads import available, limit
+from bpcli.explain.gradcheck import random_batch
+
+SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
+BUSY = "import numpy as np\nx = np.ones(10**6)\nwhile True:\n    x = np.sqrt(x + 1.0)\n"
+
+
+def step_seconds(model, X, y, masks, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.step(X, y, train=True, masks=masks)
+    return (time.perf_counter() - start) / steps
+
+
+def measure(spec, rounds, settings):
+    model = bpcli.build(spec)
+    bs = model.spec.data["training"]["batch_size"]
+    n = 256 if bs == "full" else bs
+    X, y = model.prepare(*random_batch(model, n, 0))
+    masks = model.draw_masks(n, np.random.default_rng(0))
+    with limit(1):
+        model.step(X, y, train=True, masks=masks)        # warm up plans and caches
+        steps = max(1, int(0.2 / max(step_seconds(model, X, y, masks, 1), 1e-6)))
+    times = {t: [] for t in settings}
+    for _ in range(rounds):
+        for t in settings:
+            with limit(t):
+                times[t].append(step_seconds(model, X, y, masks, steps))
+    return n, {t: statistics.median(v) for t, v in times.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args(argv)
+    cores = available()
+    settings = sorted({1, cores})
+    print(f"{cores} cores; ms per training step, median of {args.rounds} alternating rounds")
+    print(f"{'spec':<20} {'batch':>5} {'load':<7} " + " ".join(f"{f'{t} thr':>9}" for t in settings)
+          + f" {'1 / all':>8}")
+    for load in ("quiet", "loaded"):
+        busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load == "loaded" else None
+        try:
+            for spec in SPECS:
+                n, med = measure(spec, args.rounds, settings)
+                ratio = med[1] / med[settings[-1]]
+                print(f"{spec.stem:<20} {n:>5} {load:<7} "
+                      + " ".join(f"{1e3 * med[t]:>9.3f}" for t in settings) + f" {ratio:>8.2f}",
+                      flush=True)
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+
+
+if __name__ == "__main__":
+    main()
