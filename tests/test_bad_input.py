@@ -200,7 +200,7 @@ TRAIN_CASES = {
     "val-split-out-of-range": (_spec(spec_with("val_split: 0.2", "val_split: 1.5")),
                                ["bad.yaml:4:", "data.val_split", "[0, 1)", "1.5"]),
     "epochs-option": (lambda w: ["base.yaml", "--epochs", "0"],
-                      ["base.yaml:13:", "training.epochs", "positive integer", "got 0"]),
+                      ["--epochs: must be a positive integer, got 0"]),
     "no-data": (_spec(BASE.replace("data: {builtin: pulses, n: 100, val_split: 0.2}\n", "")),
                 ["bad.yaml", "no data", "--data"]),
     # ------------------------------------------------ the data file

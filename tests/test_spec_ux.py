@@ -333,7 +333,8 @@ def test_init_never_overwrites(capsys, workdir):
 
 def test_init_unknown_template(capsys, workdir):
     code, _, err = cli(capsys, "init", "--template", "cnn3d")
-    assert code == 2 and "unknown template 'cnn3d' (did you mean 'cnn2d'?)" in err
+    assert code == 2 and err.startswith("bpcli: error: --template: must be one of lecture")
+    assert "got 'cnn3d' (did you mean 'cnn2d'?)" in err
     assert not list(workdir.glob("cnn3d*"))
 
 

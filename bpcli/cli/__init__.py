@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from ..errors import CheckFailed, InputError, Interrupted
+from .options import check_all, checks_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,  # help texts show [default: ...] literally
@@ -39,12 +40,15 @@ def command(fn):
     """Register a command; bad input of any kind becomes one paragraph on stderr and exit code 2.
 
     This is the one place where errors turn into exit codes: InputError -> 2,
-    CheckFailed -> 1, Ctrl-C -> 130; usage errors are Typer's (also 2).
+    CheckFailed -> 1, Ctrl-C -> 130; usage errors are Typer's (also 2). Options declared with
+    :func:`~bpcli.cli.options.option` are checked here, before the command does any work.
     """
+    checks = checks_of(fn)
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            return fn(*args, **check_all(checks, kwargs))
         except InputError as e:
             print(f"bpcli: error: {e}", file=sys.stderr)
             raise typer.Exit(2) from None

@@ -8,9 +8,13 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import InputError
-from . import SPEC, command, out
 from rich.table import Table
+
+from ..errors import InputError
+from ..spec.fields import nonneg_int, one_of, positive_float, positive_int
+from . import SPEC, command, err, out
+from .options import int_between, option, spec_check
+
 
 @command
 def gradcheck(spec: Path = SPEC,
@@ -20,13 +24,15 @@ def gradcheck(spec: Path = SPEC,
               set_: List[str] = typer.Option([], "--set", metavar="KEY.PATH=VALUE",
                                              help="change the spec: optimizer.lr=0.01, "
                                                   "layers[0].conv1d.kernel=5 (repeatable)"),
-              samples: int = typer.Option(4, min=1, help="batch size of the check"),
-              seed: int = typer.Option(0, help="seed of the random batch and directions"),
-              eps: Optional[float] = typer.Option(None, min=0.0, help="finite-difference step h "
-                                                  "[default: eps^(1/3)·max(1,|w|)]"),
-              mode: str = typer.Option("auto", help="exact (every entry), fast (random directions) "
-                                                    "or auto (exact up to 2000 parameters)"),
-              directions: int = typer.Option(8, min=1, help="random directions checked"),
+              samples: int = option(4, check=positive_int, help="batch size of the check"),
+              seed: int = option(0, check=nonneg_int, help="seed of the random batch and "
+                                                           "directions"),
+              eps: Optional[float] = option(None, check=positive_float, help="finite-difference "
+                                            "step h [default: eps^(1/3)·max(1,|w|)]"),
+              mode: str = option("auto", check=one_of("auto", "exact", "fast"),
+                                 help="exact (every entry), fast (random directions) or auto "
+                                      "(exact up to 2000 parameters)"),
+              directions: int = option(8, check=positive_int, help="random directions checked"),
               sweep: bool = typer.Option(False, "--sweep", help="also tabulate the error against "
                                                                "h over 12 decades, with a PNG"),
               sweep_out: Path = typer.Option(Path("gradcheck_sweep.png"), help="PNG of --sweep"),
@@ -41,8 +47,6 @@ def gradcheck(spec: Path = SPEC,
     from ..train import data as data_mod
     from ..train.run import fit
 
-    if mode not in ("auto", "exact", "fast"):
-        raise InputError(f"--mode must be auto, exact or fast, got {mode!r}", path="--mode")
     model = Model(apply_sets(load(spec), set_), dtype=np.float64)
     X = y = None
     if data is not None:  # the first samples, prepared as training sees them
@@ -66,20 +70,19 @@ def gradcheck(spec: Path = SPEC,
 
 @command
 def bench(spec: Path = SPEC,
-          batch: int = typer.Option(64, min=1, help="samples per step"),
-          steps: int = typer.Option(20, min=1, help="steps to time"),
-          dtype: Optional[str] = typer.Option(None, help="float32 or float64 [default: the spec's]"),
+          batch: int = option(64, check=positive_int, help="samples per step"),
+          steps: int = option(20, check=positive_int, help="steps to time"),
+          dtype: Optional[str] = option(None, check=spec_check("dtype"),
+                                        help="float32 or float64 [default: the spec's]"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
     """Time forward and backward of each layer of SPEC on a random batch."""
     from ..nn.model import Model
     from ..explain.timing import profile
     from ..spec.validate import load
 
-    if dtype not in (None, "float32", "float64"):
-        raise InputError(f"--dtype must be float32 or float64, got {dtype!r}", path="--dtype")
     report = profile(Model(load(spec), dtype=dtype), batch, steps)
-    if as_json:
-        print(json.dumps(report))
+    if as_json:  # a layer is an Origin: written as it reads, conv1d's "layers[0] (conv1d)"
+        print(json.dumps(report, default=str))
         return
     table = Table(title=f"bench {spec}: batch {batch}, {report['dtype']}, {steps} steps")
     table.add_column("layer", no_wrap=True)
@@ -98,7 +101,7 @@ def inspect_(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (o
                                                    show_default=False),
              run: Optional[Path] = typer.Option(None, help="a run folder: its spec and trained "
                                                            "weights"),
-             toeplitz: Optional[int] = typer.Option(None, metavar="I", help="draw layer I's "
+             toeplitz: Optional[int] = option(None, metavar="I", check=nonneg_int, help="draw layer I's "
                                                     "matrix: a conv layer's Toeplitz matrix T(w), "
                                                     "a dense layer's weight"),
              kernels: bool = typer.Option(False, "--kernels", help="draw the kernels of every "
@@ -172,7 +175,7 @@ def trace(expression: str = typer.Argument(..., help='e.g. "ln(x1) + x1*x2 - sin
           at: str = typer.Option(..., help="the point, e.g. x1=2,x2=5"),
           wrt: Optional[str] = typer.Option(None, help="seed the tangent trace for this variable "
                                                        "[default: the first]"),
-          digits: int = typer.Option(3, min=0, max=15, help="decimals shown"),
+          digits: int = option(3, check=int_between(0, 15), help="decimals shown"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
     """The lecture's tables: forward primal trace, forward tangent trace, reverse adjoint trace."""
     from ..explain.traces import render, trace as run_trace
@@ -206,6 +209,7 @@ def graph(target: str = typer.Argument(..., help="a spec file, or an expression 
     graphs = [forward_graph(prog, output), backward_graph(prog, output, wrt)]
     path = to_png(graphs, out_file or Path(f"{name}_graph.png"))
     if dot:
-        print(to_dot(graphs), end="")
-    out.print(f"graphs: {path} ({len(graphs[0].nodes)} forward nodes, "
-              f"{len(graphs[1].nodes)} backward nodes)")
+        print(to_dot(graphs).rstrip("\n"))
+    # with --dot, stdout is the Graphviz text alone: the note goes to stderr
+    (err if dot else out).print(f"graphs: {path} ({len(graphs[0].nodes)} forward nodes, "
+                                f"{len(graphs[1].nodes)} backward nodes)", markup=False)

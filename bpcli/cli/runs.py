@@ -8,8 +8,11 @@ from typing import List, Optional
 
 import typer
 
-from . import command, out
 from rich.table import Table
+
+from ..spec.fields import positive_int
+from . import command, out
+from .options import option
 
 from .render import cell
 
@@ -40,7 +43,7 @@ def plot(runs: List[Path] = typer.Argument(..., help="one or more run folders or
          logy: Optional[bool] = typer.Option(None, "--logy/--linear", help="loss axis scale "
                                                                            "(default: log when all "
                                                                            "losses are positive)"),
-         smooth: int = typer.Option(1, min=1, help="moving-average window, in rows")):
+         smooth: int = option(1, check=positive_int, help="moving-average window, in rows")):
     """Overlay the loss curves of one or several runs (or every run of a sweep folder) in one picture."""
     from ..explain.plots import plot_runs
     from ..train.runs import expand

@@ -10,7 +10,10 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError
+from ..spec.fields import one_of
+from ..spec.templates import TEMPLATES
 from . import SPEC, command, out
+from .options import option
 
 
 @command
@@ -95,7 +98,8 @@ def schema(out_file: Optional[Path] = typer.Option(None, "--out", help="write it
 
 
 @command
-def init(template: str = typer.Option("lecture", help="lecture, cnn1d, cnn2d or mlp"),
+def init(template: str = option("lecture", check=one_of(*TEMPLATES),
+                                help=f"starter spec: {', '.join(TEMPLATES)}"),
          out_file: Optional[Path] = typer.Option(None, "--out", help="spec file to write "
                                                  "[default: <template>.yaml]; never overwritten")):
     """Write a commented starter spec (it validates as written) to edit and train."""

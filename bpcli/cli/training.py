@@ -8,7 +8,9 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError
+from ..spec.fields import one_of, positive_int
 from . import command, command_line, err
+from .options import option, spec_check
 from .render import report, with_progress
 
 
@@ -20,11 +22,12 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
                                                          "wins over the spec's data entry"),
           out_dir: Optional[Path] = typer.Option(None, "--out", help="run folder [default: "
                                                                       "runs/<name>]"),
-          epochs: Optional[int] = typer.Option(None, help="override training.epochs"),
+          epochs: Optional[int] = option(None, check=spec_check("training.epochs"),
+                                         help="override training.epochs"),
           set_: List[str] = typer.Option([], "--set", metavar="KEY.PATH=VALUE",
                                          help="change the spec: optimizer.lr=0.01, "
                                               "layers[0].conv1d.kernel=5 (repeatable; YAML values)"),
-          seed: Optional[int] = typer.Option(None, help="override seed"),
+          seed: Optional[int] = option(None, check=spec_check("seed"), help="override seed"),
           target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
           preflight: bool = typer.Option(False, "--preflight", help="first run a fast gradcheck on "
@@ -34,18 +37,17 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
                                                            "last checkpoint"),
           force: bool = typer.Option(False, "--force", help="with --resume: continue even if SPEC "
                                                             "differs from the run's spec"),
-          checkpoint_every: int = typer.Option(1, min=1, help="epochs between last.npz checkpoints"),
-          on_nan: str = typer.Option("stop", help="a non-finite loss or gradient: stop (name the "
-                                                  "node, keep the last finite checkpoint) or skip "
-                                                  "the batch")):
+          checkpoint_every: int = option(1, check=positive_int,
+                                         help="epochs between last.npz checkpoints"),
+          on_nan: str = option("stop", check=one_of("stop", "skip"),
+                               help="a non-finite loss or gradient: stop (name the node, keep "
+                                    "the last finite checkpoint) or skip the batch")):
     """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
     from ..explain.gradcheck_report import summary_line
     from ..spec.validate import apply_sets, load, set_value
     from ..train import run
     from ..train.run_folder import RunFolder
 
-    if on_nan not in ("stop", "skip"):
-        raise InputError(f"--on-nan must be stop or skip, got {on_nan!r}", path="--on-nan")
     options = {"checkpoint_every": checkpoint_every, "on_nan": on_nan}
     if resume is not None:
         ignored = [name for name, given in (("--set", set_), ("--seed", seed is not None),

@@ -33,7 +33,10 @@ import yaml
 from ..errors import InputError
 from .run_folder import SWEEP_PLAN, RunFolder, final_metrics
 from ..spec.document import Spec
+from ..spec.overrides import with_sets
 from ..spec.validate import set_value
+
+EXECUTORS = ("local", "dask")  # who trains the variants: local processes, or a Dask cluster
 
 
 
@@ -80,9 +83,15 @@ def parse_ranges(items: list[str]) -> dict[str, tuple]:
     return ranges
 
 
-def check_paths(spec: Spec, paths) -> None:
-    """Every path must name a key the resolved spec has: unknown paths are refused up front."""
-    for path in paths:
+def check_paths(spec: Spec, paths: dict[str, str]) -> None:
+    """Every path (-> the option that gave it, ``--grid``) must name a key the resolved spec has:
+    unknown paths are refused up front, with --set's did-you-mean."""
+    for path, option in paths.items():
+        try:
+            with_sets(spec.data, [f"{path}=null"])  # only the key path is checked, as --set does
+        except InputError as e:
+            e.path = f"{option} {path}"
+            raise
         try:
             set_value(spec, path, _current(spec.data, path))
         except (KeyError, IndexError, TypeError):
@@ -108,11 +117,33 @@ class Variant:
     index: int
     values: dict        # path -> value
     seed: int
+    name: str           # its run folder: the index, then what varies (short numbers)
 
-    @property
-    def name(self) -> str:
-        parts = [f"{p.split('.')[-1]}={v}" for p, v in self.values.items()]
-        return "_".join([f"{self.index:03d}", *parts, f"seed={self.seed}"]).replace("/", "-")
+
+def short(values: list) -> dict:
+    """repr(value) -> its text in a name: floats to 3 significant digits, more where two distinct
+    values would otherwise read the same (``0.008144886973076106`` -> ``0.00814``)."""
+    floats = {v for v in values if isinstance(v, float)}
+    for digits in range(3, 18):
+        text = {repr(v): f"{v:.{digits}g}" for v in floats}
+        if len(set(text.values())) == len(floats):
+            break
+    return {repr(v): text.get(repr(v), str(v)) for v in values}
+
+
+def name_variants(combos: list[dict], seeds: list[int]) -> list[str]:
+    """One name per (combo, seed), in order: ``003_lr=0.00814_batch_size=16_seed=1``; only a path
+    whose value differs between combos, and the seed only when there are several, name it."""
+    varied = [p for p in dict.fromkeys(k for c in combos for k in c)
+              if len({repr(c.get(p)) for c in combos}) > 1]
+    texts = {p: short([c.get(p) for c in combos]) for p in varied}
+    names = []
+    for combo in combos:
+        for seed in seeds:
+            parts = [f"{p.split('.')[-1]}={texts[p][repr(combo.get(p))]}" for p in varied]
+            parts += [f"seed={seed}"] if len(seeds) > 1 else []
+            names.append("_".join([f"{len(names):03d}", *parts]).replace("/", "-"))
+    return names
 
 
 def plan(spec: Spec, grid: dict, ranges: dict, n_random: int, seeds: int, seed: int) -> list[Variant]:
@@ -134,12 +165,10 @@ def plan(spec: Spec, grid: dict, ranges: dict, n_random: int, seeds: int, seed: 
                     d[path] = float(rng.uniform(low, high))
             draws.append(d)
         combos = [dict(c, **d) for c in combos for d in draws]
-    base_seed = spec.data["seed"]
-    out = []
-    for combo in combos:
-        for k in range(seeds):
-            out.append(Variant(len(out), combo, base_seed + k))
-    return out
+    seed_list = [spec.data["seed"] + k for k in range(seeds)]
+    names = iter(name_variants(combos, seed_list))
+    return [Variant(i, combo, s, next(names))
+            for i, (combo, s) in enumerate((c, s) for c in combos for s in seed_list)]
 
 
 # ---------------------------------------------------------------- one task
@@ -243,7 +272,7 @@ def load_plan(folder: Path):
     if not path.exists():
         raise InputError(f"not a sweep folder: it has no {SWEEP_PLAN}", file=str(folder))
     p = json.loads(path.read_text())
-    variants = [Variant(v["index"], v["values"], v["seed"]) for v in p["variants"]]
+    variants = [Variant(v["index"], v["values"], v["seed"], v["name"]) for v in p["variants"]]
     return p, variants
 
 
@@ -316,64 +345,10 @@ def write_table(folder: Path) -> list[dict]:
         rows.append(row)
     pd.DataFrame(rows).to_csv(folder / "sweep.csv", index=False)
     if rows:
-        plot_sweep(folder, p, variants, rows)
+        from ..explain.plots import plot_sweep
+
+        curves = {r["run"]: RunFolder(folder / r["run"]).read_metrics() for r in rows
+                  if RunFolder(folder / r["run"]).metrics.exists()}
+        plot_sweep(rows, curves, list(variants[0].values) if variants else [], folder / "sweep.png")
     return rows
 
-
-def plot_sweep(folder: Path, p: dict, variants, rows) -> Path:
-    """Validation (or training) curves coloured by the first varied value; final metric per value."""
-    import pandas as pd
-
-    from ..explain.plots import pyplot, save
-
-    plt = pyplot()
-    varied = list(variants[0].values) if variants and variants[0].values else []
-    fig, axes = plt.subplots(1, 1 + len(varied), figsize=(5.5 * (1 + len(varied)), 4.2), squeeze=False)
-    ax = axes[0][0]
-    cmap = plt.get_cmap("viridis")
-    key = varied[0] if varied else None
-    levels = sorted({str(v.values.get(key)) for v in variants}, key=_sort_key) if key else ["run"]
-    done = {r["run"]: r for r in rows}
-    for v in variants:
-        run = RunFolder(folder / v.name)
-        if v.name not in done or not run.metrics.exists():
-            continue
-        df = run.read_metrics()
-        col = "val_loss" if "val_loss" in df else "train_loss"
-        level = str(v.values.get(key)) if key else "run"
-        color = cmap(levels.index(level) / max(1, len(levels) - 1))
-        ax.plot(df["epoch"], df[col], color=color, alpha=0.8, lw=1.2)
-    for i, level in enumerate(levels):
-        ax.plot([], [], color=cmap(i / max(1, len(levels) - 1)), label=f"{key.split('.')[-1]}={level}" if key else level)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation loss")
-    ax.set_title("every run")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    df = pd.DataFrame(rows)
-    metric = next((m for m in ("final_val_accuracy", "final_val_loss", "final_train_loss") if m in df), None)
-    for ax, path in zip(axes[0][1:], varied):
-        if metric is None:
-            break
-        groups: dict[str, list] = {}
-        for _, r in df[df["status"] == "ok"].iterrows():
-            groups.setdefault(str(r[path]), []).append(r[metric])
-        names = sorted(groups, key=_sort_key)
-        means = [float(np.mean(groups[n])) for n in names]
-        spread = [float(np.std(groups[n])) for n in names]
-        ax.errorbar(range(len(names)), means, yerr=spread, marker="o", capsize=4)
-        ax.set_xticks(range(len(names)), names)
-        ax.set_xlabel(path)
-        ax.set_ylabel(metric.replace("final_", "final "))
-        ax.set_title(f"final metric by {path.split('.')[-1]} (± spread over seeds)")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save(fig, folder / "sweep.png", dpi=100)
-
-
-def _sort_key(text: str):
-    try:
-        return (0, float(text), "")
-    except ValueError:
-        return (1, 0.0, text)

@@ -1,0 +1,76 @@
+"""Command-line option values, checked before a command does any work, by the spec's own checks.
+
+An option declared with :func:`option` carries a check from :mod:`bpcli.spec.fields`
+(``option(1, check=positive_int, help=...)``) or the check of a spec field
+(``check=spec_check("training.epochs")``), so a rule is written once.
+:func:`bpcli.cli.command` runs every declared check on the values given, before the command's
+body, and a bad value reads ``bpcli: error: --epochs: must be a positive integer, got 0``
+(exit code 2) whatever the command. A value found bad only later (a layer index past the last
+layer) goes through :func:`check_option`, so it reads the same.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import typer
+
+from ..errors import InputError
+from ..spec.fields import Invalid
+
+
+def option(default, *decls: str, check: Callable[[Any], Any], **kwargs):
+    """``typer.Option(default, *decls, **kwargs)`` whose value ``check`` accepts (or raises
+    :class:`~bpcli.spec.fields.Invalid`); None, an option not given, is never checked."""
+    info = typer.Option(default, *decls, **kwargs)
+    info.check = check  # read by checks_of, when command registers the function
+    return info
+
+
+def spec_check(path: str):
+    """The check of the spec field at ``path`` (``seed``, ``training.epochs``): an option that
+    overrides a field accepts exactly what the field does."""
+    from ..spec.sections import SECTIONS, TOP
+
+    *section, name = path.split(".")
+    fields = SECTIONS[tuple(section)] if section else TOP
+    return next(p.check for p in fields if p.name == name)
+
+
+def int_between(low: int, high: int):
+    """A check: an integer in [low, high]."""
+    def check(v):
+        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+            raise Invalid(f"must be an integer from {low} to {high}, got {v!r}")
+        return v
+    check.json = {"type": "integer", "minimum": low, "maximum": high}
+    return check
+
+
+def flag(param: inspect.Parameter) -> str:
+    """The option's name as typed: its first ``--`` declaration, else ``--`` and the parameter's."""
+    decls = [d for d in (getattr(param.default, "param_decls", None) or ()) if d.startswith("--")]
+    return decls[0].split("/")[0] if decls else "--" + param.name.rstrip("_").replace("_", "-")
+
+
+def checks_of(fn) -> dict[str, tuple[str, Callable]]:
+    """{parameter: (--name, check)} for every option of ``fn`` declared with :func:`option`."""
+    return {name: (flag(p), p.default.check) for name, p in inspect.signature(fn).parameters.items()
+            if callable(getattr(p.default, "check", None))}
+
+
+def check_option(name: str, value, check):
+    """``check(value)``, or InputError naming the option ``name``; None passes unchecked."""
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except Invalid as e:
+        raise InputError(str(e), path=name) from None
+
+
+def check_all(checks: dict, kwargs: dict) -> dict:
+    """``kwargs`` with every checked option's value checked (and converted, as the check does)."""
+    return {k: check_option(checks[k][0], v, checks[k][1]) if k in checks else v
+            for k, v in kwargs.items()}
