@@ -28,7 +28,11 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
                                          help="change the spec: optimizer.lr=0.01, "
                                               "layers[0].conv1d.kernel=5 (repeatable; YAML values)"),
           seed: Optional[int] = option(None, check=spec_check("seed"), help="override seed"),
-          target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
+          val_data: Optional[Path] = typer.Option(None, "--val-data", help="validation data from "
+                                                  "its own file or folder, read as the training "
+                                                  "data (no split)"),
+          target: Optional[str] = typer.Option(None, help="label column of a .csv file: a name, "
+                                                           "or a position (-1: the last)"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
           preflight: bool = typer.Option(False, "--preflight", help="first run a fast gradcheck on "
                                                                     "a small batch; refuse to train "
@@ -51,7 +55,9 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
     options = {"checkpoint_every": checkpoint_every, "on_nan": on_nan}
     if resume is not None:
         ignored = [name for name, given in (("--set", set_), ("--seed", seed is not None),
-                                            ("--data", data is not None), ("--out", out_dir is not None),
+                                            ("--data", data is not None),
+                                            ("--val-data", val_data is not None),
+                                            ("--out", out_dir is not None),
                                             ("--preflight", preflight)) if given]
         if ignored:
             raise InputError(f"{', '.join(ignored)} cannot change a run being resumed (it continues "
@@ -72,7 +78,7 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
         s = set_value(s, "training.epochs", epochs)
     if seed is not None:
         s = set_value(s, "seed", seed)
-    p = run.prepare(s, data, target)
+    p = run.prepare(s, data, target, val_data)
     if preflight:
         err.print("preflight gradcheck passed: " + summary_line(run.preflight(p)).splitlines()[-1])
     # all input is checked: only now does a run folder appear

@@ -7,15 +7,17 @@ initializers' on their definitions, the spec's own sections here. A default is w
 
 from __future__ import annotations
 
+import inspect
+
 from ..nn.initializers import INITIALIZERS
 from ..nn.losses import LOSSES
 from ..nn.preprocess import DOC as PREPROCESS_DOC, check as preprocess_name
 from ..train.augment import AUGMENT
-from ..train.data import BUILTINS, SHAPES
+from ..train.data import BUILTINS, SHAPES, shapes
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
-from .fields import (Invalid, Param, _show, fraction, int_or, nonneg_float, nonneg_int, one_of,
-                     optional, positive_int, text)
+from .fields import (Invalid, Param, _show, boolean, fraction, int_or, nonneg_float, nonneg_int,
+                     one_of, optional, positive_int, text)
 
 
 def _input_shape(v):
@@ -65,18 +67,86 @@ TOP = (
     Param("training", _any, None, "training loop settings (see training fields)"),
 )
 
+def _target(v):
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    return text(v)
+
+
+_target.json = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}]}
+
+
+def _names(v, what):
+    if (not isinstance(v, list) or not v or len(set(map(str, v))) != len(v)
+            or not all(isinstance(n, str) and n or isinstance(n, int) and not isinstance(n, bool)
+                       for n in v)):
+        raise Invalid(f"must be a list of distinct {what}, got {_show(v)}")
+    return list(v)
+
+
+def _classes(v):
+    if isinstance(v, list):
+        if not all(isinstance(n, str) for n in v):
+            raise Invalid(f"must be a list of class names (strings), got {_show(v)}")
+        return _names(v, "class names")
+    return one_of(*range(2, len(SHAPES) + 1))(v)
+
+
+_classes.json = {"anyOf": [{"type": "integer", "minimum": 2, "maximum": len(SHAPES)},
+                           {"type": "array", "items": {"type": "string"}, "uniqueItems": True}]}
+
+
+def _features(v):
+    return _names(v, "column names or positions")
+
+
+_features.json = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                  "uniqueItems": True}
+
+
+def _delimiter(v):
+    if v in ("whitespace", "tab") or isinstance(v, str) and len(v) == 1 and v not in "\"\n\r":
+        return v
+    raise Invalid(f"must be one character (, ; |), tab or whitespace (any run of spaces and tabs), "
+                  f"got {_show(v)}")
+
+
+_delimiter.json = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 1},
+                             {"enum": ["tab", "whitespace"]}]}
+
+# builtin shapes' own default number of classes, read from its definition
+_SHAPES_DEFAULT = inspect.signature(shapes).parameters["classes"].default
+
 DATA = (
     Param("builtin", optional(one_of(*BUILTINS)), None,
           "a synthetic data set: pulses (is there a pulse in this noisy signal? labels 0/1), "
           "linear (y = X w + noise, for regression) or shapes (noisy blurred images of a disc, "
           "square, cross, ... for input [channels, height, width]; labels 0..classes-1)"),
     Param("n", positive_int, 1000, "number of samples a builtin set draws"),
-    Param("classes", one_of(*range(2, len(SHAPES) + 1)), 3, "number of classes of builtin shapes: "
-          "the first of " + ", ".join(SHAPES)),
-    Param("path", optional(text), None, ".npz (arrays X, y) or .csv (header; labels in column "
-          "target); relative to the spec file"),
-    Param("target", text, "y", "label column of a .csv file"),
-    Param("val_split", fraction, 0.2, "fraction of samples held out for validation"),
+    Param("path", optional(text), None, "a file or folder, relative to the spec file: .csv (also "
+          ".tsv, and .gz, .bz2, .zip, .xz compressed), .npz (arrays X, y), a folder with X.npy "
+          "and y.npy (memory-mapped), or a folder of pictures with a subfolder per class"),
+    Param("val_path", optional(text), None, "validation data from its own file or folder, read "
+          "with the same options; then val_split is not used"),
+    Param("target", _target, "y", "label column of a table: a name, or a position (0 the first, "
+          "-1 the last)"),
+    Param("header", one_of("auto", True, False), "auto", "whether a table's first line (after "
+          "skip_rows) names the columns; auto: yes unless all its fields are numbers"),
+    Param("skip_rows", nonneg_int, 0, "lines to skip at the top of a table, before the header or "
+          "data (a line of notes, say)"),
+    Param("delimiter", optional(_delimiter), None, "a table's field separator: one character, "
+          "tab or whitespace; null: sniffed (comma, semicolon, tab, |, else whitespace)"),
+    Param("classes", optional(_classes), None, "class names in index order: labels that are "
+          "names (and class folders) become their index; null: the names sorted. Training "
+          "records them; labels that are numbers are then indices into it. For builtin shapes: "
+          "how many shapes, 2 to " + str(len(SHAPES)) + " (the first of " + ", ".join(SHAPES)
+          + f"; null: {_SHAPES_DEFAULT})"),
+    Param("features", optional(_features), None, "a table's feature columns; null: every column "
+          "but the target. Training records them, and later files are matched by name"),
+    Param("resize", boolean, False, "resize pictures of another size to the spec's input "
+          "(Pillow, bilinear); false: such a picture is an error"),
+    Param("val_split", fraction, 0.2, "fraction of samples held out for validation (without "
+          "val_path)"),
 )
 
 TRAINING = (

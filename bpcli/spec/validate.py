@@ -202,8 +202,8 @@ def validate(raw: dict, *, file, positions, default_name, collect: bool = False,
 
     if top["data"] is not None:
         data, ok = _attempt(resolve, DATA, top["data"], "data", report)
-        if ok and (data["builtin"] is None) == (data["path"] is None):
-            report("data", "give exactly one of builtin: pulses or path: FILE")
+        if ok:
+            _data_sources(data, report)
         top["data"] = data
 
     if training is not None and training["early_stopping"] is not None:
@@ -212,7 +212,8 @@ def validate(raw: dict, *, file, positions, default_name, collect: bool = False,
         if ok and stopping["metric"] == "val_accuracy" and lname and LOSSES[lname].accuracy is None:
             report("training.early_stopping.metric", f"the {lname} loss has no accuracy; use "
                                                      f"val_loss")
-        if stopping is not None and isinstance(top["data"], dict) and top["data"]["val_split"] == 0:
+        if (stopping is not None and isinstance(top["data"], dict) and top["data"]["val_split"] == 0
+                and top["data"]["val_path"] is None):
             report("training.early_stopping", "needs validation data, but data.val_split is 0")
         training["early_stopping"] = stopping
     if training is not None and training["augment"] is not None:
@@ -224,6 +225,23 @@ def validate(raw: dict, *, file, positions, default_name, collect: bool = False,
     spec.data = top
     _check_network(spec)
     return spec
+
+
+def _data_sources(data: dict, report) -> None:
+    """Where the data comes from: a builtin set or a path (neither: --data gives it at run
+    time), and the fields that fit only one of them."""
+    if data["builtin"] is not None and data["path"] is not None:
+        report("data", "give one of builtin: NAME or path: FILE, not both")
+    elif data["builtin"] is not None:
+        if isinstance(data["classes"], list):
+            report("data.classes", "a builtin set names its own classes; a list of class names is "
+                                   "for data from a file (path)")
+        if data["val_path"] is not None:
+            report("data.val_path", "validation data from a file goes with data from a file "
+                                    "(path), not a builtin set")
+    elif isinstance(data["classes"], int):
+        report("data.classes", f"a number of classes is for builtin: shapes; for data from a file "
+                               f"give the class names in index order, [cat, dog], or leave it out")
 
 
 def _check_network(spec: Spec) -> None:
@@ -255,13 +273,18 @@ def set_value(spec: Spec, path: str, value) -> Spec:
     return validate(data, file=spec.file, positions=spec.positions, default_name=spec.data["name"])
 
 
-def with_data(spec: Spec, path, target: str | None = None) -> Spec:
-    """The spec with its data read from the file (or folder) ``path``: the spec's other data
-    options kept (a builtin set is replaced), ``target`` given on the command line winning, and
-    every option not given at its default (the DATA table's)."""
+def with_data(spec: Spec, path, target=None, val_path=None) -> Spec:
+    """The spec with its data read from the file (or folder) ``path`` (and its validation data
+    from ``val_path``, if given): the spec's other data options kept (a builtin set is replaced),
+    ``target`` given on the command line winning, and every option not given at its default
+    (the DATA table's). Paths are made absolute, so a run folder's spec is read from anywhere."""
     entry = {k: v for k, v in (spec.data["data"] or {}).items()
-             if k not in ("builtin", "n", "classes")}
-    entry["path"] = str(Path(path).resolve())  # a run folder's spec is read from anywhere
+             if k not in ("builtin", "n") and not (k == "classes" and isinstance(v, int))}
+    entry["path"] = str(Path(path).resolve())
+    if entry.get("val_path") is not None:  # the spec's own, relative to the spec file
+        entry["val_path"] = str((spec.base_dir / entry["val_path"]).resolve())
+    if val_path is not None:
+        entry["val_path"] = str(Path(val_path).resolve())
     if target is not None:
         entry["target"] = target
     return set_value(spec, "data", entry)

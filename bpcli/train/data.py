@@ -1,12 +1,13 @@
-"""Data: built-in synthetic sets, .npz and .csv files, and the train/validation split.
+"""Data: built-in synthetic sets, files and folders (:func:`read`), and the train/validation split.
 
-Files are read without executing anything: ``np.load(..., allow_pickle=False)``
-and pandas' CSV reader with every value checked to be a number. Problems name
-the file and, for CSV, the row and column.
+Files are read without executing anything: ``np.load(..., allow_pickle=False)``,
+pandas' CSV reader with every feature checked to be a number (tables.py), Pillow
+for pictures (images.py). Problems name the file and, for CSV, the line and column.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,33 @@ from ..errors import InputError
 
 @dataclass
 class Dataset:
+    """Samples ``X`` (N, *sample) and labels ``y`` (N, ...) or None, as read.
+
+    ``names``: per-sample identifiers (image files relative to the folder) or None;
+    ``classes``: class names in index order (y holds indices into it) or None;
+    ``features``: the feature columns of a table (names, or positions without a header) or None;
+    ``target``: the label column of a table (name or position) or None.
+    """
     X: np.ndarray
     y: np.ndarray | None
     source: str  # shown in messages and summary.json
+    names: list | None = None
+    classes: list | None = None
+    features: list | None = None
+    target: str | int | None = None
+
+
+LABELS = ("required", "optional", "none")
+
+
+def note(message: str) -> None:
+    """A line on stderr about a choice bpcli made while reading data."""
+    print(f"bpcli: note: {message}", file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    """A line on stderr about data that is probably not what the user meant."""
+    print(f"bpcli: warning: {message}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- built-in sets
@@ -123,22 +148,160 @@ def shown(path) -> Path:
         return path
 
 
-def load_file(path, target: str) -> Dataset:
-    """Data from a file or folder (.npz, .csv, a folder of X.npy and y.npy), checked to be finite
-    numbers; errors name the file (and, for a CSV, the row and column)."""
-    path = Path(path)
+def options(**given) -> dict:
+    """The data options: every field of the spec's DATA table at its default, ``given`` winning."""
+    from ..spec.sections import DATA
+
+    return {**{p.name: p.default for p in DATA}, **given}
+
+
+def load_file(path, target: str = "y") -> Dataset:
+    """Data from a file or folder read with the default data options and label column ``target``
+    (a spec's options: :func:`read`)."""
+    return _load(Path(path), options(target=target), labels="optional", shape=None,
+                 dtype=np.float64, source=str(path), notes=[])
+
+
+def read(spec, path=None, *, labels: str = "required") -> Dataset:
+    """The data a spec reads: from ``path`` (a file or folder, relative to the working folder) or
+    else the spec's ``data.path`` (relative to the spec file) or builtin set, with the spec's
+    data options (header, skip_rows, delimiter, target, features, classes, resize).
+
+    Files: .npz (arrays X, y); a folder (or .npy) with X.npy and y.npy, memory-mapped; a CSV
+    (.csv, .tsv, and each .gz/.bz2/.zip/.xz); a folder of class subfolders of pictures, or of
+    pictures alone. ``labels``: "required" (InputError without them), "optional" (y None
+    without them) or "none" (y None: prediction). String labels and class folders become
+    indices into ``classes`` (the spec's ``data.classes``, else the names sorted). A flat row of
+    as many numbers as the spec's input shape holds is reshaped to it (C order).
+
+    Reading with a trained run's resolved spec reproduces the training's reading options,
+    class indices and feature columns. Raises InputError naming the file, line and column.
+    """
+    if labels not in LABELS:
+        raise ValueError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
+    cfg = spec.data["data"]
+    if path is None:
+        if cfg is None or (cfg["builtin"] is None and cfg["path"] is None):
+            raise InputError("no data: give --data FILE (.csv, .npz, a folder), or a data: entry in "
+                             "the spec (e.g. data: {builtin: pulses, n: 2000} or data: {path: "
+                             "FILE})", file=spec.file)
+        if cfg["builtin"]:
+            d = _builtin(spec, cfg)
+            return d if labels != "none" else Dataset(d.X, None, d.source)
+        path = Path(cfg["path"])
+        if not path.is_absolute():
+            path = spec.base_dir / path
+    path, notes = Path(path), []
+    d = _load(path, options(**(cfg or {})), labels=labels, shape=spec.data["input"],
+              dtype=np.dtype(spec.data["dtype"]), source=str(shown(path)), notes=notes)
+    if d.y is None and labels == "required":
+        raise InputError(f"the {spec.data['loss']['name']} loss needs labels y, and this data has "
+                         f"none (.npz: an array y beside X; a folder: y.npy beside X.npy)",
+                         file=d.source)
+    d = _shaped(d, spec.data["input"], notes)
+    for message in notes:  # only once the data is read: an error stands alone
+        note(message)
+    return d
+
+
+def _builtin(spec, cfg) -> Dataset:
+    if cfg["builtin"] == "shapes":
+        try:
+            extra = {} if cfg["classes"] is None else {"classes": cfg["classes"]}
+            return shapes(cfg["n"], spec.data["input"], spec.data["seed"], **extra)
+        except ValueError as e:
+            raise spec.error("data.builtin", str(e)) from None
+    return BUILTINS[cfg["builtin"]](cfg["n"], spec.data["input"], spec.data["seed"])
+
+
+def _load(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str, notes: list) -> Dataset:
+    from . import images, tables
+
     if not path.exists():
-        raise InputError("data file not found", file=str(path))
+        raise InputError("data file not found", file=source)
     suffix = path.suffix.lower()
+    if path.is_dir() and images.is_image_folder(path):
+        return _pictures(path, cfg, labels=labels, shape=shape, dtype=dtype, source=source)
     if path.is_dir() or suffix == ".npy":
-        return _load_npy(path if path.is_dir() else path.parent)
-    if suffix == ".npz":
-        return _load_npz(path)
-    if suffix == ".csv":
-        return _load_csv(path, target)
-    raise InputError(f"unknown data file type {path.suffix!r}: use .npz (arrays X and y), .csv (a "
-                     f"header row, labels in column {target!r}) or a folder with X.npy and y.npy",
-                     file=str(path))
+        d = _load_npy(path if path.is_dir() else path.parent)
+    elif suffix == ".npz":
+        d = _load_npz(path)
+    elif tables.is_table(path):
+        t = tables.read_table(path, cfg, labels=labels, source=source, notes=notes)
+        y, classes = (None, None) if t.labels is None else class_indices(
+            t.labels, cfg["classes"], source, lambda i: f"line {t.line_of(i)}")
+        return _checked(Dataset(t.X, y, source, classes=classes, features=t.features,
+                                target=t.target))
+    else:
+        raise InputError(f"unknown data file type {path.suffix!r}: use .npz (arrays X and y), .csv "
+                         f"(labels in column {cfg['target']!r}; .csv.gz, .bz2, .zip, .xz too), a "
+                         f"folder with X.npy and y.npy, or a folder of pictures", file=source)
+    d.source = source
+    if labels == "none":
+        d.y = None
+    elif d.y is not None and isinstance(cfg["classes"], list):
+        d.y, d.classes = class_indices(d.y, cfg["classes"], source, lambda i: f"sample {i}")
+    return d
+
+
+def _pictures(folder: Path, cfg: dict, *, labels: str, shape, dtype, source: str) -> Dataset:
+    from . import images
+
+    if shape is None or len(shape) != 3 or shape[0] not in images.MODES:
+        raise InputError(f"is a folder of pictures: the spec's input must be [channels, height, "
+                         f"width] with channels {', '.join(map(str, images.MODES))} (grayscale, "
+                         f"RGB, RGBA), got {shape}", file=source)
+    files, folders = images.listing(folder, labelled=labels == "required", source=source)
+    names = [f.relative_to(folder).as_posix() for f in files]
+    y = classes = None
+    if folders is not None and labels != "none":
+        # a class folder training never saw is an error before any picture is decoded
+        y, classes = class_indices(np.array(folders, dtype=object), cfg["classes"], source,
+                                   lambda i: f"folder {folders[i]!r} ({names[i]})")
+    X = images.read_images(files, shape, resize=cfg["resize"], dtype=dtype, folder=folder,
+                           source=source)
+    return Dataset(X, y, source, names=names, classes=classes)
+
+
+def class_indices(labels, classes, source: str, where) -> tuple[np.ndarray, list | None]:
+    """Labels (N,) -> (class indices int64, class names in index order).
+
+    Strings (class names) are numbered in sorted order, or in the order of ``classes`` when it
+    is given (a run's recorded classes): a name not among them is an error naming it and
+    ``where(i)`` its place. Numbers are kept as they are, unless ``classes`` is given: then they
+    must be indices 0..K-1 into it.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "biuf":
+        if classes is None or labels.ndim != 1:
+            return labels, None
+        ok = (labels == np.round(labels)) & (labels >= 0) & (labels < len(classes))
+        if not ok.all():
+            i = int(np.argmax(~ok))
+            raise InputError(f"{where(i)}: label {labels[i]!r} is not a class index 0.."
+                             f"{len(classes) - 1} of data.classes ({', '.join(classes)})",
+                             file=source)
+        return labels.astype(np.int64), list(classes)
+    text = np.array([str(v).strip() for v in labels], dtype=object)
+    known = list(classes) if classes is not None else sorted(set(text))
+    index = {c: i for i, c in enumerate(known)}
+    unknown = [i for i, v in enumerate(text) if v not in index]
+    if unknown:
+        i = unknown[0]
+        whose = "the run was trained on (data.classes)" if classes is not None else "known"
+        raise InputError(f"{where(i)}: class {text[i]!r} is not one of the classes {whose}: "
+                         f"{', '.join(known)}", file=source)
+    return np.array([index[v] for v in text], dtype=np.int64), known
+
+
+def _shaped(d: Dataset, shape, notes: list) -> Dataset:
+    """Flat rows of as many numbers as the spec's input holds, reshaped to it (C order)."""
+    shape = tuple(shape)
+    if (d.X.ndim == 2 and len(shape) > 1 and d.X.shape[1] == int(np.prod(shape))):
+        notes.append(f"{d.source}: each row of {d.X.shape[1]} numbers reshaped to the spec's input "
+             f"{list(shape)} (C order: the last axis varies fastest)")
+        d.X = d.X.reshape((d.X.shape[0], *shape))
+    return d
 
 
 def _load_npy(folder: Path) -> Dataset:
@@ -195,39 +358,6 @@ def _load_npz(path: Path) -> Dataset:
     return _checked(Dataset(X, y, str(path)))
 
 
-def _load_csv(path: Path, target: str) -> Dataset:
-    import warnings
-
-    import pandas as pd
-
-    try:
-        # index_col=False: rows longer than the header are an error, not silently an index column
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(path, index_col=False)
-    except pd.errors.ParserWarning:
-        raise InputError("cannot read CSV: some rows have more fields than the header has columns",
-                         file=str(path)) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read CSV: {str(e).strip()}", file=str(path)) from None
-    if df.empty:
-        raise InputError("CSV has no data rows", file=str(path))
-    for col in df.columns:
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna() & df[col].notna()
-        if bad.any():
-            row = int(np.argmax(bad.to_numpy()))
-            raise InputError(f"row {row + 2}, column {col!r}: {df[col].iloc[row]!r} is not a number "
-                             f"(line {row + 2} of the file, counting the header)", file=str(path))
-        df[col] = values
-    if target not in df.columns:
-        raise InputError(f"no label column {target!r}; columns are {', '.join(map(str, df.columns))} "
-                         f"(choose one with --target)", file=str(path))
-    y = df[target].to_numpy()
-    X = df.drop(columns=[target]).to_numpy(dtype=float)
-    return _checked(Dataset(X, y, str(path)))
-
-
 def _checked(d: Dataset) -> Dataset:
     if d.X.ndim == 0 or d.X.shape[0] == 0:
         raise InputError("has no samples", file=d.source)
@@ -251,30 +381,17 @@ def _checked(d: Dataset) -> Dataset:
 
 # ---------------------------------------------------------------- from a spec
 def from_spec(spec) -> Dataset:
-    """The data of the spec's ``data:`` entry (a file given on the command line is put there
-    first: :func:`bpcli.spec.validate.with_data`)."""
-    cfg = spec.data["data"]
-    if cfg is None:
-        raise InputError("no data: give --data FILE (.npz or .csv), or a data: entry in the spec "
-                         "(e.g. data: {builtin: pulses, n: 2000})", file=spec.file)
-    if cfg["builtin"] == "shapes":
-        try:
-            return shapes(cfg["n"], spec.data["input"], spec.data["seed"], cfg["classes"])
-        except ValueError as e:
-            raise spec.error("data.builtin", str(e)) from None
-    if cfg["builtin"]:
-        return BUILTINS[cfg["builtin"]](cfg["n"], spec.data["input"], spec.data["seed"])
-    path = Path(cfg["path"])
-    if not path.is_absolute():
-        path = spec.base_dir / path
-    return load_file(path, cfg["target"])
+    """The data of the spec's ``data:`` entry, labels used if present (a file given on the
+    command line is put there first: :func:`bpcli.spec.validate.with_data`)."""
+    return read(spec, labels="optional")
 
 
 def split(d: Dataset, val_split: float, seed: int):
     """Shuffle once with the seed, then hold out ``val_split`` of the samples for validation.
 
     A memory-mapped X is split without shuffling (validation = the last samples), so that
-    both parts stay views of the file instead of copies in memory.
+    both parts stay views of the file instead of copies in memory; a warning on stderr says so
+    when its labels look sorted.
     """
     n = d.X.shape[0]
     n_val = int(round(val_split * n))
@@ -282,9 +399,31 @@ def split(d: Dataset, val_split: float, seed: int):
         raise InputError(f"val_split {val_split} leaves no training samples out of {n}", file=d.source)
     if isinstance(d.X, np.memmap):
         tr, va = slice(0, n - n_val), slice(n - n_val, n)
+        if n_val and d.y is not None:
+            _looks_sorted(np.asarray(d.y), n_val, d.source)
         take = lambda a, i: None if a is None else a[i]  # noqa: E731
         return (d.X[tr], take(d.y, tr)), ((d.X[va], take(d.y, va)) if n_val else None)
     order = np.random.default_rng(seed + 1).permutation(n)
     tr, va = order[n_val:], order[:n_val]
     take = lambda a, i: None if a is None else a[i]  # noqa: E731
     return (d.X[tr], take(d.y, tr)), ((d.X[va], take(d.y, va)) if n_val else None)
+
+
+def _looks_sorted(y: np.ndarray, n_val: int, source: str) -> None:
+    """Warn when an unshuffled split's labels look sorted: the validation part holds a single
+    label, or the labels never decrease (or never increase)."""
+    if y.ndim != 1 or len(np.unique(y)) < 2:
+        return
+    val = y[-n_val:]
+    step = np.diff(y)
+    why = None
+    if len(np.unique(val)) == 1:
+        why = f"the validation part (the last {n_val}) holds only label {val[0]!r}"
+    elif (step >= 0).all() or (step <= 0).all():
+        why = "the labels are in sorted order"
+    if why is None:
+        return
+    warn(f"{source} is memory-mapped, so it is split without shuffling (validation = the last "
+         f"{n_val} of {len(y)} samples), and {why}. Shuffle a copy of "
+         f"X.npy and y.npy (the same permutation for both), or give validation data of its own "
+         f"(data.val_path or --val-data)")

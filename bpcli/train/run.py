@@ -15,6 +15,7 @@ import numpy as np
 from . import data as data_mod
 from ..engine.threads import limit
 from ..errors import CheckFailed, InputError
+from ..nn.losses import LOSSES
 from ..nn.model import Model
 from ..spec.document import Spec
 from ..spec.document import flatten
@@ -40,27 +41,45 @@ def fit(model: Model, dataset: data_mod.Dataset):
         raise
 
 
-def recorded(spec: Spec, data=None, target=None) -> Spec:
+def recorded(spec: Spec, data=None, target=None, val_data=None) -> Spec:
     """The spec as the run folder records it: its data entry names the data actually trained on
-    (``data`` from the command line wins), with an absolute path, so that ``bpcli eval RUN``
-    finds it again from the run folder."""
+    (``data`` and ``val_data`` from the command line win), with absolute paths, so that
+    ``bpcli eval RUN`` finds it again from the run folder."""
     cfg = spec.data["data"]
     if data is not None:
-        return with_data(spec, data, target)
+        return with_data(spec, data, target, val_data)
     if cfg and cfg["path"]:
-        return with_data(spec, (spec.base_dir / cfg["path"]).resolve(), target)
+        return with_data(spec, (spec.base_dir / cfg["path"]).resolve(), target, val_data)
+    if val_data is not None:
+        raise InputError("validation data from a file goes with training data from a file: give "
+                         "--data FILE too, or data: {path: FILE} in the spec", path="--val-data")
     return spec
 
 
-def prepare(spec: Spec, data=None, target=None) -> Prepared:
-    """Model, split and prepared arrays: every input check, nothing written."""
+def learned(spec: Spec, dataset: data_mod.Dataset) -> Spec:
+    """The spec with what reading its data found, for eval and predict to read files alike:
+    ``data.classes`` (class names in index order), ``data.features`` (a table's feature columns)
+    and ``data.target`` (its label column, by name when the table has a header)."""
+    found = {"classes": dataset.classes, "features": dataset.features, "target": dataset.target}
+    found = {k: v for k, v in found.items() if v is not None}
+    if not found:
+        return spec
+    return set_value(spec, "data", {**spec.data["data"], **found})
+
+
+def prepare(spec: Spec, data=None, target=None, val_data=None) -> Prepared:
+    """Model, split (or validation file) and prepared arrays: every input check, nothing written."""
     from .loop import check_batch, fingerprint
 
-    spec = recorded(spec, data, target)
-    model = Model(spec)
-    dataset = data_mod.from_spec(spec)
+    spec = recorded(spec, data, target, val_data)
+    # a loss without labels (sum_squares) trains on a table without a label column too
+    needs = LOSSES[spec.data["loss"]["name"]].label_shape((None, 1)) is not None
+    labels = "required" if needs else "optional"
+    dataset = data_mod.read(spec, labels=labels)
     if data is not None:  # messages and summary.json name the file as it was given
-        dataset = data_mod.Dataset(dataset.X, dataset.y, str(data))
+        dataset.source = str(data)
+    spec = learned(spec, dataset)
+    model = Model(spec)
     digest = fingerprint(dataset.X, dataset.y)
     try:  # cast once, before the split copies: the float64 original is freed before they are made
         X = model.prepare_x(dataset.X)
@@ -68,10 +87,18 @@ def prepare(spec: Spec, data=None, target=None) -> Prepared:
         e.file = e.file or dataset.source
         raise
     dataset = data_mod.Dataset(X, dataset.y, dataset.source)
-    (Xtr, ytr), val = data_mod.split(dataset, spec.data["data"]["val_split"], spec.data["seed"])
-    train = fit(model, data_mod.Dataset(Xtr, ytr, dataset.source))
-    if val is not None:
-        val = fit(model, data_mod.Dataset(*val, dataset.source))
+    val_path = spec.data["data"]["val_path"]
+    if val_path is not None:
+        # read with the training file's options, classes and columns
+        val = data_mod.read(spec, val_path, labels=labels)
+        if val_data is not None:
+            val.source = str(val_data)
+        train, val = fit(model, dataset), fit(model, val)
+    else:
+        (Xtr, ytr), val = data_mod.split(dataset, spec.data["data"]["val_split"], spec.data["seed"])
+        train = fit(model, data_mod.Dataset(Xtr, ytr, dataset.source))
+        if val is not None:
+            val = fit(model, data_mod.Dataset(*val, dataset.source))
     check_batch(model, train[0].shape[0])
     return Prepared(model, train, val, dataset.source, digest)
 

@@ -1,0 +1,126 @@
+"""Folders of pictures -> an image array, as torchvision's ImageFolder reads them.
+
+``DIR/cat/*.png``, ``DIR/dog/*.jpg``: each subfolder is a class (files found at any depth
+below it); a folder of pictures without subfolders holds unlabelled images. Pillow decodes
+every file (PNG, JPEG, BMP, TIFF, GIF, WebP; 8- and 16-bit); nothing else reads them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # the spec's channels -> the Pillow mode read
+CHUNK = 256  # images decoded between progress updates
+PROGRESS_FROM = 2000  # folders with at least this many images show a progress bar on stderr
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def is_image_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds pictures (directly or in subfolders) rather than X.npy."""
+    return not (folder / "X.npy").exists() and any(
+        p.suffix.lower() in SUFFIXES for p in folder.rglob("*") if p.is_file())
+
+
+def listing(folder: Path, *, labelled: bool, source: str):
+    """(files, class names per file or None): the class subfolders' images, sorted by class then
+    path, or the folder's own images when it has no class subfolders."""
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    own = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if subfolders and own:
+        raise InputError(f"holds both images ({own[0].name}, ...) and subfolders "
+                         f"({', '.join(p.name for p in subfolders[:4])}): put every image in its "
+                         f"class's subfolder, or give a folder of images only", file=source)
+    if own:
+        if labelled:
+            raise InputError(f"has images ({own[0].name}, ...) but no class subfolders, so no "
+                             f"labels: put each class's images in a subfolder (DIR/cat/..., "
+                             f"DIR/dog/...)", file=source)
+        return own, None
+    files, classes = [], []
+    for sub in subfolders:
+        found = _images(sub)
+        if not found:
+            raise InputError(f"class folder {sub.name!r} holds no images ({', '.join(SUFFIXES)})",
+                             file=source)
+        files += found
+        classes += [sub.name] * len(found)
+    return files, classes
+
+
+def read_images(files: list[Path], shape, *, resize: bool, dtype, folder: Path, source: str):
+    """The pictures as an array (N, channels, height, width) of ``dtype``, scaled to [0, 1]
+    (8-bit / 255, 16-bit / 65535), in the spec's channels (1: grayscale, 3: RGB, 4: RGBA).
+
+    A picture of another size is an error naming it, unless ``resize`` (Pillow, bilinear).
+    Memory: the final array only, filled as the files are decoded.
+    """
+    channels, height, width = shape
+    X = np.empty((len(files), channels, height, width), dtype=dtype)
+    bar = _progress(len(files), source)
+    try:
+        for start in range(0, len(files), CHUNK):
+            for i in range(start, min(start + CHUNK, len(files))):
+                X[i] = _decode(files[i], channels, height, width, resize, folder, source)
+            if bar is not None:
+                bar[0].update(bar[1], completed=min(start + CHUNK, len(files)))
+    finally:
+        if bar is not None:
+            bar[0].stop()
+    return X
+
+
+def _progress(total: int, source: str):
+    if total < PROGRESS_FROM:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn(f"reading {source}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True)
+    progress.start()
+    return progress, progress.add_task("images", total=total)
+
+
+def _decode(path: Path, channels: int, height: int, width: int, resize: bool, folder: Path,
+            source: str) -> np.ndarray:
+    """One picture -> (channels, height, width) floats in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = f"{source}/{path.relative_to(folder).as_posix()}"
+    try:
+        with Image.open(path) as img:
+            img.load()
+            deep = img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N")
+            if (img.height, img.width) != (height, width):
+                if not resize:
+                    raise InputError(f"is {img.height}x{img.width} pixels (height x width), but the "
+                                     f"spec's input is {height}x{width} ([{channels}, {height}, "
+                                     f"{width}]); set data.resize: true to resize every picture",
+                                     file=name)
+                img = (img.convert("I") if deep else img).resize((width, height),
+                                                                  Image.Resampling.BILINEAR)
+            if deep:  # 16-bit grayscale: Pillow's "L" would clip it to 8 bits
+                a = np.asarray(img, dtype=np.float64) / 65535.0
+                if a.max(initial=0) > 1 or a.min(initial=0) < 0:
+                    raise InputError("holds values outside 0..65535, which is not a 16-bit picture",
+                                     file=name)
+                a = np.repeat(a[None], channels, axis=0)
+                if channels == 4:
+                    a[3] = 1.0  # opaque
+                return a
+            a = np.asarray(img.convert(MODES[channels]), dtype=np.float64) / 255.0
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
+        raise InputError(f"cannot read as a picture: {e}", file=name) from None
+    return a[None] if channels == 1 else np.moveaxis(a, -1, 0)

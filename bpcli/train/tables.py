@@ -1,0 +1,261 @@
+"""CSV tables (plain or .gz/.bz2/.zip/.xz) -> a feature matrix, raw labels and column names.
+
+pandas reads the file (its own decompression); the first lines are read as text first to
+find the delimiter (``csv.Sniffer``, restricted to , ; tab |, else whitespace) and to decide
+whether line 1 is a header. Every problem names the file, the line and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+COMPRESSED = (".gz", ".bz2", ".zip", ".xz")
+SUFFIXES = (".csv", ".tsv")
+_PEEK = 64  # lines read to find the delimiter
+_INTEGER = re.compile(r"^[-+]?\d+$")
+
+
+@dataclass
+class Table:
+    """A table as read: ``X`` (N, F) float64, ``labels`` the raw label column (N,) (numbers or
+    strings) or None, ``features`` the feature columns (names, or positions for a file without
+    a header), ``target`` the label column found (name or position), ``line_of(i)`` the file
+    line of data row i (1-based), for messages."""
+    X: np.ndarray
+    labels: np.ndarray | None
+    features: list
+    target: str | int | None
+    line_of: object
+
+
+def is_table(path: Path) -> bool:
+    """A CSV-like file name: .csv or .tsv, each possibly compressed (.csv.gz, ...)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED:
+        suffixes = suffixes[:-1]
+    return bool(suffixes) and suffixes[-1] in SUFFIXES
+
+
+def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) -> Table:
+    """The table at ``path`` read with the data options ``cfg`` (header, skip_rows, delimiter,
+    target, features). ``labels``: "required", "optional" or "none" (the label column, if any, is
+    then left out of the features and not read). What bpcli decided on its own (no header,
+    ignored columns) is appended to ``notes``. Raises InputError naming line and column."""
+    import pandas as pd
+
+    lines = _peek(path, cfg["skip_rows"], source)
+    sep = _delimiter(cfg["delimiter"], lines)
+    first = _fields(lines[0], sep)
+    header = cfg["header"]
+    if header == "auto":
+        header = not all(_is_number(f) for f in first)
+        if not header:
+            notes.append(f"{source}: its first row ({_few(first)}) is all numbers: read as data, not "
+                  f"column names (data.header: true says it is a header)")
+    start = cfg["skip_rows"] + 1  # the file line of the first line read
+    names = [f.strip() or str(i) for i, f in enumerate(first)] if header else None
+    if names is not None:
+        seen = {n for n in names if names.count(n) > 1}
+        if seen:
+            raise InputError(f"the header (line {start}) names column(s) {_few(sorted(seen))} "
+                             f"more than once", file=source, line=start)
+        if len(lines) > 1 and len(_fields(lines[1], sep)) > len(names):
+            raise _too_many(source, start + 1, len(_fields(lines[1], sep)), names, start, True)
+    try:
+        df = pd.read_csv(path, sep=r"\s+" if sep is None else sep, header=None,
+                         skiprows=cfg["skip_rows"] + bool(header), skipinitialspace=True,
+                         encoding="utf-8-sig", low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise InputError("CSV has no data rows" + (f" after the header (line {start})" if header
+                                                   else ""), file=source) from None
+    except pd.errors.ParserError as e:
+        raise _parser_error(e, source, names, first, start) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"cannot read CSV: not UTF-8 text ({e.reason} at byte {e.start})",
+                         file=source) from None
+    if df.empty:
+        raise InputError("CSV has no data rows", file=source)
+    if names is not None and df.shape[1] != len(names):
+        raise InputError(f"line {start + 1} has {df.shape[1]} fields but the header (line {start}) "
+                         f"has {len(names)} names ({_few(names)})", file=source, line=start + 1)
+    df.columns = names if names is not None else list(range(df.shape[1]))
+    line_of = _LineOf(path, cfg["skip_rows"] + bool(header))
+    target = _target(cfg["target"], list(df.columns), labels, cfg["features"], source, header)
+    features = _features(cfg["features"], list(df.columns), target, source, header, notes)
+    for col in features:
+        df[col] = _numbers(df[col], col, source, line_of)
+    y = None
+    if target is not None and labels != "none":
+        missing = df[target].isna().to_numpy()
+        if missing.any():
+            line = line_of(int(np.argmax(missing)))
+            raise InputError(f"line {line}, column {target!r}: the label is missing", file=source,
+                             line=line)
+        y = df[target].to_numpy()
+    X = df[features].to_numpy(dtype=np.float64) if features else np.empty((len(df), 0))
+    return Table(X, y, features, target, line_of)
+
+
+# ---------------------------------------------------------------- the first lines
+def _peek(path: Path, skip: int, source: str) -> list[str]:
+    """The first non-blank lines after ``skip`` lines, as text (decompressed by pandas)."""
+    import pandas as pd
+
+    try:
+        raw = pd.read_csv(path, sep="\x1f", header=None, names=["line"], dtype=str, nrows=_PEEK,
+                          skiprows=skip, quoting=csv.QUOTE_NONE, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raw = None
+    except UnicodeDecodeError as e:
+        raise InputError(f"cannot read CSV: not UTF-8 text ({e.reason} at byte {e.start})",
+                         file=source) from None
+    except (OSError, EOFError, ValueError, pd.errors.ParserError) as e:
+        raise InputError(f"cannot read CSV: {str(e).strip()}", file=source) from None
+    lines = [] if raw is None else [s for s in raw["line"].tolist() if isinstance(s, str) and s.strip()]
+    if not lines:
+        after = f" after the {skip} skipped line(s) (data.skip_rows)" if skip else ""
+        raise InputError(f"cannot read CSV: the file is empty{after}", file=source)
+    return lines
+
+
+def _delimiter(given, lines: list[str]) -> str | None:
+    """The delimiter: the one given (None for whitespace), else sniffed from ``lines``."""
+    if given is not None:
+        return {"whitespace": None, "tab": "\t"}.get(given, given)
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+    except csv.Error:
+        # no consistent , ; tab or |: columns apart by spaces, or a single column
+        return None if len(lines[0].split()) > 1 else ","
+
+
+def _fields(line: str, sep: str | None) -> list[str]:
+    if sep is None:
+        return line.split()
+    return [f.strip() for f in next(csv.reader([line], delimiter=sep, skipinitialspace=True))]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _few(items, limit: int = 8) -> str:
+    items = [str(i) for i in items]
+    return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+class _LineOf:
+    """Data row -> file line (1-based), blank lines counted: computed only for a message."""
+
+    def __init__(self, path: Path, before: int):
+        self.path, self.before, self.lines = path, before, None
+
+    def __call__(self, row: int) -> int:
+        import pandas as pd
+
+        if self.lines is None:
+            raw = pd.read_csv(self.path, sep="\x1f", header=None, names=["line"], dtype=str,
+                              skip_blank_lines=False, quoting=csv.QUOTE_NONE, encoding="utf-8-sig")
+            filled = raw["line"].notna().to_numpy().copy()
+            filled[:self.before] = False
+            self.lines = np.flatnonzero(filled) + 1
+        return int(self.lines[row]) if row < len(self.lines) else self.before + row + 1
+
+
+# ---------------------------------------------------------------- columns
+def _target(given, columns: list, labels: str, features, source: str, header: bool):
+    """The label column: a name, or a position (negative from the end); None when absent and
+    not required. Found even when labels are not wanted, so that it is not read as a feature."""
+    if isinstance(given, int):
+        position = given
+    elif _INTEGER.match(given) and (not header or given not in columns):
+        position = int(given)
+    else:
+        position = None
+    if position is not None:
+        if -len(columns) <= position < len(columns):
+            return columns[position]
+        if labels != "required" and features is not None and len(columns) == len(features):
+            return None  # a table of the features only, as prediction reads
+        raise InputError(f"data.target {given} is not a column position: the file has "
+                         f"{len(columns)} columns (0..{len(columns) - 1}, or -1 for the last)",
+                         file=source)
+    if given in columns:
+        return given
+    if labels != "required":
+        return None
+    if header:
+        raise InputError(f"no label column {given!r}; columns are {_few(columns, 20)} (choose one "
+                         f"with --target or data.target: a name, or a position, -1 for the last)",
+                         file=source)
+    raise InputError(f"no label column {given!r}: the file has no header row, so its {len(columns)} "
+                     f"columns are positions 0..{len(columns) - 1}; give data.target: -1 (or "
+                     f"--target -1) for the last column", file=source)
+
+
+def _features(given, columns: list, target, source: str, header: bool, notes: list) -> list:
+    """The feature columns: every other column, or the ``given`` ones (names the run was trained
+    on, matched in any order; positions for a file without a header)."""
+    if given is None:
+        return [c for c in columns if c != target]
+    named = [f for f in given if isinstance(f, str)]
+    if named and not header:
+        raise InputError(f"has no header row, so its columns cannot be matched to the feature "
+                         f"columns the run was trained on ({_few(given)}); add their names as "
+                         f"line 1", file=source)
+    missing = [f for f in given if f not in columns]
+    if missing:
+        raise InputError(f"lacks feature column(s) {_few(missing)} that the run was trained on "
+                         f"(it has {_few(columns, 20)})", file=source)
+    extra = [c for c in columns if c not in given and c != target]
+    if extra:
+        notes.append(f"{source}: ignored column(s) {_few(extra)}: not among the run's features")
+    return list(given)
+
+
+def _numbers(column, name, source: str, line_of):
+    """A feature column as float64; a cell that is not a number, or empty, names its line."""
+    import pandas as pd
+
+    values = column if column.dtype.kind in "biuf" else pd.to_numeric(column, errors="coerce")
+    bad = values.isna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        line = line_of(row)
+        cell = column.iloc[row]
+        what = "is empty" if pd.isna(cell) else f"{cell!r} is not a number"
+        raise InputError(f"row {line}, column {name!r}: {what} (line {line} of the file)",
+                         file=source, line=line)
+    return values.astype(np.float64)
+
+
+def _too_many(source, line, fields, names, header_line, header):
+    if header:
+        return InputError(f"cannot read CSV: line {line} has {fields} fields, more fields than the "
+                          f"header (line {header_line}) has names ({len(names)}: {_few(names)}); if "
+                          f"line {header_line} is not a header, set data.header: false, or skip it "
+                          f"with data.skip_rows: {header_line}", file=source, line=line)
+    return InputError(f"cannot read CSV: line {line} has {fields} fields but line {header_line} "
+                      f"has {len(names)}; if line {header_line} is a note above the table, skip it "
+                      f"with data.skip_rows: {header_line}", file=source, line=line)
+
+
+def _parser_error(e, source, names, first, start):
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+    if not found:
+        return InputError(f"cannot read CSV: {str(e).strip()}", file=source)
+    line, fields = int(found.group(2)), int(found.group(3))
+    if names is not None:
+        return _too_many(source, line, fields, names, start, True)
+    return _too_many(source, line, fields, first, start, False)
