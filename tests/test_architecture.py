@@ -27,6 +27,7 @@ FORBIDDEN = {
                  "bpcli.spec.sections", "bpcli.spec.overrides"],
     "bpcli.explain": ["bpcli.train", "bpcli.cli", "bpcli.spec.validate"],
     "bpcli.train": ["bpcli.cli"],
+    "bpcli.export": ["bpcli.cli"],
     "bpcli.spec": ["bpcli.explain", "bpcli.cli"],
     "bpcli.errors": ["bpcli."],
 }

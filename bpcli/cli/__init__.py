@@ -84,4 +84,4 @@ def run() -> None:
 
 
 # the command groups register themselves with app when imported, in the order --help lists them
-from . import training, evaluation, sweeps, runs, specs, gradients  # noqa: E402,F401,I001
+from . import training, evaluation, sweeps, runs, specs, gradients, exporting  # noqa: E402,F401,I001

@@ -8,6 +8,15 @@ laid out as PyTorch's and named ``layers.<i>.weight`` / ``layers.<i>.bias``.
 A *modal* layer (dropout, batchnorm) computes differently while training: its
 builder reads ``ctx.training`` and is run once for each of the two programs a
 spec then compiles to (see :mod:`bpcli.graph`).
+
+Each layer also says how it is written as standard ONNX operators (``onnx``, for
+``bpcli export``): a lowering ``(g, x, fields, params) -> y`` of its evaluation
+program. ``x`` has ``.name`` and ``.shape`` (batch axis first, ``None``), ``params``
+holds the layer's arrays by short name (``weight``, ``running_mean``, ...), and ``g``
+is the exporter's graph writer (:class:`bpcli.export.writer.GraphWriter`):
+``g.op(op_type, *inputs, **attributes) -> name`` adds a node, ``g.const(array, name)``
+an initializer (floating arrays in the model's dtype), ``g.exact(v)`` says whether a
+float attribute holds v exactly in the model's dtype. This module never imports onnx.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ class LayerDef:
     linear: bool = False  # with its bias zeroed, a linear map of its input: gradcheck's dot-test
     matrix: Callable | None = None  # (fields, sample shape, weight) -> the explicit matrix T with
     #                                 y = T x for one flattened sample (bias left out), if it has one
+    onnx: Callable | str | None = None  # (g, x, fields, params) -> y: the layer as ONNX operators
+    #                                     (module docstring); a str says why it has no ONNX form
 
 
 LAYERS = Table("layer")
@@ -41,7 +52,7 @@ LAYERS = Table("layer")
 
 def layer(name, doc, example, *params, **facts):
     """Decorate a builder ``build(ctx, x, fields)`` to add it to ``LAYERS`` as ``name``; ``facts``
-    are the other :class:`LayerDef` fields (modal, linear, matrix)."""
+    are the other :class:`LayerDef` fields (modal, linear, matrix, onnx)."""
     def register(build):
         LAYERS.add(LayerDef(name, doc, example, build, tuple(params), **facts))
         return build
@@ -148,6 +159,22 @@ def _conv(ctx, x, cfg, nd):
     return y
 
 
+def _conv_onnx(nd):
+    """ONNX ``Conv`` with explicit ``pads`` (begins, then ends: same's odd extra zero at the end,
+    as PyTorch; never auto_pad), strides, dilations and the bias as its third input. A sample
+    without a channel axis gets one by ``Unsqueeze``, as the builder does. ``impl: toeplitz`` is
+    the same operator, so it exports the same."""
+    def lower(g, x, cfg, params):
+        geo = conv_geometry(nd, cfg, x.shape[1:])
+        if len(x.shape) == nd + 1:
+            x = g.op("Unsqueeze", x, g.const(np.array([1], np.int64), "axes"))
+        bias = [g.const(params["bias"], "bias")] if cfg["bias"] else []
+        return g.op("Conv", x, g.const(params["weight"], "weight"), *bias,
+                    kernel_shape=geo.kernel, strides=geo.stride, dilations=geo.dilation,
+                    pads=[lo for lo, _ in geo.pad] + [hi for _, hi in geo.pad])
+    return lower
+
+
 def _toeplitz_of(nd):
     """The layer's explicit banded (block-)Toeplitz matrix T(w), built by the toeplitz primitive."""
     def matrix(cfg, sample_shape, weight):
@@ -175,7 +202,7 @@ _IMPL = Param("impl", one_of("fast", "toeplitz"), "fast",
              "or valid (= 0)"),
        Param("dilation", positive_int, 1, "spacing between kernel taps"),
        Param("bias", boolean, True, "add a learned bias per output channel"),
-       _IMPL, linear=True, matrix=_toeplitz_of(1))
+       _IMPL, linear=True, matrix=_toeplitz_of(1), onnx=_conv_onnx(1))
 def conv1d(ctx, x, cfg):
     return _conv(ctx, x, cfg, 1)
 
@@ -194,16 +221,21 @@ def conv1d(ctx, x, cfg):
        Param("dilation", int_or_pair(), 1, "spacing between kernel taps: an integer, or "
              "[height, width]"),
        Param("bias", boolean, True, "add a learned bias per output channel"),
-       _IMPL, linear=True, matrix=_toeplitz_of(2))
+       _IMPL, linear=True, matrix=_toeplitz_of(2), onnx=_conv_onnx(2))
 def conv2d(ctx, x, cfg):
     return _conv(ctx, x, cfg, 2)
 
 
-def _pool(ctx, x, cfg, nd, reduce):
-    """Windows of the last nd axes (a strided view), reduced by max or mean: pooling as PyTorch's."""
+def _pool_geometry(cfg, nd) -> tuple:
+    """(window, stride, pad) per axis of an nd-dimensional pooling layer's fields."""
     size = _per_axis(cfg["size"], nd)
     stride = size if cfg["stride"] is None else _per_axis(cfg["stride"], nd)
-    pad = _per_axis(cfg["pad"], nd)
+    return size, stride, _per_axis(cfg["pad"], nd)
+
+
+def _pool(ctx, x, cfg, nd, reduce):
+    """Windows of the last nd axes (a strided view), reduced by max or mean: pooling as PyTorch's."""
+    size, stride, pad = _pool_geometry(cfg, nd)
     if x.ndim - 1 < nd:
         raise Invalid(f"needs input with at least {nd} axes, got {tuple(x.shape[1:])}")
     for axis, n, p, k in zip(_AXES[nd], x.shape[-nd:], pad, size):
@@ -222,6 +254,23 @@ def _pool(ctx, x, cfg, nd, reduce):
     return ctx.b.apply(reduce, win, axis=tuple(range(win.ndim - nd, win.ndim)))
 
 
+def _pool_onnx(nd, op, **attributes):
+    """ONNX ``MaxPool`` (padding never wins) or ``AveragePool`` with ``count_include_pad=1``, on
+    the last nd axes. ONNX pools (N, C, *spatial): other leading axes are folded into C by
+    ``Reshape`` (0 keeps the batch size symbolic) and unfolded after."""
+    def lower(g, x, cfg, params):
+        size, stride, pad = _pool_geometry(cfg, nd)
+        lead, spatial = x.shape[1:-nd], x.shape[-nd:]
+        out = [(n + 2 * p - k) // s + 1 for n, p, k, s in zip(spatial, pad, size, stride)]
+        if len(lead) != 1:
+            x = g.op("Reshape", x, g.const(np.array([0, -1, *spatial], np.int64), "shape"))
+        y = g.op(op, x, kernel_shape=size, strides=stride, pads=list(pad) * 2, **attributes)
+        if len(lead) != 1:
+            y = g.op("Reshape", y, g.const(np.array([0, *lead, *out], np.int64), "shape"))
+        return y
+    return lower
+
+
 def _pool_fields(nd):
     pair = "" if nd == 1 else ", or [height, width]"
     size = positive_int if nd == 1 else int_or_pair()
@@ -237,29 +286,39 @@ _AVG_PAD = "padding zeros count in the mean (PyTorch's default count_include_pad
 
 
 @layer("maxpool1d", f"Maximum over sliding windows of the last axis, as PyTorch's max_pool1d; "
-       f"{_MAX_TIES}.", "maxpool1d: {size: 2}", *_pool_fields(1))
+       f"{_MAX_TIES}.", "maxpool1d: {size: 2}", *_pool_fields(1),
+       onnx=_pool_onnx(1, "MaxPool"))
 def maxpool1d(ctx, x, cfg):
     return _pool(ctx, x, cfg, 1, "max")
 
 
 @layer("maxpool2d", f"Maximum over sliding windows of the last two axes (height, width), as "
-       f"PyTorch's max_pool2d; {_MAX_TIES}.", "maxpool2d: {size: 2}", *_pool_fields(2))
+       f"PyTorch's max_pool2d; {_MAX_TIES}.", "maxpool2d: {size: 2}", *_pool_fields(2),
+       onnx=_pool_onnx(2, "MaxPool"))
 def maxpool2d(ctx, x, cfg):
     return _pool(ctx, x, cfg, 2, "max")
 
 
 @layer("avgpool1d", f"Mean over sliding windows of the last axis, as PyTorch's avg_pool1d; "
        f"{_AVG_PAD}.", "avgpool1d: {size: 2}", *_pool_fields(1),
-       linear=True)
+       linear=True, onnx=_pool_onnx(1, "AveragePool", count_include_pad=1))
 def avgpool1d(ctx, x, cfg):
     return _pool(ctx, x, cfg, 1, "mean")
 
 
 @layer("avgpool2d", f"Mean over sliding windows of the last two axes (height, width), as "
        f"PyTorch's avg_pool2d; {_AVG_PAD}.", "avgpool2d: {size: 2}", *_pool_fields(2),
-       linear=True)
+       linear=True, onnx=_pool_onnx(2, "AveragePool", count_include_pad=1))
 def avgpool2d(ctx, x, cfg):
     return _pool(ctx, x, cfg, 2, "mean")
+
+
+def _dense_onnx(g, x, cfg, params):
+    """ONNX ``Gemm`` with transB=1 (the weight is (units, in), as PyTorch's), after ``Flatten``."""
+    if len(x.shape) != 2:
+        x = g.op("Flatten", x, axis=1)
+    bias = [g.const(params["bias"], "bias")] if cfg["bias"] else []
+    return g.op("Gemm", x, g.const(params["weight"], "weight"), *bias, transB=1)
 
 
 @layer("dense",
@@ -268,7 +327,8 @@ def avgpool2d(ctx, x, cfg):
        "dense: {units: 10}",
        Param("units", positive_int, doc="output features"),
        Param("bias", boolean, True, "add a learned bias per unit"),
-       linear=True, matrix=lambda cfg, sample_shape, weight: weight)
+       linear=True, matrix=lambda cfg, sample_shape, weight: weight,
+       onnx=_dense_onnx)
 def dense(ctx, x, cfg):
     if x.ndim != 2:
         x = flatten(ctx, x, {})
@@ -280,30 +340,54 @@ def dense(ctx, x, cfg):
 
 
 @layer("flatten", "Flatten each sample to a vector, in C order (channels first).", "flatten",
-       linear=True)
+       linear=True, onnx=lambda g, x, cfg, params: g.op("Flatten", x, axis=1))
 def flatten(ctx, x, cfg):
     return x.reshape(None, int(np.prod(x.shape[1:])))
 
 
-def _elementwise(name, doc, example=None, *params):
-    """An activation: the primitive of the same name, the layer's fields passed as its parameters."""
-    @layer(name, doc, example or name, *params)
+def _elementwise(name, doc, example=None, *params, onnx):
+    """An activation: the primitive of the same name, the layer's fields passed as its parameters;
+    ``onnx`` its ONNX operator's name, or a lowering."""
+    lower = onnx if callable(onnx) else lambda g, x, cfg, params: g.op(onnx, x)
+
+    @layer(name, doc, example or name, *params, onnx=lower)
     def build(ctx, x, cfg):
         return ctx.b.apply(name, x, **cfg)
     return build
 
 
-_elementwise("relu", "max(0, x), elementwise; derivative I[x > 0] (0 at exactly 0, as PyTorch).")
+def _negative_part_onnx(op, field, negative):
+    """ONNX ``op`` with its float attribute ``alpha`` = the field, where the model's dtype keeps the
+    field's value in ONNX's float32 attribute exactly; otherwise, so that a float64 model is not
+    exported approximately, ``Where(x > 0, x, negative(g, x, alpha))`` with alpha a float64
+    initializer."""
+    def lower(g, x, cfg, params):
+        if g.exact(cfg[field]):
+            return g.op(op, x, alpha=float(cfg[field]))
+        alpha = g.const(np.array(cfg[field]), field)
+        zero = g.const(np.array(0.0), "zero")
+        return g.op("Where", g.op("Greater", x, zero), x, negative(g, x, alpha, zero))
+    return lower
+
+
+_elementwise("relu", "max(0, x), elementwise; derivative I[x > 0] (0 at exactly 0, as PyTorch).",
+             onnx="Relu")
 _elementwise("leaky_relu", "x for x > 0, slope·x otherwise, elementwise, as PyTorch's leaky_relu; "
              "derivative slope at exactly 0.", "leaky_relu: {slope: 0.1}",
-             Param("slope", nonneg_float, 0.01, "slope for x <= 0"))
+             Param("slope", nonneg_float, 0.01, "slope for x <= 0"),
+             onnx=_negative_part_onnx("LeakyRelu", "slope",
+                                      lambda g, x, slope, zero: g.op("Mul", x, slope)))
 _elementwise("elu", "x for x > 0, alpha·(exp(x) - 1) otherwise, elementwise, as PyTorch's elu; "
              "derivative alpha at exactly 0.", "elu: {alpha: 1.0}",
              Param("alpha", nonneg_float, 1.0,
-                   "scale of the negative part: elu(x) -> -alpha as x -> -inf"))
-_elementwise("sigmoid", "1 / (1 + exp(-x)), elementwise.")
-_elementwise("tanh", "tanh(x), elementwise.")
-_elementwise("softplus", "ln(1 + exp(x)), elementwise, computed without overflow.")
+                   "scale of the negative part: elu(x) -> -alpha as x -> -inf"),
+             onnx=_negative_part_onnx("Elu", "alpha", lambda g, x, alpha, zero: g.op(
+                 "Mul", alpha, g.op("Sub", g.op("Exp", g.op("Min", x, zero)),
+                                    g.const(np.array(1.0), "one")))))
+_elementwise("sigmoid", "1 / (1 + exp(-x)), elementwise.", onnx="Sigmoid")
+_elementwise("tanh", "tanh(x), elementwise.", onnx="Tanh")
+_elementwise("softplus", "ln(1 + exp(x)), elementwise, computed without overflow.",
+             onnx="Softplus")
 
 
 # ---------------------------------------------------------------- layers that train differently
@@ -315,7 +399,7 @@ _elementwise("softplus", "ln(1 + exp(x)), elementwise, computed without overflow
        "dropout: {rate: 0.5}",
        Param("rate", fraction, 0.5, "probability that an entry is zeroed while training, in "
              "[0, 1)"),
-       modal=True)
+       modal=True, onnx=lambda g, x, cfg, params: x)  # evaluation: the identity, no node
 def dropout(ctx, x, cfg):
     if not ctx.training or cfg["rate"] == 0:
         return x
@@ -348,6 +432,26 @@ def _running_statistics(momentum, per_sample):
     return update
 
 
+def _batchnorm_onnx(g, x, cfg, params):
+    """ONNX ``BatchNormalization`` in inference mode with the running statistics (scale 1 and bias
+    0 without ``affine``), on (N, C) and (N, C, *positions) alike. Where ONNX's float32 epsilon
+    attribute cannot hold eps exactly in the model's dtype (float64), the same affine map as the
+    evaluation program instead: (x - running_mean) · scale + bias, scale = weight / sqrt(running_var
+    + eps) per channel, as ``Sub``, ``Mul``, ``Add``."""
+    mean, var = params["running_mean"], params["running_var"]
+    weight, bias = ((params["weight"], params["bias"]) if cfg["affine"]
+                    else (np.ones_like(var), np.zeros_like(var)))
+    if g.exact(cfg["eps"]):
+        return g.op("BatchNormalization", x, g.const(weight, "weight"), g.const(bias, "bias"),
+                    g.const(mean, "running_mean"), g.const(var, "running_var"),
+                    epsilon=float(cfg["eps"]))
+    per_channel = (-1,) + (1,) * (len(x.shape) - 2)
+    scale = ((var + var.dtype.type(cfg["eps"])) ** -0.5 * weight).reshape(per_channel)
+    centred = g.op("Sub", x, g.const(mean.reshape(per_channel), "running_mean"))
+    y = g.op("Mul", centred, g.const(scale, "scale"))
+    return g.op("Add", y, g.const(bias.reshape(per_channel), "bias"))
+
+
 @layer("batchnorm",
        "Batch normalization, as torch.nn.BatchNorm1d on (N, features) or (N, channels, length) "
        "and BatchNorm2d on (N, channels, height, width): per channel (axis 1), y = (x - mean) / "
@@ -361,7 +465,7 @@ def _running_statistics(momentum, per_sample):
        Param("eps", positive_float, 1e-5, "added to the variance under the square root"),
        Param("affine", boolean, True, "learn a scale layers.<i>.weight (starts at 1) and a shift "
              "layers.<i>.bias (starts at 0) per channel"),
-       modal=True)
+       modal=True, onnx=_batchnorm_onnx)
 def batchnorm(ctx, x, cfg):
     channels = x.shape[1]
     per_channel = (channels,) + (1,) * (x.ndim - 2)    # broadcasts along axis 1

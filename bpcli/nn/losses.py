@@ -29,6 +29,8 @@ class LossDef:
     check_output: Callable = lambda shape: None
     reduction: str = "mean"    # "sum": the loss adds up over samples (chunked evaluation needs it)
     params: tuple[Param, ...] = ()
+    onnx_probabilities: Callable | None = None  # (g, output) -> name: the probabilities as ONNX
+    #                                             nodes for bpcli export (layers.py's writer g)
 
 
 LOSSES = Table("loss")
@@ -81,7 +83,9 @@ LOSSES.add(LossDef(
     labels=_pm1_labels,
     accuracy=_sign_accuracy,
     example_labels=_pm1_examples,
-    check_output=_one_output))
+    check_output=_one_output,
+    onnx_probabilities=lambda g, f: g.op("Concat", g.op("Sigmoid", g.op("Neg", f)),
+                                         g.op("Sigmoid", f), axis=1)))
 
 
 def _hinge(b, f, y, cfg):
@@ -193,6 +197,7 @@ LOSSES.add(LossDef(
     accuracy=lambda f, y: float(np.mean(np.argmax(f, axis=1) == np.argmax(y, axis=1))),
     example_labels=lambda rng, n, out_shape: rng.integers(0, out_shape[1], n),
     check_output=_two_d,
+    onnx_probabilities=lambda g, f: g.op("Softmax", f, axis=1),
     params=(Param("label_smoothing", fraction, 0.0, "eps: the target is (1 - eps) one-hot + eps/K "
                                              "uniform, as torch's cross_entropy"),)))
 

@@ -1,0 +1,80 @@
+"""``bpcli export``: a trained network leaves bpcli as a file other runtimes run (ONNX).
+
+:func:`export_run` writes a run's network, with the weights and state of a checkpoint, as an
+ONNX model (:mod:`bpcli.export.onnx_model`; each layer's operators are on its definition,
+``LayerDef.onnx``). The ``onnx`` package is an optional extra, ``pip install 'bpcli[export]'``
+(which brings ``onnxruntime`` too, to run the file); without it exporting is an
+:class:`~bpcli.errors.InputError` saying so.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+
+FORMATS = ("onnx",)
+DEFAULT_OPSET = 17  # a current opset every onnxruntime since 1.11 runs
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What :func:`export_run` wrote: the file, its opset, and its inputs and outputs as
+    (name, shape) pairs, ``"N"`` the batch size."""
+
+    path: Path
+    opset: int
+    inputs: list
+    outputs: list
+    metadata: dict
+
+
+def require(package: str):
+    """The module ``package``, or InputError naming it and the extra that installs it."""
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise InputError(f"bpcli export needs the {package} package, which is not installed: "
+                         f"pip install 'bpcli[export]'") from None
+
+
+def to_onnx(model, *, opset: int = DEFAULT_OPSET, checkpoint: str | None = None):
+    """The :class:`~bpcli.nn.model.Model`'s network as a checked ``onnx.ModelProto`` (see
+    :mod:`bpcli.export.onnx_model`): ``onnxruntime.InferenceSession(proto.SerializeToString())``
+    runs it. ``checkpoint`` is recorded in its metadata. Raises InputError for bad input."""
+    require("onnx")
+    from .onnx_model import build
+
+    return build(model, opset=opset, checkpoint=checkpoint)
+
+
+def default_path(run, checkpoint: str) -> Path:
+    """``<run folder name>.onnx`` in the working directory (``-best`` added for best)."""
+    return Path(f"{Path(run).resolve().name}{'-best' if checkpoint == 'best' else ''}.onnx")
+
+
+def export_run(run, out=None, *, checkpoint: str = "final", opset: int = DEFAULT_OPSET,
+               fmt: str = "onnx") -> Exported:
+    """Write the network of the run folder ``run`` (its ``checkpoint``, final or best) to ``out``
+    (default :func:`default_path`) as ONNX (``fmt``, the one format) at ``opset``: whole to a
+    temporary name, then renamed, so nothing half-written is left. Raises InputError for bad
+    input, before writing anything."""
+    from ..train.run_folder import RunFolder, atomic_write
+
+    if fmt not in FORMATS:
+        raise InputError(f"must be one of {', '.join(FORMATS)}, got {fmt!r}", path="--format")
+    path = Path(out) if out is not None else default_path(run, checkpoint)
+    if path.suffix != ".onnx":
+        raise InputError("the file name must end in .onnx", file=str(path), path="--out")
+    if not path.parent.is_dir():
+        raise InputError("its folder does not exist", file=str(path), path="--out")
+    require("onnx")  # before any work
+    model = RunFolder.open(run).load_model(checkpoint)
+    proto = to_onnx(model, opset=opset, checkpoint=checkpoint)
+    atomic_write(path, lambda f: f.write(proto.SerializeToString()))
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    return Exported(path, opset, [(v.name, dims(v)) for v in proto.graph.input],
+                    [(v.name, dims(v)) for v in proto.graph.output],
+                    {p.key: p.value for p in proto.metadata_props})

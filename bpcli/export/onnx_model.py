@@ -1,0 +1,97 @@
+"""A :class:`~bpcli.nn.model.Model` as an ONNX model, written with the ``onnx`` package's helpers.
+
+The graph is the evaluation program before the loss: input ``X`` (``N``, *input) in the model's
+dtype, the preprocessing ``(X - shift) / scale`` as its first nodes (``Sub``, ``Div``, the
+statistics as initializers), then each layer's lowering (``LayerDef.onnx``, on its definition
+in :mod:`bpcli.nn.layers`; dropout is no node, batchnorm uses its running statistics). Outputs:
+``output``, the network's output (N, outputs): logits, score or prediction; and, for a loss
+with probabilities (``LossDef.onnx_probabilities``), ``probabilities`` (N, K), what
+``Model.predict`` gives. ``metadata_props`` record where the file came from.
+"""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+from onnx import helper
+
+from .. import __version__
+from ..errors import InputError
+from ..explain.layer_table import output_shapes
+from ..nn.layers import LAYERS
+from .writer import GraphWriter, Value
+
+
+def _batch(shape) -> list:
+    return ["N", *shape[1:]]
+
+
+def _lower_layers(g: GraphWriter, model, x: Value) -> Value:
+    arrays = model.arrays()
+    for i, ((name, cfg), shape) in enumerate(zip(model.spec.layer_list(), output_shapes(model))):
+        lower = LAYERS[name].onnx
+        if not callable(lower):
+            why = lower or "it has no ONNX lowering (LayerDef.onnx)"
+            raise InputError(f"{name} cannot be exported to ONNX: {why}", file=model.spec.file,
+                             path=f"layers[{i}]")
+        prefix = f"layers.{i}."
+        g.scope(prefix, f"layers[{i}] ({name})")
+        params = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        y = lower(g, x, cfg, params)
+        x = Value(getattr(y, "name", y), (None, *shape))
+    return x
+
+
+def metadata(model, checkpoint: str | None) -> dict[str, str]:
+    """Provenance: bpcli version, spec name and fingerprint, checkpoint, loss, class names."""
+    props = {"bpcli_version": __version__, "spec_name": model.spec.data["name"],
+             "spec_fingerprint": model.spec.fingerprint(), "loss": model.loss_def.name}
+    if checkpoint:
+        props["checkpoint"] = checkpoint
+    classes = model.classes()
+    if classes is not None:
+        props["classes"] = json.dumps(classes)
+    return props
+
+
+def build(model, *, opset: int, checkpoint: str | None = None) -> onnx.ModelProto:
+    """The model's evaluation program before the loss, as a checked ONNX model at ``opset``.
+
+    Raises :class:`InputError` for an opset the onnx package does not know or too old for an
+    operator written (naming both), and for a layer that has no ONNX form (naming it).
+    """
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= opset <= newest:
+        raise InputError(f"must be an opset from 1 to {newest} (the newest the installed onnx "
+                         f"package knows), got {opset}", path="--opset")
+    g = GraphWriter(model.dtype, opset)
+    x = X = Value("X", (None, *model.spec.data["input"]))
+    preprocess = model.spec.data["preprocess"]
+    if preprocess != "none":
+        g.scope("preprocess.", f"preprocess ({preprocess})")
+        centred = g.op("Sub", x, g.const(model.buffers["preprocess.shift"], "shift"))
+        x = Value(g.op("Div", centred, g.const(model.buffers["preprocess.scale"], "scale")),
+                  x.shape)
+    x = _lower_layers(g, model, x)
+    g.scope("", f"the {model.loss_def.name} loss's probabilities")
+    outputs = [(g.rename(x.name, "output"), x.shape)]
+    head = model.loss_def.onnx_probabilities
+    if head is not None:
+        p = g.rename(head(g, "output"), "probabilities")
+        outputs.append((p, (None, len(model.classes()))))
+    g.check_opset()
+    elem = helper.np_dtype_to_tensor_dtype(model.dtype)
+    graph = helper.make_graph(
+        g.nodes, model.spec.data["name"],
+        [helper.make_tensor_value_info(X.name, elem, _batch(X.shape))],
+        [helper.make_tensor_value_info(name, elem, _batch(shape)) for name, shape in outputs],
+        g.initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="bpcli",
+                              producer_version=__version__,
+                              doc_string=f"bpcli export of {model.spec.data['name']}",
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    helper.set_model_props(proto, metadata(model, checkpoint))
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
