@@ -8,6 +8,7 @@ Each case writes its files into a fresh working directory, runs one command in-p
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,9 @@ def run_bad(capfd, args, fragments):
     assert "Traceback" not in err and "Traceback" not in out
     assert err.startswith("bpcli: error: "), err
     assert out == ""
-    assert len(err.strip().splitlines()) == 1, f"not one paragraph:\n{err}"
+    # one line, or for a YAML syntax error one line and the quoted source lines with their carets
+    first, *quoted = err.strip().splitlines()
+    assert all(re.match(r"  [\d ]+ \| ", line) for line in quoted), f"not one paragraph:\n{err}"
     for fragment in fragments:
         assert fragment in err, f"{fragment!r} not in stderr:\n{err}"
     return err
@@ -140,7 +143,8 @@ SOFTMAX = spec_with("dense: {units: 1}", "dense: {units: 3}").replace(
 TRAIN_CASES = {
     # ------------------------------------------------ the spec file
     "malformed-yaml": (_spec(spec_with("input: [16]", "input: [16")),
-                       ["bad.yaml:3:", "invalid YAML", "expected ',' or ']'"]),
+                       ["bad.yaml:2:8:", "invalid YAML", "'[' is not closed",
+                        "expected ',' or ']'"]),
     "tab-indentation": (_spec(spec_with("  - relu\n  - conv1d", "\t- relu\n  - conv1d")),
                         ["bad.yaml:7:", "invalid YAML"]),
     "unknown-layer": (_spec(spec_with("  - relu\n  - conv1d", "  - rleu\n  - conv1d")),
@@ -328,7 +332,7 @@ def test_eval_bad_input(case, run_dir, workdir, capfd):
 GRADCHECK_CASES = {
     "missing-spec-file": (lambda w: ["nothere.yaml"], ["nothere.yaml", "spec file not found"]),
     "malformed-yaml": (lambda w: (w / "bad.yaml").write_text(spec_with("input: [16]", "input: [16"))
-                       and ["bad.yaml"], ["bad.yaml:3:", "invalid YAML"]),
+                       and ["bad.yaml"], ["bad.yaml:2:8:", "invalid YAML"]),
     "unknown-layer": (lambda w: (w / "bad.yaml").write_text(spec_with("  - relu\n  - conv1d",
                                                                       "  - rleu\n  - conv1d"))
                       and ["bad.yaml"], ["bad.yaml:7:5", "layers[1]", "did you mean 'relu'?"]),

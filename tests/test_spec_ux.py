@@ -188,7 +188,7 @@ def test_validate_checks_that_the_data_file_is_there(capsys, workdir):
 def test_validate_a_file_that_is_not_yaml(capsys, workdir):
     (workdir / "broken.yaml").write_text("input: [16\n")
     code, _, err = cli(capsys, "validate", "broken.yaml")
-    assert code == 2 and err.startswith("bpcli: error: broken.yaml:2:1: invalid YAML")
+    assert code == 2 and err.startswith("bpcli: error: broken.yaml:1:8: invalid YAML")   # its "["
     code, _, err = cli(capsys, "validate", "absent.yaml")
     assert code == 2 and "absent.yaml: spec file not found" in err
 

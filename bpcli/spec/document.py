@@ -149,13 +149,8 @@ def read(source, name=None):
                                  path=format_path(dpath)) for dpath, mark in dups]
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = (e.problem or "").strip()
-        if "python/" in str(e) or "could not determine a constructor" in problem:
-            problem = (f"{problem}: only plain YAML is read (tags that build Python objects are "
-                       f"refused)")
-        raise InputError(f"invalid YAML: {problem or e}", file=str(path),
-                         line=mark.line + 1 if mark else None,
+        message, mark = yaml_problem(e, text_)
+        raise InputError(message, file=str(path), line=mark.line + 1 if mark else None,
                          column=mark.column + 1 if mark else None) from None
     except yaml.YAMLError as e:
         raise InputError(f"invalid YAML: {e}", file=str(path)) from None
@@ -168,3 +163,88 @@ def read(source, name=None):
                          f"{type(data).__name__}", file=str(path), line=1)
     return data, str(path), positions, name or path.stem, duplicates
 
+
+# what PyYAML's "while ..." contexts mean, in the words of a spec's author: (context start,
+# problem start, the message, whether the culprit is where the construct began, what that
+# place is)
+_YAML_KINDS = (
+    ("while parsing a flow mapping", "", "this flow mapping '{{' is not closed: no '}}' before "
+     "line {pl}, column {pc}, where the parser gave up ({problem})", True, "opened here"),
+    ("while parsing a flow sequence", "", "this flow sequence '[' is not closed: no ']' before "
+     "line {pl}, column {pc}, where the parser gave up ({problem})", True, "opened here"),
+    ("while scanning a quoted scalar", "found unexpected end", "this quoted string is not "
+     "closed: no closing {quote} before the end of the file", True, "opened here"),
+    ("while scanning a quoted scalar", "", "this quoted string is not closed: no closing {quote} "
+     "before line {pl}, column {pc} ({problem})", True, "opened here"),
+    ("while scanning a double-quoted scalar", "found unknown escape", "{problem} in this "
+     "double-quoted string: write a backslash as \\\\, or use single quotes", False,
+     "the string begins here"),
+    ("while parsing a block mapping", "", "this line is indented to fit no key: a mapping's "
+     "keys line up in one column, and the mapping begun at line {cl}, column {cc} ends before "
+     "{found}", False, "the mapping begins here"),
+    ("while parsing a block collection", "", "this line is indented to fit no item: a list's "
+     "'- ' items line up in one column, and the list begun at line {cl}, column {cc} ends "
+     "before {found}", False, "the list begins here"),
+    ("while scanning for the next token", "found character '\\t'", "a tab character: YAML "
+     "indents and separates with spaces only; replace the tab with spaces", False, ""),
+    ("while scanning a simple key", "", "this key has no ':' after it (the parser looked as far "
+     "as line {pl}, column {pc})", True, "the key begins here"),
+    ("expected a single document", "", "a spec is one YAML document, but a second one starts "
+     "here ('---')", False, "the first document"),
+    ("", "mapping values are not allowed", "a ': ' where no key may start: quote a value that "
+     "holds ': ' (\"a: b\"), or indent this line as its key's siblings are", False, ""),
+    ("", "could not determine a constructor", "{problem}: only plain YAML is read (tags that "
+     "build Python objects are refused)", False, ""),
+)
+_FOUND = {"'<block mapping start>'": "a key indented differently from its siblings",
+          "'<block sequence start>'": "a '- ' item indented differently from its siblings",
+          "'-'": "a '- ' item where a key should be", "'?'": "a key where a '- ' item should be",
+          "'<scalar>'": "a value on a line of its own"}
+
+
+def yaml_problem(e: yaml.MarkedYAMLError, text: str):
+    """(message, mark) for a YAML syntax error: what is wrong in plain words, at the mark where
+    the culprit is (where an unclosed construct began, else where the parser gave up), followed
+    by each of the two places as its line with a caret under the column."""
+    context, problem = (e.context or "").strip(), (e.problem or "").strip()
+    cm, pm = e.context_mark, e.problem_mark
+    kind = next((k for k in _YAML_KINDS if context.startswith(k[0]) and problem.startswith(k[1])
+                 and (k[0] or k[1])), None)
+    found = problem.rpartition("but found ")[2]
+    fields = {"problem": problem, "pl": pm.line + 1 if pm else "?",
+              "pc": pm.column + 1 if pm else "?", "cl": cm.line + 1 if cm else "?",
+              "cc": cm.column + 1 if cm else "?", "found": _FOUND.get(found, found),
+              "quote": _char_at(text, cm) or "quote"}
+    if kind:
+        message, at_context, begins = kind[2].format(**fields), kind[3], kind[4]
+    else:
+        message = problem + (f" ({context} at line {fields['cl']}, column {fields['cc']})"
+                             if context and cm else f" ({context})" if context else "")
+        at_context, begins = False, context
+    mark = cm if at_context and cm else pm or cm
+    places = [(m, label) for m, label in ((cm, begins or context), (pm, "the parser gave up here"))
+              if m is not None]
+    if len(places) == 2 and cm.index == pm.index:
+        places = places[1:]
+    shown = _carets(text, places)
+    return f"invalid YAML: {message}:{shown}" if shown else f"invalid YAML: {message}", mark
+
+
+def _char_at(text: str, mark) -> str:
+    return text[mark.index] if mark is not None and 0 <= mark.index < len(text) else ""
+
+
+def _carets(text: str, places) -> str:
+    """'\n  4 | data: {builtin: x\n    |       ^ label': each place's line once, in order, a caret
+    under each of its columns and the last place's label."""
+    lines, out = text.splitlines(), ""
+    for number in sorted({m.line for m, _ in places}):
+        here = sorted((m.column, label) for m, label in places if m.line == number)
+        line = lines[number] if number < len(lines) else "(the end of the file)"
+        carets = "".join(" " * (c - prev - 1) + "^" for prev, c in
+                         zip([-1] + [c for c, _ in here[:-1]], [c for c, _ in here]))
+        width = len(str(number + 1))
+        # a tab is shown as one visible character, so the caret stays under the column
+        out += (f"\n  {number + 1} | {line.replace(chr(9), '→')}"
+                f"\n  {' ' * width} | {carets} {here[-1][1]}".rstrip())
+    return out
