@@ -12,8 +12,10 @@ package's reference evaluator instead (and ORT must say that operator is what it
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from bpcli.cli import main
 from bpcli.nn.layers import LAYERS
 from helpers import tiny_spec
 
+ROOT = Path(__file__).resolve().parent.parent
 ORT_NO_FLOAT64 = {"Conv", "AveragePool", "Elu", "Softplus"}  # docs/export.md says so too
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
@@ -195,6 +198,29 @@ def test_the_oldest_opset_accepted_runs_the_same(case, onnx, ort):
     assert relative_error(got[0], model.forward(X)) <= 1e-5
 
 
+def layer_of(name) -> str:
+    return LAYERS[name if isinstance(name, str) else next(iter(name))].name
+
+
+def test_docs_export_md_names_every_layer_and_the_operators_it_is_written_with(onnx):
+    from bpcli.export import to_onnx
+
+    table = {}
+    for row in (ROOT / "docs" / "export.md").read_text(encoding="utf-8").splitlines():
+        if row.startswith("| `"):
+            names, operators = row.split(" | ")[:2]
+            table.update(dict.fromkeys(re.findall(r"`(\w+)`", names), operators))
+    assert set(LAYERS) <= set(table), f"docs/export.md has no row for {set(LAYERS) - set(table)}"
+    for key, spec in SPECS.items():
+        for dtype in ("float32", "float64"):
+            proto = to_onnx(nontrivial(bpcli.build({**spec, "dtype": dtype})))
+            for i, entry in enumerate(spec["layers"][:-1]):
+                name = layer_of(entry)
+                ops = {n.op_type for n in proto.graph.node if n.name.startswith(f"layers.{i}.")}
+                missing = {op for op in ops if f"`{op}`" not in table[name]}
+                assert not missing, f"docs/export.md's row for {name} lacks {sorted(missing)}"
+
+
 # ------------------------------------------------------------ the command, on trained runs
 SHIPPED = ["image_cnn", "lecture_cnn", "linear_regression", "pulse_cnn", "two_layer_sumsq"]
 
@@ -202,9 +228,7 @@ SHIPPED = ["image_cnn", "lecture_cnn", "linear_regression", "pulse_cnn", "two_la
 @pytest.mark.parametrize("name", SHIPPED)
 def test_a_shipped_spec_trained_one_epoch_exports_and_runs_the_same(name, workdir, capsys,
                                                                     onnx, ort):
-    from pathlib import Path
-
-    spec = Path(__file__).resolve().parent.parent / "specs" / f"{name}.yaml"
+    spec = ROOT / "specs" / f"{name}.yaml"
     assert main(["train", str(spec), "--epochs", "1", "--out", "runs/r"]) == 0
     capsys.readouterr()
     assert main(["export", "runs/r", "--out", "net.onnx"]) == 0
