@@ -14,7 +14,7 @@ from ..spec.fields import positive_int
 from . import command, out
 from .options import option
 
-from .render import cell
+from .render import cell, runs_table
 
 
 @command
@@ -27,14 +27,7 @@ def runs(folder: Path = typer.Argument(Path("runs"), help="a folder of runs, or 
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table(title=str(folder))
-    cols = [c for c in ("run", "status", "epochs", "steps", "final_train_loss", "final_val_loss",
-                        "final_val_accuracy", "best_val_loss") if any(c in r for r in rows)]
-    for c in cols:
-        table.add_column(c.replace("final_", ""), justify="left" if c in ("run", "status") else "right")
-    for r in rows:
-        table.add_row(*[cell(r.get(c)) for c in cols])
-    out.print(table)
+    out.print(runs_table(rows, str(folder)))
 
 
 @command

@@ -489,9 +489,13 @@ def resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> di
     """Continue the run in ``folder`` from its ``last.npz``, appending to its metrics."""
     t = Trainer(model, train_set, val_set, folder, **options)
     t.restore(folder.last)
-    if t.state.epoch > t.tcfg["epochs"]:
-        raise InputError(f"this run already finished its {t.tcfg['epochs']} epochs; give --epochs N "
-                         f"with N > {t.tcfg['epochs']} to train further", file=str(folder))
+    done, asked = t.state.epoch - 1, t.tcfg["epochs"]  # epochs trained; epochs the spec asks for
+    if done >= asked:
+        where = (f"this run already finished its {asked} epochs" if done == asked and
+                 not t.state.batch else f"this run is at epoch {done}, past the {asked} epochs "
+                                        f"asked for")
+        raise InputError(f"{where}; give --epochs N with N > {done} to train further",
+                         file=str(folder))
     return t.run(MetricsLog(folder.metrics, t.columns, keep_until_step=t.state.steps))
 
 

@@ -180,9 +180,13 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
         use = set_value(use, "training.epochs", epochs)
     p = prepare(use)
     folder.write_spec(p.model.spec)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), limit(threads) as n:
-        summary = resume_training(p.model, p.train, p.val, folder, source=p.source,
-                                  progress=progress, command=command,
-                                  data_fingerprint=p.fingerprint, threads=n, **options)
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), limit(threads) as n:
+            summary = resume_training(p.model, p.train, p.val, folder, source=p.source,
+                                      progress=progress, command=command,
+                                      data_fingerprint=p.fingerprint, threads=n, **options)
+    except InputError:  # refused (--epochs too few): the run folder is left as it was
+        folder.write_spec(recorded_spec)
+        raise
     summary["run_dir"] = str(folder)
     return summary
