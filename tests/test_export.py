@@ -273,20 +273,31 @@ def tiny_run(workdir):
     return workdir
 
 
+def refused(workdir, capsys, args, says):
+    assert main(["export", "runs/t", "--out", "x.onnx", *args]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list(workdir.glob("**/*.onnx")) and not list(workdir.glob("**/.*.tmp"))
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--format", "tflite"], "--format: must be one of onnx, got 'tflite'"),
+    (["--checkpoint", "last"], "--checkpoint: must be one of final, best, got 'last'"),
+    (["--opset", "0"], "--opset: must be a positive integer, got 0"),
+    (["--out", "no/such/x.onnx"], "--out: its folder does not exist"),
+    (["--out", "x.txt"], "--out: the file name must end in .onnx"),
+])
+def test_bad_export_options_are_one_paragraph_and_exit_2(tiny_run, capsys, args, says):
+    refused(tiny_run, capsys, args, says)
+
+
 @pytest.mark.parametrize("args, says", [
     (["--opset", "9"], "--opset: opset 9 is too old for the ONNX operator Unsqueeze that "
                        "layers[0] (conv1d) is written with: it needs opset 13 or newer"),
     (["--opset", "999"], "--opset: must be an opset from 1 to"),
-    (["--format", "tflite"], "--format: must be one of onnx, got 'tflite'"),
-    (["--checkpoint", "last"], "--checkpoint: checkpoint must be final or best"),
-    (["--out", "no/such/x.onnx"], "--out: its folder does not exist"),
-    (["--out", "x.txt"], "--out: the file name must end in .onnx"),
 ])
-def test_bad_export_options_are_one_paragraph_and_exit_2(tiny_run, capsys, onnx, args, says):
-    assert main(["export", "runs/t", "--out", "x.onnx", *args]) == 2
-    err = capsys.readouterr().err
-    assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert not list(tiny_run.glob("**/*.onnx")) and not list(tiny_run.glob("**/.*.tmp"))
+def test_an_opset_onnx_cannot_write_the_network_at_is_refused(tiny_run, capsys, onnx, args, says):
+    refused(tiny_run, capsys, args, says)
 
 
 def test_a_layer_without_an_onnx_form_is_refused_naming_it(tiny_run, capsys, monkeypatch, onnx):

@@ -7,17 +7,22 @@ from typing import Optional
 
 import typer
 
-from ..export import DEFAULT_OPSET
+from ..export import DEFAULT_OPSET, FORMATS
+from ..spec.fields import one_of, positive_int
 from . import command, err, out
+from .options import option
 
 
 @command
 def export(run: Path = typer.Argument(..., help="run folder written by bpcli train"),
-           fmt: str = typer.Option("onnx", "--format", help="file format: onnx"),
+           fmt: str = option("onnx", "--format", check=one_of(*FORMATS),
+                             help="file format: " + ", ".join(FORMATS)),
            to: Optional[Path] = typer.Option(None, "--out", help="the .onnx file to write "
                                              "[default: RUN's folder name.onnx, here]"),
-           checkpoint: str = typer.Option("final", help="final or best"),
-           opset: int = typer.Option(DEFAULT_OPSET, help="ONNX operator set version")):
+           checkpoint: str = option("final", check=one_of("final", "best"),
+                                    help="final (model.npz) or best (best.npz)"),
+           opset: int = option(DEFAULT_OPSET, check=positive_int,
+                               help="ONNX operator set version")):
     """The run's network as an ONNX model: input X, outputs the network's output and, for
     classification, the class probabilities; provenance in its metadata."""
     from ..export import export_run

@@ -8,6 +8,7 @@ node, so an opset too old for one of them is refused naming the operator and the
 
 from __future__ import annotations
 
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
@@ -31,6 +32,7 @@ class Value(NamedTuple):
     shape: tuple
 
 
+@cache
 def first_opset(op_type: str) -> int:
     """The first opset of the default domain with operator ``op_type``."""
     return min(s.since_version for s in onnx.defs.get_all_schemas_with_history()
