@@ -3,12 +3,16 @@ markers, legends, labels), not its pixels."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.transforms import Bbox
 
 from bpcli.explain.plots import runs_figure, sweep_figure
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
 def metrics(losses, *, val=None, step_per_epoch: int = 10, acc: bool = False) -> pd.DataFrame:
@@ -180,3 +184,30 @@ def test_sweep_curves_show_a_diverged_variant_and_name_the_loss_they_draw():
     assert any(ln.get_marker() == "x" and list(ln.get_xdata()) == [3] for ln in ax.get_lines())
     xs = [float(t) for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert all(x == int(x) for x in xs)
+
+
+# ---------------------------------------------------------------- Toeplitz matrices
+def test_a_tall_conv2d_toeplitz_matrix_fits_and_shows_its_corner_at_one_square_per_entry():
+    import bpcli
+    from bpcli.explain.layer_table import toeplitz_figure
+
+    # the field report: image_cnn's 6272×784 T(w) was an 825×2563 strip with a tiny title
+    fig = drawn(toeplitz_figure(bpcli.build(SPECS / "image_cnn.yaml"), 0))
+    width, height = fig.get_size_inches()
+    assert 1 / 2 <= height / width <= 2
+    whole, corner = fig.axes[:2]
+    assert whole.get_images()[0].get_array().shape == (6272, 784)
+    assert "rows squeezed 3.2×" in whole.get_title()
+    assert corner.get_images()[0].get_array().shape == (96, 96)
+    assert "6272×784" in fig.get_suptitle()
+    title = next(t for t in fig.texts if 'T(w)' in t.get_text()).get_window_extent()
+    assert title.x0 >= 0 and title.x1 <= fig.bbox.width   # the title fits the picture
+
+
+def test_a_small_toeplitz_matrix_is_one_square_panel():
+    import bpcli
+    from bpcli.explain.layer_table import toeplitz_figure
+
+    fig = drawn(toeplitz_figure(bpcli.build(SPECS / "lecture_cnn.yaml"), 0))
+    images = [ax for ax in fig.axes if ax.get_images()]
+    assert len(images) == 1 and images[0].get_images()[0].get_array().shape == (64, 64)

@@ -136,9 +136,18 @@ def toeplitz_matrix(model, i) -> np.ndarray:
     return LAYERS[name].matrix(cfg, sample, model.params[f"layers.{i}.weight"])
 
 
-def draw_toeplitz(model, i, out, source="initial weights") -> Path:
-    """Layer i's T(w) as an image, 0 white, positive red, negative blue; lines between the
-    blocks of a multi-channel (block-)Toeplitz matrix."""
+_ZOOM = 96   # a matrix with more rows or columns than this also gets a panel of its corner
+
+
+def toeplitz_figure(model, i, source="initial weights"):
+    """Layer i's T(w) as an image, 0 white, positive red, negative blue, lines between the
+    blocks of a multi-channel (block-)Toeplitz matrix; returns the Figure.
+
+    The panel's shape follows the matrix's (within 1:2.5 either way; the title says when rows
+    or columns are squeezed); a matrix over 96 rows or columns also gets a panel of its top-left
+    96×96 corner at one square per entry, where the bands of a 2-D convolution can be seen."""
+    from matplotlib.patches import Rectangle
+
     plt = pyplot()
     T = toeplitz_matrix(model, i)
     name, cfg = model.spec.layer_list()[i]
@@ -146,20 +155,45 @@ def draw_toeplitz(model, i, out, source="initial weights") -> Path:
     o_ch, c_ch = w.shape[:2] if w.ndim >= 3 else (1, 1)  # channel blocks of a convolution
     scale = float(np.abs(T).max()) or 1.0
     rows, cols = T.shape
-    fig, ax = plt.subplots(figsize=(7.5, 7.5 * min(max(rows / cols, 0.3), 3.0) + 0.8))
-    im = ax.imshow(T, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest",
-                   aspect="auto")
+    zoom = max(rows, cols) > _ZOOM
+    ratio = float(np.clip(rows / cols, 1 / 2.5, 2.5))   # the whole matrix's panel, height/width
+    side = 5.5 if zoom else 7.0
+    height = min(side * ratio, 7.5)   # the whole matrix's panel, in inches
+    fig, axes = plt.subplots(1, 2 if zoom else 1, squeeze=False, layout="constrained",
+                             width_ratios=[height / ratio, side] if zoom else None,
+                             figsize=(height / ratio + (side if zoom else 0) + 1.5,
+                                      max(height, side * min(rows / cols, 1.0) if zoom else 0,
+                                          2.5) + 1.5))
+    ax = axes[0][0]
+    style = {"cmap": "RdBu_r", "vmin": -scale, "vmax": scale}
+    im = ax.imshow(T, interpolation="antialiased", aspect=(cols / rows) * ratio, **style)
     for k in range(1, o_ch):
         ax.axhline(k * rows / o_ch - 0.5, color="0.6", lw=0.6)
     for k in range(1, c_ch):
         ax.axvline(k * cols / c_ch - 0.5, color="0.6", lw=0.6)
+    squeeze = (rows / cols) / ratio
+    ax.set_title(("the whole matrix" if zoom else "") + (f" (rows squeezed {squeeze:.3g}×)" if squeeze > 1.01 else
+                                       f" (columns squeezed {1 / squeeze:.3g}×)" if squeeze < 0.99
+                                       else ""), fontsize=10)
     ax.set_xlabel("input (channel, position)")
     ax.set_ylabel("output (channel, position)")
-    ax.set_title(f"layers[{i}] {describe(name, cfg)}\nT(w), {rows}×{cols}: y = T x  ({source})",
-                 fontsize=10)
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    return save(fig, out)
+    if zoom:
+        r, c = min(rows, _ZOOM), min(cols, _ZOOM)
+        ax.add_patch(Rectangle((-0.5, -0.5), c, r, fill=False, ec="black", lw=1.2))
+        corner = axes[0][1]
+        corner.imshow(T[:r, :c], interpolation="nearest", **style)
+        corner.set_title(f"its top-left corner: rows 0–{r - 1}, columns 0–{c - 1}", fontsize=10)
+        corner.set_xlabel("input index")
+        corner.set_ylabel("output index")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.6)
+    fig.suptitle(f"layers[{i}] {describe(name, cfg)}\nT(w), {rows}×{cols}: y = T x  ({source})",
+                 fontsize=11)
+    return fig
+
+
+def draw_toeplitz(model, i, out, source="initial weights") -> Path:
+    """:func:`toeplitz_figure` written to the PNG ``out``."""
+    return save(toeplitz_figure(model, i, source), out)
 
 
 def _kernel_mosaic(w):
