@@ -240,8 +240,9 @@ def _data_sources(data: dict, report) -> None:
             report("data.val_path", "validation data from a file goes with data from a file "
                                     "(path), not a builtin set")
     elif isinstance(data["classes"], int):
-        report("data.classes", f"a number of classes is for builtin: shapes; for data from a file "
-                               f"give the class names in index order, [cat, dog], or leave it out")
+        report("data.classes", "a number of classes is for builtin: shapes; for data from a "
+                               "file give the class names in index order, [cat, dog], or leave "
+                               "it out")
 
 
 def _check_network(spec: Spec) -> None:

@@ -278,7 +278,7 @@ def class_indices(labels, classes, source: str, where) -> tuple[np.ndarray, list
         ok = (labels == np.round(labels)) & (labels >= 0) & (labels < len(classes))
         if not ok.all():
             i = int(np.argmax(~ok))
-            raise InputError(f"{where(i)}: label {labels[i]!r} is not a class index 0.."
+            raise InputError(f"{where(i)}: label {labels[i].item()!r} is not a class index 0.."
                              f"{len(classes) - 1} of data.classes ({', '.join(classes)})",
                              file=source)
         return labels.astype(np.int64), list(classes)
@@ -418,7 +418,7 @@ def _looks_sorted(y: np.ndarray, n_val: int, source: str) -> None:
     step = np.diff(y)
     why = None
     if len(np.unique(val)) == 1:
-        why = f"the validation part (the last {n_val}) holds only label {val[0]!r}"
+        why = f"the validation part (the last {n_val}) holds only label {val[0].item()!r}"
     elif (step >= 0).all() or (step <= 0).all():
         why = "the labels are in sorted order"
     if why is None:

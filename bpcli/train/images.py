@@ -83,7 +83,8 @@ def _progress(total: int, source: str):
     if total < PROGRESS_FROM:
         return None
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
 
     progress = Progress(TextColumn(f"reading {source}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True)

@@ -57,8 +57,9 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) 
     if header == "auto":
         header = not all(_is_number(f) for f in first)
         if not header:
-            notes.append(f"{source}: its first row ({_few(first)}) is all numbers: read as data, not "
-                  f"column names (data.header: true says it is a header)")
+            notes.append(f"{source}: line {cfg['skip_rows'] + 1} ({_few(first)}) is all numbers: "
+                         f"read as data, not column names (data.header: true says it is a "
+                         f"header)")
     start = cfg["skip_rows"] + 1  # the file line of the first line read
     names = [f.strip() or str(i) for i, f in enumerate(first)] if header else None
     if names is not None:
@@ -118,7 +119,8 @@ def _peek(path: Path, skip: int, source: str) -> list[str]:
                          file=source) from None
     except (OSError, EOFError, ValueError, pd.errors.ParserError) as e:
         raise InputError(f"cannot read CSV: {str(e).strip()}", file=source) from None
-    lines = [] if raw is None else [s for s in raw["line"].tolist() if isinstance(s, str) and s.strip()]
+    lines = [] if raw is None else [s for s in raw["line"].tolist()
+                                    if isinstance(s, str) and s.strip()]
     if not lines:
         after = f" after the {skip} skipped line(s) (data.skip_rows)" if skip else ""
         raise InputError(f"cannot read CSV: the file is empty{after}", file=source)
