@@ -211,3 +211,15 @@ def test_a_small_toeplitz_matrix_is_one_square_panel():
     fig = drawn(toeplitz_figure(bpcli.build(SPECS / "lecture_cnn.yaml"), 0))
     images = [ax for ax in fig.axes if ax.get_images()]
     assert len(images) == 1 and images[0].get_images()[0].get_array().shape == (64, 64)
+
+
+def test_the_step_size_sweep_marks_an_exact_zero_instead_of_inventing_a_value():
+    from bpcli.explain.gradcheck_report import sweep_figure
+
+    rows = [{"h": h, "abs_err": e} for h, e in ((1e-8, 3e-9), (1e-6, 0.0), (1e-4, 2e-10))]
+    ax = drawn(sweep_figure({"rows": rows, "h_default": 6e-6})).axes[0]
+    curve = next(ln for ln in ax.get_lines() if ln.get_label().startswith("|central"))
+    assert list(curve.get_ydata()) == [3e-9, 2e-10]
+    zero = next(ln for ln in ax.get_lines() if ln.get_label() == "exactly 0")
+    assert list(zero.get_xdata()) == [1e-6] and list(zero.get_ydata()) == [0.0]
+    assert ax.get_ylim()[0] > 1e-12   # no 1e-18 stand-in stretching the axis

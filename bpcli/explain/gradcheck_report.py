@@ -99,20 +99,33 @@ def sweep_table(sweep: dict) -> Table:
     return t
 
 
-def sweep_png(sweep: dict, out: Path) -> Path:
-    from .plots import pyplot, save
+def sweep_figure(sweep: dict):
+    """|central difference − reverse mode| against the step h, both log axes; an error of exactly
+    0 (which a log axis cannot show) is a mark on the bottom edge, not a made-up value."""
+    import numpy as np
+
+    from .plots import pyplot
 
     plt = pyplot()
-
-    hs = [r["h"] for r in sweep["rows"]]
-    errs = [max(r["abs_err"], 1e-18) for r in sweep["rows"]]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.loglog(hs, errs, marker="o", label="|central difference - reverse mode|")
+    hs = np.array([r["h"] for r in sweep["rows"]], float)
+    errs = np.array([r["abs_err"] for r in sweep["rows"]], float)
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.loglog(hs[errs > 0], errs[errs > 0], marker="o", label="|central difference - reverse mode|")
+    if (errs == 0).any():
+        ax.plot(hs[errs == 0], np.zeros((errs == 0).sum()), ls="none", marker="v", color="C0",
+                transform=ax.get_xaxis_transform(), clip_on=False, label="exactly 0")
+    ax.set_xscale("log")
     ax.axvline(sweep["h_default"], color="gray", ls="--", label="default h = ε^(1/3)")
     ax.set_xlabel("step h")
     ax.set_ylabel("absolute error")
     ax.set_title("truncation (right) against rounding (left)")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.tight_layout()
-    return save(fig, out)
+    return fig
+
+
+def sweep_png(sweep: dict, out: Path) -> Path:
+    """:func:`sweep_figure` written to the PNG ``out``."""
+    from .plots import save
+
+    return save(sweep_figure(sweep), out)

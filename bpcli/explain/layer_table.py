@@ -236,7 +236,7 @@ def draw_kernels(model, out, source="initial weights") -> Path:
             ax.set_xlabel("tap k")
             ax.set_ylabel("w[out, in, k]")
             ax.set_xticks(range(w.shape[2]))
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))   # off the lines
         else:
             o_ch, c_ch, kh, kw = w.shape
             scale = float(np.abs(w).max()) or 1.0
