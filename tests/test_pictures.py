@@ -85,7 +85,7 @@ def test_a_20_epoch_run_has_integer_epoch_ticks():
         assert ax.get_xlabel() == "epoch"
 
 
-@pytest.mark.parametrize("low, high", [(2e-3, 3e-1), (0.35, 2.1), (0.5, 0.9)])
+@pytest.mark.parametrize("low, high", [(2e-3, 3e-1), (0.35, 2.1), (0.54, 0.71), (1e-9, 1e3)])
 def test_a_log_loss_axis_has_enough_tick_labels(low, high):
     # the field report: a loss from 0.3 to 0.002 showed only 10^-2 and 10^-1
     fig = drawn(runs_figure([("r", metrics(np.geomspace(high, low, 15)))]))

@@ -69,9 +69,9 @@ def epoch_axis(ax, label: str) -> None:
 
 
 def log_axis(ax) -> None:
-    """A log y axis with labels enough to read a value: every digit under half a decade, 1, 2,
-    3, 5, 7 under one and a half, 1, 2, 5 under three, decades beyond (round ones, 0, 50, 100,
-    over many); unlabelled digits between. Plain numbers (0.02) where the limits already set
+    """A log y axis with labels enough to read a value: evenly spaced round numbers under half a
+    decade, 1, 2, 3, 5, 7 under one and a half, 1, 2, 5 under three, decades beyond (round ones,
+    0, 50, 100, over many); unlabelled digits between. Plain numbers (0.02) where the limits already set
     lie in [1e-4, 1e5], powers of ten otherwise."""
     from matplotlib.ticker import (LogFormatterSciNotation, LogLocator, NullFormatter,
                                    StrMethodFormatter)
@@ -100,8 +100,9 @@ def _log_ticks():
             if hi - lo > 10:
                 exps = MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
                 return 10.0 ** exps[(exps > -308) & (exps < 308)]
-            subs = (np.arange(1, 10) if hi - lo <= 0.5 else (1, 2, 3, 5, 7) if hi - lo <= 1.5
-                    else (1, 2, 5) if hi - lo <= 3 else (1,))
+            if hi - lo <= 0.5:   # too narrow for digits: evenly spaced round numbers
+                return MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(vmin, vmax)
+            subs = (1, 2, 3, 5, 7) if hi - lo <= 1.5 else (1, 2, 5) if hi - lo <= 3 else (1,)
             with np.errstate(over="ignore"):
                 ticks = LogLocator(base=10, subs=subs, numticks=99).tick_values(vmin, vmax)
             return ticks[np.isfinite(ticks)]
