@@ -41,3 +41,38 @@ def test_summary_json_records_the_thread_count_and_the_pools(workdir):
     assert summary["threads"] == DEFAULT_THREADS
     assert any(p["api"] == "blas" and p["threads"] == DEFAULT_THREADS
                for p in summary["thread_pools"])
+
+
+def test_train_threads_1_gives_the_bits_of_the_matching_sweep_variant(workdir):
+    """The same spec, data, seed and thread count give the same weights in train and in sweep."""
+    from helpers import run_arrays, same_bits
+
+    spec = workdir / "s.yaml"
+    spec.write_text(tiny_spec(training={"epochs": 2}))
+    assert main(["train", str(spec), "-q", "--threads", "1", "--out", "alone",
+                 "--set", "optimizer.lr=0.01"]) == 0
+    assert main(["sweep", str(spec), "--grid", "optimizer.lr=0.01,0.02", "--workers", "2",
+                 "--threads", "1", "--out", "sw"]) == 0
+    variant = next(d for d in (workdir / "sw").iterdir() if d.is_dir() and "0.01" in d.name)
+    assert same_bits(run_arrays(workdir / "alone"), run_arrays(variant))
+    assert json.loads((variant / "summary.json").read_text())["threads"] == 1
+
+
+def test_a_resumed_run_keeps_its_thread_count(workdir):
+    spec = workdir / "s.yaml"
+    spec.write_text(tiny_spec(training={"epochs": 1}))
+    assert main(["train", str(spec), "-q", "--threads", "2", "--out", "run"]) == 0
+    assert main(["train", "--resume", str(workdir / "run"), "--epochs", "2", "-q"]) == 0
+    assert json.loads((workdir / "run" / "summary.json").read_text())["threads"] == 2
+    assert main(["train", "--resume", str(workdir / "run"), "--epochs", "3", "-q",
+                 "--threads", "1"]) == 0
+    assert json.loads((workdir / "run" / "summary.json").read_text())["threads"] == 1
+
+
+def test_every_command_that_computes_takes_threads():
+    """train, sweep, gradcheck, bench (and eval, predict) take --threads."""
+    from bpcli.cli import app
+
+    takes = {c.name for c in app.registered_commands
+             if "threads" in c.callback.__wrapped__.__code__.co_varnames}
+    assert {"train", "sweep", "gradcheck", "bench"} <= takes

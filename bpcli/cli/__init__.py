@@ -16,6 +16,7 @@ import sys
 import typer
 from rich.console import Console
 
+from ..engine.threads import limit
 from ..errors import CheckFailed, InputError, Interrupted
 from .options import check_all, checks_of
 
@@ -41,14 +42,20 @@ def command(fn):
 
     This is the one place where errors turn into exit codes: InputError -> 2,
     CheckFailed -> 1, Ctrl-C -> 130; usage errors are Typer's (also 2). Options declared with
-    :func:`~bpcli.cli.options.option` are checked here, before the command does any work.
+    :func:`~bpcli.cli.options.option` are checked here, before the command does any work, and
+    a command with a ``threads`` option (:func:`~bpcli.cli.options.threads_option`) runs with its
+    BLAS pools limited to it (:func:`bpcli.engine.threads.limit`).
     """
     checks = checks_of(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **check_all(checks, kwargs))
+            kwargs = check_all(checks, kwargs)
+            if "threads" not in kwargs:
+                return fn(*args, **kwargs)
+            with limit(kwargs["threads"]):
+                return fn(*args, **kwargs)
         except InputError as e:
             print(f"bpcli: error: {e}", file=sys.stderr)
             raise typer.Exit(2) from None

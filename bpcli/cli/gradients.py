@@ -13,7 +13,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..spec.fields import nonneg_int, one_of, positive_float, positive_int
 from . import SPEC, command, err, out
-from .options import int_between, option, spec_check
+from .options import int_between, option, spec_check, threads_option
 
 
 @command
@@ -36,7 +36,8 @@ def gradcheck(spec: Path = SPEC,
               sweep: bool = typer.Option(False, "--sweep", help="also tabulate the error against "
                                                                "h over 12 decades, with a PNG"),
               sweep_out: Path = typer.Option(Path("gradcheck_sweep.png"), help="PNG of --sweep"),
-              as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+              as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+              threads: Optional[int] = threads_option()):
     """Check SPEC's gradients in float64: reverse mode, forward mode and central differences, layer by layer."""
     import numpy as np
 
@@ -74,7 +75,8 @@ def bench(spec: Path = SPEC,
           steps: int = option(20, check=positive_int, help="steps to time"),
           dtype: Optional[str] = option(None, check=spec_check("dtype"),
                                         help="float32 or float64 [default: the spec's]"),
-          as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+          as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+          threads: Optional[int] = threads_option()):
     """Time forward and backward of each layer of SPEC on a random batch."""
     from ..nn.model import Model
     from ..explain.timing import profile
@@ -82,7 +84,7 @@ def bench(spec: Path = SPEC,
 
     report = profile(Model(load(spec), dtype=dtype), batch, steps)
     if as_json:  # a layer is an Origin: written as it reads, conv1d's "layers[0] (conv1d)"
-        print(json.dumps(report, default=str))
+        print(json.dumps(report))
         return
     table = Table(title=f"bench {spec}: batch {batch}, {report['dtype']}, {steps} steps")
     table.add_column("layer", no_wrap=True)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import typer
 
 from ..errors import InputError
-from ..spec.fields import Invalid
+from ..spec.fields import Invalid, positive_int
 
 
 def option(default, *decls: str, check: Callable[[Any], Any], **kwargs):
@@ -26,6 +26,16 @@ def option(default, *decls: str, check: Callable[[Any], Any], **kwargs):
     info = typer.Option(default, *decls, **kwargs)
     info.check = check  # read by checks_of, when command registers the function
     return info
+
+
+def threads_option():
+    """``--threads N``: the BLAS and OpenMP threads the command's NumPy may use. The command
+    runs under that limit (:func:`bpcli.cli.command`); the default is measured
+    (:data:`bpcli.engine.threads.DEFAULT_THREADS`)."""
+    from ..engine.threads import DEFAULT_THREADS
+
+    return option(None, check=positive_int, help=f"BLAS threads [default: {DEFAULT_THREADS}]; "
+                  f"the same spec, data, seed and thread count give the same bits")
 
 
 def spec_check(path: str):

@@ -12,7 +12,7 @@ from ..errors import InputError, Interrupted
 from ..spec.fields import nonneg_int, one_of, positive_int
 from ..train.sweep import EXECUTORS
 from . import command, err, out
-from .options import option, spec_check
+from .options import option, spec_check, threads_option
 
 
 @command
@@ -37,8 +37,12 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
                                  help="local (processes) or dask"),
           scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address, e.g. "
                                                              "tcp://127.0.0.1:8786"),
-          resume: Optional[Path] = typer.Option(None, help="finish this interrupted sweep folder")):
-    """Train many variants of SPEC in parallel: grids, random draws, seeds; sweep.csv and sweep.png."""
+          resume: Optional[Path] = typer.Option(None, help="finish this interrupted sweep folder"),
+          threads: Optional[int] = threads_option()):
+    """Train many variants of SPEC in parallel: grids, random draws, seeds; sweep.csv and sweep.png.
+
+    Each variant runs with --threads BLAS threads (its worker's limit), so a variant gives the
+    bits of `bpcli train` with the same spec, data, seed and --threads."""
     from ..train import sweep as sw
     from ..spec.validate import apply_sets, load, set_value
 
@@ -48,7 +52,7 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
         given = [name for name, v in (("SPEC", spec), ("--grid", grid), ("--range", range_),
                                       ("--random", random), ("--seeds", seeds != 1),
                                       ("--set", set_), ("--epochs", epochs), ("--data", data),
-                                      ("--out", out_dir)) if v]
+                                      ("--out", out_dir), ("--threads", threads)) if v]
         if given:
             raise InputError(f"{', '.join(given)} cannot change a sweep being resumed (it "
                              f"finishes its own plan)", path="--resume")
@@ -64,7 +68,7 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
         sw.check_paths(s, {**{p: "--grid" for p in g}, **{p: "--range" for p in r}})
         variants = sw.plan(s, g, r, random, seeds, s.data["seed"])
         folder = sw.new_sweep(s, variants, out_dir or Path("runs") / f"{s.data['name']}-sweep",
-                              data, target)
+                              data, target, threads)
     try:
         rows = sw.run_sweep(folder, workers=workers, executor=executor, scheduler=scheduler,
                             echo=lambda m: err.print(m, markup=False))

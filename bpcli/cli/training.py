@@ -10,7 +10,7 @@ import typer
 from ..errors import InputError
 from ..spec.fields import one_of, positive_int
 from . import command, command_line, err
-from .options import option, spec_check
+from .options import option, spec_check, threads_option
 from .render import report, with_progress
 
 
@@ -45,14 +45,15 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
                                          help="epochs between last.npz checkpoints"),
           on_nan: str = option("stop", check=one_of("stop", "skip"),
                                help="a non-finite loss or gradient: stop (name the node, keep "
-                                    "the last finite checkpoint) or skip the batch")):
+                                    "the last finite checkpoint) or skip the batch"),
+          threads: Optional[int] = threads_option()):
     """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
     from ..explain.gradcheck_report import summary_line
     from ..spec.validate import apply_sets, load, set_value
     from ..train import run
     from ..train.run_folder import RunFolder
 
-    options = {"checkpoint_every": checkpoint_every, "on_nan": on_nan}
+    options = {"checkpoint_every": checkpoint_every, "on_nan": on_nan, "threads": threads}
     if resume is not None:
         ignored = [name for name, given in (("--set", set_), ("--seed", seed is not None),
                                             ("--data", data is not None),

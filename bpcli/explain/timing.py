@@ -34,8 +34,8 @@ def profile(model: Model, batch: int, steps: int = 20, seed: int = 0) -> dict:
     step = (time.perf_counter() - start) / steps
     layers: dict[str, dict] = {}
     for e, f, b in zip(prog.eqns, fwd, bwd):
-        row = layers.setdefault(e.origin, {"layer": e.origin, "forward_ms": 0.0, "backward_ms": 0.0,
-                                           "ops": 0})
+        row = layers.setdefault(str(e.origin), {"layer": str(e.origin), "forward_ms": 0.0,
+                                                "backward_ms": 0.0, "ops": 0})
         row["forward_ms"] += 1e3 * f / steps
         row["backward_ms"] += 1e3 * b / steps
         row["ops"] += 1

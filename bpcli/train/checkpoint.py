@@ -75,6 +75,7 @@ class TrainState:
     started: str = ""                 # when the run first started, ISO 8601, UTC
     spec_hash: str = ""
     data_fingerprint: str = ""
+    threads: int | None = None        # the BLAS thread limit: a part of the same-bits promise
 
     def to_json(self) -> str:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

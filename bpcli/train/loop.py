@@ -36,7 +36,8 @@ import numpy as np
 
 from .. import __version__
 from ..engine import backward, evaluate
-from ..engine.threads import info as threads_info
+from ..engine.threads import info as threads_info, limit as limit_threads, \
+    resolve as resolve_threads
 from ..errors import CheckFailed, InputError, Interrupted
 from ..explain.plots import plot_runs
 from ..nn.model import Model
@@ -170,7 +171,7 @@ class Trainer:
         self.train_set, self.val_set = train_set, val_set
         self.source, self.progress, self.command = source, progress, command
         self.checkpoint_every, self.on_nan = checkpoint_every, on_nan
-        self.threads = threads  # the BLAS thread limit the caller set, for summary.json
+        self.threads = threads  # asked for; None: the run's own (resumed) or the default
         self.cfg, self.tcfg = spec["optimizer"], spec["training"]
         if self.tcfg["early_stopping"] is not None and val_set is None:
             raise model.spec.error("training.early_stopping", "needs validation data, but the "
@@ -193,7 +194,8 @@ class Trainer:
             stopping=None if stopping is None else EarlyStopping(stopping["metric"],
                                                                  stopping["patience"]),
             started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            spec_hash=model.spec.fingerprint(), data_fingerprint=self.data_fingerprint)
+            spec_hash=model.spec.fingerprint(), data_fingerprint=self.data_fingerprint,
+            threads=resolve_threads(threads))
         # bookkeeping of this process, never checkpointed
         self.best_snapshot = None     # (arrays, state JSON) of the best row, not yet on disk
         self.written = {"last": -1e9, "best": -1e9}
@@ -229,6 +231,9 @@ class Trainer:
         if self.state.stopping is not None and state.stopping is None:
             state.stopping = self.state.stopping
         state.started = state.started or self.state.started
+        # a resumed run keeps its thread count (the same bits) unless another is asked for
+        if self.threads is not None or state.threads is None:
+            state.threads = self.state.threads
         self.state = state
 
     def elapsed(self) -> float:
@@ -282,7 +287,7 @@ class Trainer:
         self.t0 = time.perf_counter()
         starts = range(0, self.n, self.bs)
         stop = None
-        with _Signals() as signals:
+        with _Signals() as signals, limit_threads(st.threads):
             while st.epoch <= tcfg["epochs"] and stop is None:
                 if st.batch == 0:  # a new epoch (a resumed one keeps its order and sums)
                     shuffled = tcfg["shuffle"] and self.bs < self.n
@@ -466,7 +471,7 @@ class Trainer:
             "elapsed_s": round(self.elapsed(), 3),
             "time_s": {k: round(v, 4) for k, v in self.times.items()},
             "peak_rss_mb": round(peak_kb / 1024, 1),
-            "threads": self.threads,
+            "threads": st.threads,
             "thread_pools": threads_info(),
             "command": self.command,
             "versions": {"bpcli": __version__, "numpy": np.__version__,

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from . import data as data_mod
-from ..engine.threads import limit
 from ..errors import CheckFailed, InputError
 from ..nn.losses import LOSSES
 from ..nn.model import Model
@@ -121,15 +120,16 @@ def preflight(p: Prepared) -> dict:
 def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "",
             threads: int | None = None, **options) -> dict:
     """Create ``run_dir`` (never overwriting), write the resolved spec, train with the BLAS pools
-    limited to ``threads`` (default: :data:`bpcli.engine.threads.DEFAULT_THREADS`); the summary."""
+    limited to ``threads`` (default: :data:`bpcli.engine.threads.DEFAULT_THREADS`); the summary.
+    A resumed run keeps the count it was trained with unless ``threads`` is given."""
     from .loop import train
 
     folder = RunFolder.create(run_dir)
     folder.write_spec(p.model.spec)
-    # divergence is reported, not warned about; the thread count is part of the same-bits promise
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), limit(threads) as n:
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported
         summary = train(p.model, p.train, p.val, folder, source=p.source, progress=progress,
-                        command=command, data_fingerprint=p.fingerprint, threads=n, **options)
+                        command=command, data_fingerprint=p.fingerprint, threads=threads,
+                        **options)
     summary["run_dir"] = str(folder)
     return summary
 
@@ -181,10 +181,10 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
     p = prepare(use)
     folder.write_spec(p.model.spec)
     try:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), limit(threads) as n:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             summary = resume_training(p.model, p.train, p.val, folder, source=p.source,
                                       progress=progress, command=command,
-                                      data_fingerprint=p.fingerprint, threads=n, **options)
+                                      data_fingerprint=p.fingerprint, threads=threads, **options)
     except InputError:  # refused (--epochs too few): the run folder is left as it was
         folder.write_spec(recorded_spec)
         raise

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..engine.threads import resolve as resolve_threads
 from ..errors import InputError
 from .run_folder import SWEEP_PLAN, RunFolder, final_metrics
 from ..spec.document import Spec
@@ -173,11 +174,16 @@ def plan(spec: Spec, grid: dict, ranges: dict, n_random: int, seeds: int, seed: 
 
 # ---------------------------------------------------------------- one task
 def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
-                data: str | None, target: str | None) -> dict:
+                data: str | None, target: str | None, threads: int | None = None,
+                shipped: dict | None = None) -> dict:
     """Train one variant in a scratch folder; return its status, summary and the run files' bytes.
 
-    Runs in a worker process or on a Dask worker: everything it needs comes in
-    as plain data, everything it made goes back as plain data.
+    Runs in a worker process or on a Dask worker: everything it needs comes in as plain data,
+    everything it made goes back as plain data. ``shipped`` is the data itself (file name ->
+    bytes, from :func:`ship_data`), for a worker that does not share the client's disk: it is
+    written into the scratch folder and trained on there, and the run folder still names
+    ``data`` (the client's path), as a local sweep's does. ``threads``: the BLAS thread limit
+    of this variant (as ``bpcli train --threads``; the same count gives the same bits).
     """
     from . import run
     from ..errors import CheckFailed
@@ -192,8 +198,12 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
         for path, value in values.items():
             spec = set_value(spec, path, value)
         spec = set_value(spec, "seed", seed)
-        p = run.prepare(spec, data, target)
-        result["summary"] = run.execute(p, scratch / "run", command="bpcli sweep")
+        local = data if shipped is None else unpack_data(shipped, data, scratch / "data")
+        p = run.prepare(spec, local, target)
+        result["summary"] = run.execute(p, scratch / "run", command="bpcli sweep",
+                                        threads=threads)
+        if shipped is not None:   # name the client's file, not the worker's copy of it
+            _renamed_data(RunFolder(scratch / "run"), p.model.spec, data)
     except InputError as e:
         result.update(status="failed", message=str(e))
     except CheckFailed as e:
@@ -209,19 +219,40 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
     return result
 
 
+# ---------------------------------------------------------------- the data, sent to workers
+def ship_data(data: str | None) -> dict | None:
+    """The data file (or each file of a data folder) as bytes by name: what a Dask worker that
+    does not share this disk trains on. None for a sweep on the spec's builtin data."""
+    if data is None:
+        return None
+    path = Path(data)
+    files = sorted(f for f in path.iterdir() if f.is_file()) if path.is_dir() else [path]
+    return {f.name: f.read_bytes() for f in files}
+
+
+def unpack_data(shipped: dict, data: str, folder: Path) -> Path:
+    """Write shipped data into ``folder``; the path to train on (a file, or the folder itself)."""
+    folder.mkdir(parents=True)
+    for name, content in shipped.items():
+        (folder / name).write_bytes(content)
+    return folder if Path(data).is_dir() or len(shipped) != 1 or Path(data).name not in shipped \
+        else folder / Path(data).name
+
+
+def _renamed_data(run: RunFolder, spec: Spec, data: str) -> None:
+    """Point the run folder's spec.yaml and summary.json at the client's data path."""
+    run.write_spec(set_value(spec, "data.path", str(Path(data).resolve())))
+    summary = run.read_summary()
+    if summary is not None:
+        run.write_json(run.summary, dict(summary, data=str(data)))
+
+
 # ---------------------------------------------------------------- executors
-_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def _local_executor(workers: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    # each process gets an equal share of the cores for BLAS: the variables must be set before a
-    # worker imports numpy, so they are set here, in the parent, until the pool is shut down
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
-    for var in _BLAS_THREADS:
-        os.environ[var] = threads
+    # each variant limits its own BLAS threads in-process (bpcli.engine.threads.limit)
     return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
 
 
@@ -240,8 +271,12 @@ class _DaskExecutor:
             raise InputError(f"cannot reach the Dask scheduler at {address}: {e}",
                              path="--scheduler") from None
 
-    def submit(self, fn, *args):
-        return self.client.submit(fn, *args, pure=False)
+    def submit(self, fn, *args, **kwargs):
+        return self.client.submit(fn, *args, pure=False, **kwargs)
+
+    def share(self, value):
+        """Send ``value`` once to every worker; a future that tasks receive in its place."""
+        return self.client.scatter(value, broadcast=True)
 
     def shutdown(self, wait=True, cancel_futures=False):
         self.client.close()
@@ -258,10 +293,12 @@ def _as_completed(futures, executor):
 
 
 # ---------------------------------------------------------------- the sweep
-def new_sweep(spec: Spec, variants: list[Variant], out: Path, data, target) -> Path:
+def new_sweep(spec: Spec, variants: list[Variant], out: Path, data, target,
+              threads: int | None = None) -> Path:
     folder = RunFolder.create(out).path
-    plan_ = {"spec": spec.data, "spec_file": spec.file, "data": None if data is None else str(Path(data).resolve()),
-             "target": target, "variants": [{"index": v.index, "values": v.values, "seed": v.seed,
+    plan_ = {"spec": spec.data, "spec_file": spec.file,
+             "data": None if data is None else str(Path(data).resolve()), "target": target,
+             "threads": resolve_threads(threads), "variants": [{"index": v.index, "values": v.values, "seed": v.seed,
                                              "name": v.name} for v in variants]}
     (folder / SWEEP_PLAN).write_text(json.dumps(plan_, indent=2) + "\n")
     return folder
@@ -281,15 +318,17 @@ def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler:
     """Run every variant of the sweep in ``folder`` that has no finished run folder yet."""
     p, variants = load_plan(folder)
     todo = [v for v in variants if not _finished(folder, v)]
-    echo(f"{len(variants)} variants, {len(variants) - len(todo)} already done, running {len(todo)} "
-         f"on {'Dask at ' + scheduler if executor == 'dask' else f'{workers} local processes'}")
-    saved_env = {var: os.environ.get(var) for var in _BLAS_THREADS}
     pool = _DaskExecutor(scheduler) if executor == "dask" else _local_executor(workers)
+    # a Dask worker may not share this disk: the data goes to every worker once, through Dask
+    shipped = pool.share(ship_data(p["data"])) if executor == "dask" and p["data"] else None
+    echo(f"{len(variants)} variants, {len(variants) - len(todo)} already done, running {len(todo)} "
+         f"on {'Dask at ' + scheduler if executor == 'dask' else f'{workers} local processes'}"
+         + (" (the data sent to every worker)" if shipped is not None else ""))
     futures = {}
     try:
         for v in todo:
             futures[pool.submit(run_variant, p["spec"], p["spec_file"], v.values, v.seed,
-                                p["data"], p["target"])] = v
+                                p["data"], p["target"], p.get("threads"), shipped)] = v
         for fut in _as_completed(list(futures), pool):
             v = futures[fut]
             result = fut.result()
@@ -300,12 +339,6 @@ def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler:
         pool.shutdown(wait=False, cancel_futures=True)
         write_table(folder)
         raise
-    finally:
-        for var, value in saved_env.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
     pool.shutdown()
     return write_table(folder)
 
