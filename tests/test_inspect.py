@@ -139,7 +139,7 @@ def test_toeplitz_and_kernels_of_a_trained_run(capsys, tmp_path, image_spec):
 
 @pytest.mark.parametrize("args,message", [
     (["--toeplitz", 9], "layer index 9 is out of range: the spec has layers 0 to 5"),
-    (["--toeplitz", -1], "layer index -1 is out of range"),
+    (["--toeplitz", -1], "--toeplitz: must be an integer >= 0, got -1"),
     (["--toeplitz", 1], "layers[1] is relu, which has no matrix view"),
     (["--toeplitz", 0, "--kernels"], "one picture at a time"),
 ])
