@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..engine.rules import PRIMITIVES
-from ..spec.fields import (Invalid, Param, Table, _json, _number_json, _show, boolean, fraction,
+from ..spec.fields import (Invalid, Param, Table, with_json_schema, number_json, quoted, boolean, fraction,
                            int_or, nonneg_float, nonneg_int, one_of, optional, positive_float,
                            positive_int)
 
@@ -408,11 +408,11 @@ def dropout(ctx, x, cfg):
     return x * mask * (1.0 / keep)
 
 
-@_json(_number_json(minimum=0, maximum=1))
+@with_json_schema(number_json(minimum=0, maximum=1))
 def _unit(v):
     f = nonneg_float(v)
     if f > 1:
-        raise Invalid(f"must be a number in [0, 1], got {_show(v)}")
+        raise Invalid(f"must be a number in [0, 1], got {quoted(v)}")
     return f
 
 

@@ -82,7 +82,7 @@ _SHORT.maxstring = _SHORT.maxother = 80
 _SHORT.maxlist = _SHORT.maxdict = 8
 
 
-def _show(v) -> str:
+def quoted(v) -> str:
     return _SHORT.repr(v) if isinstance(v, str) else (
         _SHORT.repr(v).replace("True", "true").replace("False", "false"))
 
@@ -91,7 +91,7 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _json(schema: dict):
+def with_json_schema(schema: dict):
     """Attach the JSON Schema of the values a check accepts (read by bpcli schema)."""
     def attach(check):
         check.json = schema
@@ -103,7 +103,7 @@ def _json(schema: dict):
 _NUMERIC_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
-def _number_json(**bounds) -> dict:
+def number_json(**bounds) -> dict:
     return {"anyOf": [{"type": "number", **bounds},
                       {"type": "string", "pattern": _NUMERIC_TEXT}]}
 
@@ -120,70 +120,70 @@ def _as_float(v):
     return float(v)
 
 
-@_json(_number_json())
+@with_json_schema(number_json())
 def number(v):
     f = _as_float(v)
     if f is None:
-        raise Invalid(f"must be a number, got {_show(v)}")
+        raise Invalid(f"must be a number, got {quoted(v)}")
     return f
 
 
-@_json({"type": "integer", "minimum": 1})
+@with_json_schema({"type": "integer", "minimum": 1})
 def positive_int(v):
     if not _is_int(v) or v < 1:
-        raise Invalid(f"must be a positive integer, got {_show(v)}")
+        raise Invalid(f"must be a positive integer, got {quoted(v)}")
     return v
 
 
-@_json({"type": "integer", "minimum": 0})
+@with_json_schema({"type": "integer", "minimum": 0})
 def nonneg_int(v):
     if not _is_int(v) or v < 0:
-        raise Invalid(f"must be an integer >= 0, got {_show(v)}")
+        raise Invalid(f"must be an integer >= 0, got {quoted(v)}")
     return v
 
 
-@_json(_number_json(exclusiveMinimum=0))
+@with_json_schema(number_json(exclusiveMinimum=0))
 def positive_float(v):
     f = _as_float(v)
     if f is None or f <= 0:
-        raise Invalid(f"must be a number > 0, got {_show(v)}")
+        raise Invalid(f"must be a number > 0, got {quoted(v)}")
     return f
 
 
-@_json(_number_json(minimum=0))
+@with_json_schema(number_json(minimum=0))
 def nonneg_float(v):
     f = _as_float(v)
     if f is None or f < 0:
-        raise Invalid(f"must be a number >= 0, got {_show(v)}")
+        raise Invalid(f"must be a number >= 0, got {quoted(v)}")
     return f
 
 
-@_json(_number_json(minimum=0, exclusiveMaximum=1))
+@with_json_schema(number_json(minimum=0, exclusiveMaximum=1))
 def fraction(v):
     f = _as_float(v)
     if f is None or not 0 <= f < 1:
-        raise Invalid(f"must be a number in [0, 1), got {_show(v)}")
+        raise Invalid(f"must be a number in [0, 1), got {quoted(v)}")
     return f
 
 
-@_json({"type": "boolean"})
+@with_json_schema({"type": "boolean"})
 def boolean(v):
     if not isinstance(v, bool):
-        raise Invalid(f"must be true or false, got {_show(v)}")
+        raise Invalid(f"must be true or false, got {quoted(v)}")
     return v
 
 
-@_json({"type": "string", "minLength": 1})
+@with_json_schema({"type": "string", "minLength": 1})
 def text(v):
     if not isinstance(v, str) or not v:
-        raise Invalid(f"must be a non-empty string, got {_show(v)}")
+        raise Invalid(f"must be a non-empty string, got {quoted(v)}")
     return v
 
 
 def one_of(*choices):
     def check(v):
         if v not in choices:
-            raise Invalid(f"must be one of {', '.join(map(str, choices))}, got {_show(v)}"
+            raise Invalid(f"must be one of {', '.join(map(str, choices))}, got {quoted(v)}"
                           + did_you_mean(v, choices))
         return v
     check.choices = choices
@@ -197,7 +197,7 @@ def int_or(*words, minimum=1):
             return v
         if v in words:
             return v
-        raise Invalid(f"must be an integer >= {minimum} or one of {', '.join(words)}, got {_show(v)}"
+        raise Invalid(f"must be an integer >= {minimum} or one of {', '.join(words)}, got {quoted(v)}"
                       + did_you_mean(v, words))
     check.json = {"anyOf": [{"type": "integer", "minimum": minimum}, {"enum": list(words)}]}
     return check
@@ -235,7 +235,7 @@ def resolve(params: tuple[Param, ...], given, path: str, report) -> dict:
     if given is None:
         given = {}
     if not isinstance(given, dict):
-        report(path, f"must be a mapping of {', '.join(p.name for p in params)}, got {_show(given)}")
+        report(path, f"must be a mapping of {', '.join(p.name for p in params)}, got {quoted(given)}")
         raise Skipped
     names = [p.name for p in params]
     bad, meant = False, set()

@@ -10,7 +10,7 @@ import yaml
 from ..errors import InputError
 from ..nn.layers import LAYERS
 from .document import format_path, parse_path
-from .fields import _show, did_you_mean
+from .fields import quoted, did_you_mean
 from .sections import NAMED, SECTIONS, TOP
 
 
@@ -69,7 +69,7 @@ def _step(node, here: tuple, part, item: str):
                              path=f"--set {item}")
         return part
     if not isinstance(node, dict):
-        raise InputError(f"{where} is {_show(node)}, which has no key {part!r}",
+        raise InputError(f"{where} is {quoted(node)}, which has no key {part!r}",
                          path=f"--set {item}")
     if here == ("init", "layers") and isinstance(part, str) and part.isdigit():
         return int(part)  # init.layers.0: layer indices are the keys

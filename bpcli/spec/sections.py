@@ -16,7 +16,7 @@ from ..train.augment import AUGMENT
 from ..train.data import BUILTINS, SHAPES, shapes
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
-from .fields import (Invalid, Param, _show, boolean, fraction, int_or, nonneg_float, nonneg_int,
+from .fields import (Invalid, Param, quoted, boolean, fraction, int_or, nonneg_float, nonneg_int,
                      one_of, optional, positive_int, text)
 
 
@@ -24,7 +24,7 @@ def _input_shape(v):
     if (not isinstance(v, list) or not 1 <= len(v) <= 3
             or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v)):
         raise Invalid(f"must be a list of 1 to 3 positive integers ([length], [channels, length] "
-                      f"or [channels, height, width]), got {_show(v)}")
+                      f"or [channels, height, width]), got {quoted(v)}")
     return list(v)
 
 
@@ -34,7 +34,7 @@ _input_shape.json = {"type": "array", "minItems": 1, "maxItems": 3,
 
 def _version(v):
     if v != 1:
-        raise Invalid(f"this bpcli reads spec version 1, got {_show(v)}")
+        raise Invalid(f"this bpcli reads spec version 1, got {quoted(v)}")
     return v
 
 
@@ -45,7 +45,7 @@ def _any(v):
     return v
 
 
-_INIT = {"name": "he"}
+DEFAULT_INIT = {"name": "he"}
 
 TOP = (
     Param("version", _version, 1, "spec format version"),
@@ -56,7 +56,7 @@ TOP = (
     Param("data", _any, None, "where the data comes from (see data fields); --data wins"),
     Param("preprocess", preprocess_name, "none", PREPROCESS_DOC),
     Param("layers", _any, doc="the network, a list of layers"),
-    Param("init", _any, _INIT, "how weights start: an initializer name, or {name: ..., "
+    Param("init", _any, DEFAULT_INIT, "how weights start: an initializer name, or {name: ..., "
           "fields, layers: {INDEX: initializer}} to override it for some layers; biases start at 0"),
     Param("loss", _any, doc="a loss name, or {name: ..., ...}"),
     Param("regularization", _any, None, "penalties on the weights added to the loss (see "
@@ -80,14 +80,14 @@ def _names(v, what):
     if (not isinstance(v, list) or not v or len(set(map(str, v))) != len(v)
             or not all(isinstance(n, str) and n or isinstance(n, int) and not isinstance(n, bool)
                        for n in v)):
-        raise Invalid(f"must be a list of distinct {what}, got {_show(v)}")
+        raise Invalid(f"must be a list of distinct {what}, got {quoted(v)}")
     return list(v)
 
 
 def _classes(v):
     if isinstance(v, list):
         if not all(isinstance(n, str) for n in v):
-            raise Invalid(f"must be a list of class names (strings), got {_show(v)}")
+            raise Invalid(f"must be a list of class names (strings), got {quoted(v)}")
         return _names(v, "class names")
     return one_of(*range(2, len(SHAPES) + 1))(v)
 
@@ -108,7 +108,7 @@ def _delimiter(v):
     if v in ("whitespace", "tab") or isinstance(v, str) and len(v) == 1 and v not in "\"\n\r":
         return v
     raise Invalid(f"must be one character (, ; |), tab or whitespace (any run of spaces and tabs), "
-                  f"got {_show(v)}")
+                  f"got {quoted(v)}")
 
 
 _delimiter.json = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 1},

@@ -18,9 +18,9 @@ from ..train.augment import check as check_augment
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
 from .document import Spec, parse_path, read
-from .fields import Invalid, Skipped, _show, did_you_mean, resolve
+from .fields import Invalid, Skipped, quoted, did_you_mean, resolve
 from .overrides import with_sets
-from .sections import _INIT, AUGMENT, DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
+from .sections import DEFAULT_INIT, AUGMENT, DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
 
 
 def load(source, *, name: str | None = None) -> Spec:
@@ -71,10 +71,10 @@ def _named(value, table, path, report, what):
     else:
         article = "an" if what[0] in "aeiou" else "a"
         report(path, f"must be {article} {what} name ({', '.join(table)}) or a mapping with a name "
-                     f"key, got {_show(value)}")
+                     f"key, got {quoted(value)}")
         raise Skipped
     if not isinstance(name, str) or name not in table:
-        report(path, f"unknown {what} {_show(name)}{did_you_mean(name, table)}; known: "
+        report(path, f"unknown {what} {quoted(name)}{did_you_mean(name, table)}; known: "
                      f"{', '.join(table)}")
         raise Skipped
     fields = resolve(table[name].params, given, path, report)
@@ -94,17 +94,17 @@ def _init(value, n_layers, report):
     overrides, ok = {}, True
     if isinstance(value, dict):
         # {layers: {...}} alone keeps the default initializer for the other layers
-        value = {**_INIT, **value}
+        value = {**DEFAULT_INIT, **value}
         given = value.pop("layers", None) or {}
         if not isinstance(given, dict):
             report("init.layers", f"must be a mapping of layer index to initializer, e.g. "
-                                  f"{{0: xavier}}, got {_show(given)}")
+                                  f"{{0: xavier}}, got {quoted(given)}")
             given, ok = {}, False
         for i, entry in given.items():
             if not (isinstance(i, int) and not isinstance(i, bool) and i >= 0
                     and (n_layers is None or i < n_layers)):
                 known = "an integer >= 0" if n_layers is None else f"0..{n_layers - 1}"
-                report(f"init.layers.{i}", f"must be the index of a layer, {known}, got {_show(i)}")
+                report(f"init.layers.{i}", f"must be the index of a layer, {known}, got {quoted(i)}")
                 ok = False
                 continue
             named, fine = _attempt(_named, entry, INITIALIZERS, f"init.layers.{i}", report,
@@ -127,10 +127,10 @@ def _layer(i, entry, report):
         given = {} if given is None else given
     else:
         report(path, f"a layer is a name (relu) or a one-key mapping (conv1d: {{...}}), "
-                     f"got {_show(entry)}")
+                     f"got {quoted(entry)}")
         raise Skipped
     if lname not in LAYERS:
-        report(path, f"unknown layer {_show(lname)}{did_you_mean(lname, LAYERS)}; known layers: "
+        report(path, f"unknown layer {quoted(lname)}{did_you_mean(lname, LAYERS)}; known layers: "
                      f"{', '.join(LAYERS)}")
         raise Skipped
     fields = resolve(LAYERS[lname].params, given, f"{path}.{lname}", report)
@@ -139,7 +139,7 @@ def _layer(i, entry, report):
 
 def _layers(layers, report):
     if not isinstance(layers, list) or not layers:
-        report("layers", f"must be a non-empty list of layers, got {_show(layers)}")
+        report("layers", f"must be a non-empty list of layers, got {quoted(layers)}")
         raise Skipped
     resolved, ok = [], True
     for i, entry in enumerate(layers):

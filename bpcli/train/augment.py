@@ -12,24 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec.fields import Invalid, Param, _json, _number_json, _show, boolean, nonneg_float, nonneg_int, one_of, optional
+from ..spec.fields import Invalid, Param, with_json_schema, number_json, quoted, boolean, nonneg_float, nonneg_int, one_of, optional
 
 
-@_json({"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2,
+@with_json_schema({"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2,
         "maxItems": 2})
 def _range(v):
     if (not isinstance(v, (list, tuple)) or len(v) != 2
             or not all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in v)
             or not 0 < v[0] <= v[1]):
-        raise Invalid(f"must be a range [low, high] with 0 < low <= high, got {_show(v)}")
+        raise Invalid(f"must be a range [low, high] with 0 < low <= high, got {quoted(v)}")
     return [float(v[0]), float(v[1])]
 
 
-@_json({"type": "object", "properties": {"std": _number_json(minimum=0)}, "required": ["std"],
+@with_json_schema({"type": "object", "properties": {"std": number_json(minimum=0)}, "required": ["std"],
         "additionalProperties": False})
 def _noise(v):
     if not isinstance(v, dict) or set(v) != {"std"}:
-        raise Invalid(f"must be a mapping {{std: S}}, got {_show(v)}")
+        raise Invalid(f"must be a mapping {{std: S}}, got {quoted(v)}")
     return {"std": nonneg_float(v["std"])}
 
 
