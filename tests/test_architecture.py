@@ -91,3 +91,29 @@ def test_the_rules_catch_a_shortcut():
     found = imports_in(source, "bpcli.engine.program")
     assert found == [(2, "bpcli.train.loop")]
     assert any(t.startswith(p) for _, t in found for p in rules_for("bpcli.engine.program"))
+
+
+def underscored_uses(path: Path) -> list[str]:
+    """Private names of other modules this file uses: ``from m import _x`` or ``m._x`` with
+    ``m`` a bpcli module it imported."""
+    tree = ast.parse(path.read_text())
+    modules, found = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"line {node.lineno}: from {'.' * node.level}{node.module or ''} "
+                                 f"import {a.name}")
+                modules.add(a.asname or a.name)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
+                and node.value.id in modules):
+            found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_no_module_uses_another_modules_private_names(path):
+    """What a module shares is public where it is defined; its underscored names are its own."""
+    assert not underscored_uses(path), f"{module_name(path)}: {underscored_uses(path)}"
