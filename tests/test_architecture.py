@@ -117,3 +117,9 @@ def underscored_uses(path: Path) -> list[str]:
 def test_no_module_uses_another_modules_private_names(path):
     """What a module shares is public where it is defined; its underscored names are its own."""
     assert not underscored_uses(path), f"{module_name(path)}: {underscored_uses(path)}"
+
+
+def test_the_private_name_check_sees_both_forms(tmp_path):
+    sample = tmp_path / "m.py"
+    sample.write_text("from .fields import _show\nfrom .. import model\nx = model._values\n")
+    assert [u.split(":")[0] for u in underscored_uses(sample)] == ["line 1", "line 3"]
