@@ -9,12 +9,31 @@ plain message on labels that cannot be right.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 
 from ..spec.fields import Invalid, Param, Table, fraction, positive_float
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """What a classification loss's output means: which class it picks, and how sure it is.
+
+    ``names(output_shape)`` gives the classes' default names in index order (a run's
+    ``data.classes`` names win); ``decide(output)`` the predicted class index (N,) and
+    ``truth(prepared labels)`` the true one (N,); ``probabilities(output)`` the class
+    probabilities (N, K), None when the loss defines none (hinge); ``score(output)``, for a binary
+    classifier only, the positive class's score (N,), higher meaning more likely positive: what
+    ROC AUC ranks.
+    """
+
+    names: Callable
+    decide: Callable
+    truth: Callable
+    probabilities: Callable | None = None
+    score: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +48,8 @@ class LossDef:
     check_output: Callable = lambda shape: None
     reduction: str = "mean"    # "sum": the loss adds up over samples (chunked evaluation needs it)
     params: tuple[Param, ...] = ()
+    classifier: Classifier | None = None  # the classes the output picks from; None: no classes
+    regressor: bool = False    # the output estimates the labels themselves (MAE, RMSE, R² apply)
     onnx_probabilities: Callable | None = None  # (g, output) -> name: the probabilities as ONNX
     #                                             nodes for bpcli export (layers.py's writer g)
 
@@ -69,6 +90,18 @@ def _sign_accuracy(f, y):
     return float(np.mean(np.where(f > 0, 1.0, -1.0) == y))
 
 
+def sigmoid(f):
+    """1 / (1 + exp(-f)), elementwise, finite for any f (exp of -softplus(-f))."""
+    return np.exp(-np.logaddexp(0.0, -f))
+
+
+# +-1 labels: class 0 is -1 (negative), class 1 is +1 (positive); the output's sign decides
+_SIGN = Classifier(names=lambda shape: ["-1", "+1"],
+                   decide=lambda f: (f[:, 0] > 0).astype(np.int64),
+                   truth=lambda y: (y[:, 0] > 0).astype(np.int64),
+                   score=lambda f: f[:, 0])
+
+
 def _logistic(b, f, y, cfg):
     # mean over samples of ln(1 + exp(-y f)); softplus keeps it finite for any f
     return b.apply("softplus", -(y * f)).mean()
@@ -84,6 +117,8 @@ LOSSES.add(LossDef(
     accuracy=_sign_accuracy,
     example_labels=_pm1_examples,
     check_output=_one_output,
+    # the loss is -ln P(y | f) with P(+1 | f) = sigmoid(f): its probabilities are these
+    classifier=replace(_SIGN, probabilities=lambda f: np.hstack([sigmoid(-f), sigmoid(f)])),
     onnx_probabilities=lambda g, f: g.op("Concat", g.op("Sigmoid", g.op("Neg", f)),
                                          g.op("Sigmoid", f), axis=1)))
 
@@ -102,7 +137,8 @@ LOSSES.add(LossDef(
     labels=_pm1_labels,
     accuracy=_sign_accuracy,
     example_labels=_pm1_examples,
-    check_output=_one_output))
+    check_output=_one_output,
+    classifier=_SIGN))  # a margin, not a likelihood: no probabilities
 
 
 def _real_labels(y, out_shape):
@@ -125,7 +161,8 @@ LOSSES.add(LossDef(
     label_shape=lambda s: s,
     labels=_real_labels,
     accuracy=None,
-    example_labels=_real_examples))
+    example_labels=_real_examples,
+    regressor=True))
 
 LOSSES.add(LossDef(
     "mae",
@@ -135,7 +172,8 @@ LOSSES.add(LossDef(
     label_shape=lambda s: s,
     labels=_real_labels,
     accuracy=None,
-    example_labels=_real_examples))
+    example_labels=_real_examples,
+    regressor=True))
 
 
 def _huber(b, f, y, cfg):
@@ -156,6 +194,7 @@ LOSSES.add(LossDef(
     labels=_real_labels,
     accuracy=None,
     example_labels=_real_examples,
+    regressor=True,
     params=(Param("delta", positive_float, 1.0, "where the loss turns from quadratic to "
                                                   "linear"),)))
 
@@ -181,6 +220,12 @@ def _softmax_ce(b, f, y, cfg):
     return -(y * b.apply("log_softmax", f, axis=1)).sum(axis=1).mean()
 
 
+def softmax(f):
+    """exp(f_k) / sum_j exp(f_j) along axis 1, shifted by the row's max so no exp overflows."""
+    e = np.exp(f - f.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def _two_d(shape):
     if len(shape) != 2 or shape[1] < 2:
         raise Invalid(f"needs a network output of K >= 2 class scores per sample, but the last "
@@ -197,6 +242,10 @@ LOSSES.add(LossDef(
     accuracy=lambda f, y: float(np.mean(np.argmax(f, axis=1) == np.argmax(y, axis=1))),
     example_labels=lambda rng, n, out_shape: rng.integers(0, out_shape[1], n),
     check_output=_two_d,
+    classifier=Classifier(names=lambda shape: [str(k) for k in range(shape[1])],
+                          decide=lambda f: np.argmax(f, axis=1),
+                          truth=lambda y: np.argmax(y, axis=1),
+                          probabilities=softmax),
     onnx_probabilities=lambda g, f: g.op("Softmax", f, axis=1),
     params=(Param("label_smoothing", fraction, 0.0, "eps: the target is (1 - eps) one-hot + eps/K "
                                              "uniform, as torch's cross_entropy"),)))

@@ -32,6 +32,28 @@ class Step:
     batch_stats: dict[str, np.ndarray]
 
 
+PREDICT_BATCH = 4096  # samples per forward pass of predict: memory stays bounded on any input
+
+
+@dataclass
+class Prediction:
+    """What a model says about N samples (:meth:`Model.predict`).
+
+    ``output`` is the network output (N, outputs). For a classification loss, ``classes`` names
+    the K classes in index order (the run's ``data.classes`` names, else the loss's: "0" ..
+    "K-1", or "-1"/"+1" for the ±1 losses), ``labels`` (N,) holds each sample's predicted class
+    name and ``probabilities`` (N, K) the class probabilities (softmax of the scores; for
+    logistic [1 − σ(f), σ(f)]), or None for a loss that defines none (hinge). Otherwise
+    ``classes`` and ``probabilities`` are None and ``labels`` is the output itself: the
+    regression estimates, in the labels' unit.
+    """
+
+    output: np.ndarray
+    probabilities: np.ndarray | None
+    labels: np.ndarray
+    classes: list[str] | None
+
+
 class Model:
     """A compiled spec, its parameters and its state.
 
@@ -232,3 +254,44 @@ class Model:
         tangents = {k: np.asarray(v, dtype=self.dtype) for k, v in direction.items()}
         value, tangent = forward_tangent(self.program, self.inputs(X, y), tangents, "loss")
         return float(value), float(tangent)
+
+    # ------------------------------------------------------------ predictions
+    def predict(self, X, *, batch_size: int = PREDICT_BATCH) -> Prediction:
+        """The evaluation program's answer for raw X (N, *input): :class:`Prediction`.
+
+        X is run ``batch_size`` samples at a time (a memory-mapped X stays on disk). Raises
+        InputError if the sample shape differs from the spec's ``input``.
+        """
+        X = X if isinstance(X, np.ndarray) else np.asarray(X)
+        self.prepare_x(X[:0] if X.ndim else X)  # the sample shape checked before any work
+        chunks = [self.forward(np.asarray(X[i:i + batch_size]))
+                  for i in range(0, X.shape[0], batch_size)]
+        output = (np.concatenate(chunks) if chunks
+                  else np.zeros((0, *self.output_shape[1:]), dtype=self.dtype))
+        return self.interpret(output)
+
+    def interpret(self, output) -> Prediction:
+        """A network output (N, outputs), as :meth:`step` or :meth:`forward` gives it, read as the
+        loss reads it: predicted classes and probabilities, or regression estimates."""
+        clf = self.loss_def.classifier
+        if clf is None:
+            return Prediction(output, None, output, None)
+        classes = self.classes()
+        probabilities = None if clf.probabilities is None else clf.probabilities(output)
+        return Prediction(output, probabilities, np.asarray(classes)[clf.decide(output)], classes)
+
+    def classes(self) -> list[str] | None:
+        """The names of the classes in index order, None for a loss without classes: the spec's
+        ``data.classes`` when it lists names, else the loss's own ("0" .. "K-1"; "-1", "+1")."""
+        clf = self.loss_def.classifier
+        if clf is None:
+            return None
+        default = clf.names(self.output_shape)
+        named = (self.spec.data.get("data") or {}).get("classes")
+        if not isinstance(named, (list, tuple)):  # builtin shapes' count of classes names none
+            return default
+        if len(named) != len(default):
+            raise InputError(f"data.classes names {len(named)} classes, but the "
+                             f"{self.loss_def.name} loss tells {len(default)} apart",
+                             file=self.spec.file, path="data.classes")
+        return [str(c) for c in named]
