@@ -202,7 +202,8 @@ def test_train_on_csv_with_target_then_eval(capsys, workdir):
     for extra in ([], ["--target", "label"]):
         out, _ = ok(capsys, "eval", run, "--data", "reg.csv", "--json", *extra)
         result = json.loads(out)
-        assert set(result) == {"loss", "n"} and result["n"] == 80
+        assert set(result) == {"loss", "n", "data", "checkpoint", "mae", "rmse", "r2"}
+        assert result["n"] == 80
     # without --data: the validation split of the data the run was trained on
     out, _ = ok(capsys, "eval", run, "--json")
     result = json.loads(out)
@@ -236,10 +237,11 @@ def test_eval_text_and_json_with_accuracy(capsys, trained, small_npz):
     run, _ = trained
     out, _ = ok(capsys, "eval", run, "--data", small_npz)
     assert f"{small_npz}: loss " in out and "on 120 samples" in out and "accuracy" in out
+    assert "confusion matrix" in out and "per class" in out
 
     out, _ = ok(capsys, "eval", run, "--data", small_npz, "--json")
     result = json.loads(out)  # one JSON object and nothing else
-    assert set(result) == {"loss", "n", "accuracy"}
+    assert {"loss", "n", "accuracy", "confusion_matrix", "roc_auc"} <= set(result)
     assert result["n"] == 120
     assert 0.0 <= result["accuracy"] <= 1.0 and result["loss"] > 0
     model = bpcli.build(run / "spec.yaml")

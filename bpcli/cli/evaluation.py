@@ -1,46 +1,104 @@
-"""``bpcli eval``: a trained run scored on data."""
+"""``bpcli eval`` (a trained run scored on data) and ``bpcli predict`` (its answers, one row per
+sample)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from . import command, out
+from ..spec.fields import one_of
+from . import command, err, out
+from .options import option
+from .render import cell
+
+CHECKPOINT = option("final", check=one_of("final", "best"),
+                    help="final (model.npz, the weights training ended with) or best (best.npz, "
+                         "the best validation metric)")
 
 
 @command
 def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli train"),
-          data: Optional[Path] = typer.Option(None, help=".npz or .csv file [default: the "
-                                                         "validation split of the run's data]"),
-          target: Optional[str] = typer.Option(None, help="label column of a .csv file"),
-          as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
-    """Loss (and accuracy, for classification losses) of a trained run on data."""
-    from ..spec.validate import with_data
-    from ..train import data as data_mod
-    from ..train.run import fit
-    from ..train.run_folder import RunFolder
+          data: Optional[Path] = typer.Option(None, help="file or folder to score (.npz, .csv, "
+                                                         "X.npy + y.npy) [default: the validation "
+                                                         "split of the run's data]"),
+          target: Optional[str] = typer.Option(None, help="label column of a .csv file [default: "
+                                                          "the run's]"),
+          checkpoint: str = CHECKPOINT,
+          as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+          plot: Optional[Path] = typer.Option(None, help="draw FILE.png: the confusion matrix "
+                                                         "(counts and row-normalised), or "
+                                                         "predicted against true values")):
+    """Loss and scores of a trained run: accuracy, confusion matrix, per-class precision, recall
+    and F1, macro F1 and (logistic, hinge) ROC AUC for classifiers; MAE, RMSE and R² for
+    regression. Without --data, the run's validation split (an error when it has none)."""
+    from .. import load_run
+    from ..train import evaluate as ev
 
-    model = RunFolder.open(run).load_model()
-    if data is not None:
-        dataset = data_mod.from_spec(with_data(model.spec, data, target))
-    else:
-        dataset = data_mod.from_spec(model.spec)
-        cfg = model.spec.data["data"]
-        _, val = data_mod.split(dataset, cfg["val_split"], model.spec.data["seed"])
-        if val is not None:
-            dataset = data_mod.Dataset(*val, dataset.source + " (validation split)")
-    X, y = fit(model, dataset)
-    s = model.step(X, y, grad=False)
-    result = {"loss": s.loss, "n": int(X.shape[0])}
-    if model.loss_def.accuracy is not None:
-        result["accuracy"] = model.loss_def.accuracy(s.output, y)
+    model = load_run(run, checkpoint)
+    if plot is not None:
+        ev.check_plot(model, plot)
+    dataset = ev.scored_data(model, data, target)
+    result = ev.evaluate(model, dataset)
+    scores = {**result.scores, "checkpoint": checkpoint}
+    if plot is not None:
+        ev.plot(model, result, plot, title=f"{model.spec.data['name']} ({checkpoint}) on "
+                                           f"{dataset.source}")
+        err.print(f"plot: {plot}", markup=False)
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps(scores))
         return
-    line = f"{dataset.source}: loss {result['loss']:.6g} on {result['n']} samples"
-    if "accuracy" in result:
-        line += f", accuracy {result['accuracy']:.4f}"
-    out.print(line)
+    _show(scores)
+
+
+def _show(s: dict) -> None:
+    """eval's scores for a person: a line, then the per-class and confusion tables."""
+    from rich.table import Table
+
+    line = f"{s['data']}: loss {s['loss']:.6g} on {s['n']} samples (checkpoint {s['checkpoint']})"
+    if "accuracy" in s:
+        line += f", accuracy {s['accuracy']:.4f}, macro F1 {s['macro_f1']:.4f}"
+    if s.get("roc_auc") is not None:
+        line += f", ROC AUC {s['roc_auc']:.4f}"
+    if "r2" in s:
+        line += f", MAE {s['mae']:.4g}, RMSE {s['rmse']:.4g}, R² {s['r2']:.4f}"
+    out.print(line, markup=False)
+    if "classes" not in s:
+        return
+    per_class = Table("class", "precision", "recall", "F1", "support", title="per class")
+    for name, row in s["per_class"].items():
+        per_class.add_row(name, *(cell(row[k]) for k in ("precision", "recall", "f1", "support")))
+    out.print(per_class)
+    confusion = Table("true \\ predicted", *s["classes"], title="confusion matrix (rows: true class)")
+    for name, row in zip(s["classes"], s["confusion_matrix"]):
+        confusion.add_row(name, *map(str, row))
+    out.print(confusion)
+
+
+@command
+def predict(run: Path = typer.Argument(..., help="run folder written by bpcli train"),
+            data: Path = typer.Option(..., help="file or folder of inputs (.npz, .csv, X.npy); "
+                                                "a label column or y array is ignored"),
+            out_file: Optional[Path] = typer.Option(None, "--out", help="write the table to "
+                                                    "FILE.csv [default: stdout]"),
+            checkpoint: str = CHECKPOINT,
+            as_json: bool = typer.Option(False, "--json", help="a JSON list of row objects "
+                                                               "instead of CSV")):
+    """The trained model's answer for every input sample, in input order: the predicted class
+    and class probabilities (p_<class>; the positive class's for logistic), or the regression
+    outputs. Inputs are run 4096 samples at a time."""
+    from .. import load_run
+    from ..train import evaluate as ev
+
+    model = load_run(run, checkpoint)
+    dataset = ev.read(model.spec, data, labels="none")
+    rows = ev.prediction_rows(model, dataset)
+    fmt = "json" if as_json else "csv"
+    if out_file is None:
+        ev.write_rows(rows, sys.stdout, fmt)
+        return
+    n = ev.write_file(rows, out_file, fmt)
+    err.print(f"{n} predictions of {dataset.source}: {out_file}", markup=False)

@@ -1,0 +1,427 @@
+"""``bpcli eval`` and ``bpcli predict``: the metrics against scikit-learn, every field each kind of
+loss adds (read from its ``LossDef``: ``classifier``, ``classifier.score``, ``regressor``), the
+checkpoint chosen, the pictures, the refusal to score training data as if it were held out,
+predict's rows, chunking, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import bpcli
+from bpcli.cli import main
+from bpcli.explain import metrics, score_plots
+from bpcli.nn.losses import LOSSES
+from bpcli.spec.fields import Invalid
+from bpcli.train import evaluate
+from bpcli.train.data import Dataset
+from helpers import tiny_spec
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+N, FEATURES = 40, 4
+
+
+def cli(capfd, *args):
+    """Run ``bpcli ARGS`` in-process: (exit code, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    out, err = capfd.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def ok(capfd, *args):
+    code, out, err = cli(capfd, *args)
+    assert code == 0, f"bpcli {' '.join(map(str, args))} exited {code}\n{err}"
+    return out, err
+
+
+def bad(capfd, *args) -> str:
+    """Exit code 2, one paragraph on stderr, nothing on stdout."""
+    code, out, err = cli(capfd, *args)
+    assert code == 2 and out == "" and err.startswith("bpcli: error: "), (code, out, err)
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+# ---------------------------------------------------------------- the metrics vs scikit-learn
+@pytest.fixture
+def sklearn():
+    """scikit-learn, the reference the metrics are checked against: only those tests ask for it."""
+    return pytest.importorskip("sklearn.metrics")
+
+
+def _classes(seed, n=200, k=4):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    # mostly right, and class k-1 never predicted: zero_division matters
+    predicted = np.where((rng.random(n) < 0.6) & (truth < k - 1), truth, rng.integers(0, k - 1, n))
+    return truth, predicted, k
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_confusion_and_per_class_scores_are_scikit_learns(sklearn, seed):
+    truth, predicted, k = _classes(seed)
+    cm = metrics.confusion_matrix(truth, predicted, k)
+    np.testing.assert_array_equal(cm, sklearn.confusion_matrix(truth, predicted, labels=range(k)))
+    p, r, f, s = sklearn.precision_recall_fscore_support(truth, predicted, labels=range(k),
+                                                         zero_division=0)
+    ours = metrics.per_class(cm)
+    np.testing.assert_allclose(ours["precision"], p)
+    np.testing.assert_allclose(ours["recall"], r)
+    np.testing.assert_allclose(ours["f1"], f)
+    np.testing.assert_array_equal(ours["support"], s)
+    assert ours["precision"][k - 1] == 0.0  # never predicted: 0, not nan
+    assert metrics.macro_f1(cm) == pytest.approx(
+        sklearn.f1_score(truth, predicted, labels=range(k), average="macro", zero_division=0))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_roc_auc_by_ranks_is_scikit_learns_with_ties(sklearn, seed):
+    rng = np.random.default_rng(seed)
+    positive = rng.random(300) < 0.3
+    score = np.round(positive * 0.8 + rng.standard_normal(300), 1)  # rounded: many ties
+    assert len(np.unique(score)) < 300
+    assert metrics.roc_auc(positive, score) == pytest.approx(
+        sklearn.roc_auc_score(positive, score), abs=1e-12)
+
+
+def test_roc_auc_written_out_and_undefined_with_one_class():
+    # positives 0.8, 0.4; negatives 0.4, 0.1: of the 4 pairs, 3 won and 1 tied -> 3.5 / 4
+    assert metrics.roc_auc([1, 1, 0, 0], [0.8, 0.4, 0.4, 0.1]) == 0.875
+    assert metrics.ranks([3.0, 1.0, 3.0, 2.0]).tolist() == [3.5, 1.0, 3.5, 2.0]
+    assert metrics.roc_auc([1, 1, 1], [0.1, 0.2, 0.3]) is None
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_regression_scores_are_scikit_learns(sklearn, outputs):
+    rng = np.random.default_rng(outputs)
+    truth = rng.standard_normal((50, outputs)) * [1, 10, 0.1][:outputs]
+    predicted = truth + 0.5 * rng.standard_normal(truth.shape)
+    assert metrics.mae(truth, predicted) == pytest.approx(sklearn.mean_absolute_error(truth, predicted))
+    assert metrics.rmse(truth, predicted) == pytest.approx(
+        sklearn.root_mean_squared_error(truth, predicted))
+    assert metrics.r2(truth, predicted) == pytest.approx(sklearn.r2_score(truth, predicted))
+    constant = np.ones((5, 1))
+    assert metrics.r2(constant, constant) == sklearn.r2_score(constant, constant) == 1.0
+    assert metrics.r2(constant, constant + 1) == sklearn.r2_score(constant, constant + 1) == 0.0
+
+
+# ---------------------------------------------------------------- one trained run per loss
+def outputs_for(loss_def) -> int:
+    """3 outputs where the loss takes them (K classes, or 3 targets), else the 1 it needs."""
+    try:
+        loss_def.check_output((None, 3))
+        return 3
+    except Invalid:
+        return 1
+
+
+def expected_keys(loss_def) -> set:
+    """eval --json's keys, from the loss's facts alone."""
+    keys = {"loss", "n", "data", "checkpoint"}
+    if loss_def.classifier is not None:
+        keys |= {"accuracy", "classes", "confusion_matrix", "per_class", "macro_f1"}
+        if loss_def.classifier.score is not None:
+            keys.add("roc_auc")
+    if loss_def.regressor:
+        keys |= {"mae", "rmse", "r2"}
+    return keys
+
+
+def expected_columns(loss_def, classes) -> list:
+    clf = loss_def.classifier
+    if clf is None:
+        k = outputs_for(loss_def)
+        return ["output"] if k == 1 else [f"output_{i}" for i in range(k)]
+    if clf.probabilities is None:
+        return ["prediction", "score"]
+    shown = classes[1:] if clf.score is not None else classes  # binary: the positive class's
+    return ["prediction", *(f"p_{c}" for c in shown)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """For each loss: a run trained 2 epochs on random inputs with labels its LossDef draws, and
+    a data file of N samples (X, y) to score."""
+    root = tmp_path_factory.mktemp("losses")
+    made = {}
+    for name, loss_def in LOSSES.items():
+        rng = np.random.default_rng(0)
+        k = outputs_for(loss_def)
+        X = rng.standard_normal((N, FEATURES))
+        y = loss_def.example_labels(rng, N, (None, k))
+        data = root / f"{name}.npz"
+        np.savez(data, X=X, **({} if y is None else {"y": y}))
+        spec = root / f"{name}.yaml"
+        spec.write_text(yaml.safe_dump({
+            "name": name, "input": [FEATURES], "seed": 0,
+            "data": {"path": str(data), "val_split": 0.25},
+            "layers": [{"dense": {"units": 8}}, "relu", {"dense": {"units": k}}],
+            "loss": name, "optimizer": {"name": "adam", "lr": 0.01},
+            "training": {"epochs": 2, "batch_size": 10}}))
+        assert main(["train", str(spec), "--out", str(root / name), "-q"]) == 0
+        made[name] = (root / name, data)
+    return made
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_eval_json_has_every_field_of_its_kind_of_loss(name, runs, capfd):
+    run, data = runs[name]
+    loss_def = LOSSES[name]
+    out, _ = ok(capfd, "eval", run, "--data", data, "--json")
+    s = json.loads(out)
+    assert set(s) == expected_keys(loss_def)
+    assert s["n"] == N and s["checkpoint"] == "final" and s["data"] == str(data)
+    model = bpcli.load_run(run)
+    d = np.load(data)
+    y = d["y"] if "y" in d.files else None
+    assert s["loss"] == pytest.approx(model.loss(d["X"], y), rel=1e-5)
+    clf = loss_def.classifier
+    if clf is not None:
+        _, prepared = model.prepare(d["X"], y)
+        truth, predicted = clf.truth(prepared), clf.decide(model.forward(d["X"]))
+        k = len(s["classes"])
+        assert s["classes"] == (["-1", "+1"] if clf.score is not None
+                                else [str(i) for i in range(k)])
+        cm = [[int(np.sum((truth == i) & (predicted == j))) for j in range(k)] for i in range(k)]
+        assert s["confusion_matrix"] == cm
+        assert s["accuracy"] == pytest.approx(model.accuracy(d["X"], y))
+        assert list(s["per_class"]) == s["classes"]
+        assert [c["support"] for c in s["per_class"].values()] == [sum(row) for row in cm]
+        for c in s["per_class"].values():
+            assert set(c) == {"precision", "recall", "f1", "support"}
+        assert s["macro_f1"] == pytest.approx(np.mean([c["f1"] for c in s["per_class"].values()]))
+        if clf.score is not None:
+            assert s["roc_auc"] == pytest.approx(
+                metrics.roc_auc(truth == 1, model.forward(d["X"])[:, 0]))
+    if loss_def.regressor:
+        f = model.forward(d["X"]).astype(float)
+        assert s["mae"] == pytest.approx(np.abs(f - y).mean(), rel=1e-6)
+        assert s["rmse"] == pytest.approx(np.sqrt(((f - y) ** 2).mean(axis=0)).mean(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_eval_text_shows_the_same_scores(name, runs, capfd):
+    run, data = runs[name]
+    s = json.loads(ok(capfd, "eval", run, "--data", data, "--json")[0])
+    out, _ = ok(capfd, "eval", run, "--data", data)
+    assert f"loss {s['loss']:.6g} on {N} samples (checkpoint final)" in out
+    if "classes" in s:
+        assert f"accuracy {s['accuracy']:.4f}" in out and "per class" in out
+        assert "confusion matrix" in out and all(c in out for c in s["classes"])
+    if "r2" in s:
+        assert f"R² {s['r2']:.4f}" in out
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_predict_csv_columns_rows_and_order(name, runs, capfd):
+    run, data = runs[name]
+    loss_def = LOSSES[name]
+    model = bpcli.load_run(run)
+    X = np.load(data)["X"]
+    out, _ = ok(capfd, "predict", run, "--data", data)
+    df = pd.read_csv(StringIO(out), dtype={"prediction": str})  # stdout holds the CSV and only it
+    assert list(df.columns) == expected_columns(loss_def, model.classes())
+    assert len(df) == N
+    p = model.predict(X)
+    f = model.forward(X)
+    if loss_def.classifier is None:
+        np.testing.assert_allclose(df.to_numpy(), f.reshape(N, -1), rtol=1e-6)
+        return
+    assert df["prediction"].tolist() == [model.classes()[i] for i in loss_def.classifier.decide(f)]
+    assert df["prediction"].tolist() == p.labels.tolist()
+    if p.probabilities is not None:
+        np.testing.assert_allclose(p.probabilities.sum(axis=1), 1.0, rtol=1e-6)
+        for k, c in enumerate(p.classes):
+            if f"p_{c}" in df:
+                np.testing.assert_allclose(df[f"p_{c}"], p.probabilities[:, k], rtol=1e-6)
+
+
+def test_prediction_of_the_python_api(runs):
+    model = bpcli.load_run(runs["softmax_cross_entropy"][0])
+    X = np.load(runs["softmax_cross_entropy"][1])["X"]
+    p = model.predict(X)
+    f = model.forward(X)
+    softmax = np.exp(f) / np.exp(f).sum(axis=1, keepdims=True)
+    assert p.classes == ["0", "1", "2"] and p.output.shape == (N, 3)
+    np.testing.assert_allclose(p.probabilities, softmax, rtol=1e-5)
+    assert p.labels.tolist() == [str(i) for i in f.argmax(axis=1)]
+
+    logistic = bpcli.load_run(runs["logistic"][0])
+    p = logistic.predict(X)
+    f = logistic.forward(X)[:, 0]
+    np.testing.assert_allclose(p.probabilities[:, 1], 1 / (1 + np.exp(-f)), rtol=1e-5)
+    assert p.labels.tolist() == ["+1" if v > 0 else "-1" for v in f]
+
+    mse = bpcli.load_run(runs["mse"][0])
+    p = mse.predict(X)
+    assert p.classes is None and p.probabilities is None
+    np.testing.assert_array_equal(p.labels, mse.forward(X))
+
+
+def test_predict_json_and_out_file(runs, capfd, workdir):
+    run, data = runs["softmax_cross_entropy"]
+    rows = json.loads(ok(capfd, "predict", run, "--data", data, "--json")[0])
+    csv_out, _ = ok(capfd, "predict", run, "--data", data)
+    table = pd.read_csv(StringIO(csv_out), dtype={"prediction": str})
+    assert len(rows) == N and list(rows[0]) == list(table.columns)
+    assert [r["prediction"] for r in rows] == table["prediction"].tolist()
+    np.testing.assert_allclose([r["p_1"] for r in rows], table["p_1"], rtol=1e-6)
+
+    out, err = ok(capfd, "predict", run, "--data", data, "--out", "sub/preds.csv")
+    assert out == "" and "sub/preds.csv" in err
+    assert (workdir / "sub" / "preds.csv").read_text() == csv_out
+    assert [p.name for p in (workdir / "sub").iterdir()] == ["preds.csv"]  # no temp file left
+
+
+def test_a_label_column_is_ignored_and_may_be_missing(runs, capfd, workdir):
+    run, data = runs["mse"]
+    d = np.load(data)
+    names = [f"x{i}" for i in range(FEATURES)]
+    pd.DataFrame(d["X"], columns=names).assign(y=d["y"][:, 0]).to_csv("with.csv", index=False)
+    pd.DataFrame(d["X"], columns=names).to_csv("without.csv", index=False)
+    with_label = ok(capfd, "predict", run, "--data", "with.csv")[0]
+    without = ok(capfd, "predict", run, "--data", "without.csv")[0]
+    from_npz = ok(capfd, "predict", run, "--data", data)[0]
+    assert with_label == without
+    np.testing.assert_allclose(pd.read_csv(StringIO(without)), pd.read_csv(StringIO(from_npz)),
+                               rtol=1e-6)
+
+
+def test_chunks_smaller_than_the_data_give_the_same_rows_and_scores(runs):
+    run, data = runs["softmax_cross_entropy"]
+    model = bpcli.load_run(run)
+    d = np.load(data)
+    dataset = Dataset(d["X"], d["y"], str(data))
+    whole = pd.concat(evaluate.prediction_rows(model, dataset))
+    frames = list(evaluate.prediction_rows(model, dataset, chunk=7))
+    assert [len(f) for f in frames] == [7] * 5 + [5]
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), whole.reset_index(drop=True))
+    # the same numbers, up to float32 rounding (BLAS sums a batch of another size in another order)
+    np.testing.assert_allclose(model.predict(d["X"], batch_size=3).output,
+                               model.predict(d["X"]).output, rtol=1e-6, atol=1e-6)
+    by_7, at_once = evaluate.evaluate(model, dataset, chunk=7), evaluate.evaluate(model, dataset)
+    assert by_7.scores["loss"] == pytest.approx(at_once.scores["loss"], rel=1e-6)
+    assert by_7.scores["confusion_matrix"] == at_once.scores["confusion_matrix"]
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_checkpoint_best_reads_best_npz(runs, capfd, workdir):
+    run, data = runs["logistic"]
+    copy = workdir / "run"
+    shutil.copytree(run, copy)
+    fresh = bpcli.build(copy / "spec.yaml")  # untrained weights as best.npz: unlike model.npz
+    fresh.save(copy / "best.npz")
+    d = np.load(data)
+    final = json.loads(ok(capfd, "eval", copy, "--data", data, "--json")[0])
+    best = json.loads(ok(capfd, "eval", copy, "--data", data, "--json", "--checkpoint", "best")[0])
+    assert best["checkpoint"] == "best" and final["checkpoint"] == "final"
+    assert best["loss"] == pytest.approx(fresh.loss(d["X"], d["y"]), rel=1e-5)
+    assert final["loss"] == pytest.approx(bpcli.load_run(copy).loss(d["X"], d["y"]), rel=1e-5)
+    assert best["loss"] != pytest.approx(final["loss"], rel=1e-5)
+    rows = pd.read_csv(StringIO(ok(capfd, "predict", copy, "--data", data, "--checkpoint",
+                                   "best")[0]))
+    np.testing.assert_allclose(rows["p_+1"], fresh.predict(d["X"]).probabilities[:, 1], rtol=1e-5)
+
+
+# ---------------------------------------------------------------- validation split or nothing
+def test_eval_scores_the_validation_split_and_says_so(capfd, workdir):
+    Path("tiny.yaml").write_text(tiny_spec())  # 200 samples, val_split 0.25
+    ok(capfd, "train", "tiny.yaml", "-q")
+    run = workdir / "runs" / "tiny-pulses"
+    out, _ = ok(capfd, "eval", run)
+    assert out.startswith("the validation split of builtin pulses") and "on 50 samples" in out
+    s = json.loads(ok(capfd, "eval", run, "--json")[0])
+    summary = json.loads((run / "summary.json").read_text())["final"]
+    assert s["n"] == 50 and s["data"].startswith("the validation split")
+    assert s["loss"] == pytest.approx(summary["val_loss"], rel=1e-5)
+    assert s["accuracy"] == pytest.approx(summary["val_accuracy"])
+
+
+def test_eval_without_validation_data_is_an_error_not_the_training_data(capfd, workdir):
+    Path("all.yaml").write_text(tiny_spec(name="all", data={"val_split": 0}))
+    ok(capfd, "train", "all.yaml", "-q")
+    run = workdir / "runs" / "all"
+    err = bad(capfd, "eval", run)
+    assert "no validation data" in err and "data.val_split" in err and "--data" in err
+    assert "spec.yaml" in err
+    np.savez("other.npz", X=np.random.default_rng(1).standard_normal((30, 32)), y=np.ones(30))
+    assert json.loads(ok(capfd, "eval", run, "--data", "other.npz", "--json")[0])["n"] == 30
+
+
+# ---------------------------------------------------------------- pictures
+def test_eval_plot_draws_the_confusion_matrix(runs, capfd, workdir):
+    run, data = runs["softmax_cross_entropy"]
+    _, err = ok(capfd, "eval", run, "--data", data, "--plot", "cm.png")
+    assert Path("cm.png").read_bytes()[:8] == PNG_MAGIC and "cm.png" in err
+    s = json.loads(ok(capfd, "eval", run, "--data", data, "--json")[0])
+    fig = score_plots.confusion_figure(s["confusion_matrix"], s["classes"])
+    counts, share = fig.axes
+    assert len(fig.axes) == 2
+    for ax in (counts, share):
+        assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+        assert [t.get_text() for t in ax.get_xticklabels()] == s["classes"]
+        assert [t.get_text() for t in ax.get_yticklabels()] == s["classes"]
+    np.testing.assert_array_equal(counts.images[0].get_array(), s["confusion_matrix"])
+    rows = np.asarray(s["confusion_matrix"], dtype=float)
+    np.testing.assert_allclose(share.images[0].get_array(), rows / rows.sum(axis=1, keepdims=True))
+    assert [t.get_text() for t in counts.texts] == [str(v) for row in s["confusion_matrix"]
+                                                    for v in row]
+
+
+def test_eval_plot_draws_predicted_against_true_for_regression(runs, capfd, workdir):
+    run, data = runs["mae"]
+    ok(capfd, "eval", run, "--data", data, "--plot", "reg.png")
+    assert Path("reg.png").read_bytes()[:8] == PNG_MAGIC
+    model = bpcli.load_run(run)
+    d = np.load(data)
+    ev = evaluate.evaluate(model, Dataset(d["X"], d["y"], "d"))
+    fig = score_plots.regression_figure(ev.truth, ev.prediction.output)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "true value" and ax.get_ylabel() == "predicted value"
+    points = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(points[:, 0], d["y"].reshape(-1))
+    np.testing.assert_allclose(points[:, 1], model.forward(d["X"]).reshape(-1), rtol=1e-6)
+    (identity,) = ax.get_lines()
+    x, y = identity.get_data()
+    np.testing.assert_array_equal(x, y)
+    assert min(x) <= points.min() and max(x) >= points.max()
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_input_is_one_paragraph_and_writes_nothing(runs, capfd, workdir):
+    run, data = runs["logistic"]
+    assert "nothere" in bad(capfd, "predict", "nothere", "--data", data)
+    assert "not a run folder" in bad(capfd, "eval", "nothere")
+    no_best = workdir / "no-best"
+    shutil.copytree(run, no_best)
+    (no_best / "best.npz").unlink()
+    for command in (["eval"], ["predict", "--data", data]):
+        err = bad(capfd, *command[:1], no_best, *command[1:], "--checkpoint", "best")
+        assert "best.npz" in err
+        err = bad(capfd, *command[:1], no_best, *command[1:], "--checkpoint", "latest")
+        assert "--checkpoint" in err and "final or best" in err
+    pd.DataFrame(np.zeros((3, FEATURES + 1))).to_csv("wide.csv", index=False)
+    err = bad(capfd, "predict", run, "--data", "wide.csv", "--out", "p.csv")
+    assert "wide.csv" in err and "(5,)" in err and "[4]" in err
+    assert not Path("p.csv").exists() and not list(workdir.glob(".p.csv*"))
+    pd.DataFrame({"a": [1.0, "x"], "b": [1, 2], "c": [1, 2], "d": [1, 2]}).to_csv("text.csv",
+                                                                                  index=False)
+    assert "text.csv" in (err := bad(capfd, "predict", run, "--data", "text.csv")) and "'x'" in err
+    assert "--plot" in bad(capfd, "eval", run, "--data", data, "--plot", "cm.bmpx")
+    assert "sum_squares" in bad(capfd, "eval", runs["sum_squares"][0], "--data",
+                                runs["sum_squares"][1], "--plot", "x.png")
+    assert not list(workdir.glob("*.png")) and not list(workdir.glob(".*tmp"))
+
+
+def test_every_loss_with_an_accuracy_is_a_classifier_and_none_is_both():
+    for d in LOSSES.values():
+        assert (d.accuracy is None) == (d.classifier is None), d.name
+        assert not (d.regressor and d.classifier), d.name
