@@ -21,6 +21,7 @@ from time import perf_counter
 
 import numpy as np
 
+from . import backend
 from .functions import COMPOSITIONS
 from .rules import PRIMITIVES, Primitive
 
@@ -209,8 +210,11 @@ class Builder:
         return Program(dict(self.inputs), list(self.eqns), dict(self.outputs), self._next, meta)
 
 
-def _value(env, a):
-    return env[a.id] if isinstance(a, Var) else a
+def _value(env, a, ref):
+    """An equation's input: a value of ``env``, or a constant (an array one on ``ref``'s device)."""
+    if isinstance(a, Var):
+        return env[a.id]
+    return backend.like(a, ref) if isinstance(a, np.ndarray) else a
 
 
 # ---------------------------------------------------------------- compiled plans
@@ -223,6 +227,7 @@ class _Plan:
     template: list
     inputs: list                 # (name, slot)
     steps: list                  # (fn, input slots, out slot, saved slot or -1)
+    arrays: list                 # slots of constants that are arrays: moved to the inputs' device
 
 
 def _bind(fn, params):
@@ -241,8 +246,9 @@ def _plan(prog: Program) -> _Plan:
             return len(template) - 1
         steps = [(_bind(e.prim.impl, e.params), tuple(slot_of(a) for a in e.inputs), e.out.id,
                   e.saved.id if e.saved is not None else -1) for e in prog.eqns]
+        arrays = [i for i in range(prog.n_vars, len(template)) if isinstance(template[i], np.ndarray)]
         plan = prog._plans["forward"] = _Plan(template, [(n, v.id) for n, v in prog.inputs.items()],
-                                              steps)
+                                              steps, arrays)
     return plan
 
 
@@ -280,13 +286,19 @@ def evaluate(prog: Program, values: dict, until: str | None = None, timings=None
 
     ``until`` names the output after which to stop (so ``forward`` never
     touches the loss's label inputs). ``timings``, a list as long as the
-    program, gets each equation's seconds added (``bpcli bench``).
+    program, gets each equation's seconds added (``bpcli bench``; on a GPU each equation is
+    waited for, so its time is its own). The values may all live on the host or all on one
+    GPU (:mod:`~bpcli.engine.backend`); array constants follow them there.
     """
     plan = _plan(prog)
     env = plan.template.copy()
     for name, slot in plan.inputs:
         if name in values:
             env[slot] = values[name]
+    if plan.arrays:
+        ref = backend.any_array(values.values())
+        for slot in plan.arrays:
+            env[slot] = backend.like(env[slot], ref)
     stop = prog.outputs[until].id if until else -1
     if any(slot == stop for _, slot in plan.inputs):  # the output is an input (identity layers)
         return env
@@ -299,6 +311,7 @@ def evaluate(prog: Program, values: dict, until: str | None = None, timings=None
         else:
             env[out] = r
         if timings is not None:
+            backend.synchronize(env[out])
             timings[k] += perf_counter() - t0
         if out == stop:
             break
@@ -357,6 +370,7 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
             if on_step is not None:
                 on_step(e, i, contrib, adj[slot])
         if timings is not None:
+            backend.synchronize(g)
             timings[k] += perf_counter() - t0
         if release:
             del args
@@ -368,13 +382,14 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
         g = adj.get(v.id)
         if g is None:
             g = np.zeros_like(env[v.id])
-        g = np.asarray(g)
+        g = backend.as_array(g)
         # hand out plain arrays of their own: adjoints may be read-only broadcast views, and
         # pass-through rules (add, reshape) can give two inputs the very same array
-        if not (g.flags.c_contiguous and g.flags.writeable) or id(g) in handed:
+        if not backend.owned(g) or id(g) in handed:
             g = g.copy()
         handed.add(id(g))
         grads[n] = g
+    backend.synchronize(y)  # on a GPU: the adjoints are computed, not just queued, on return
     return grads
 
 
@@ -394,8 +409,9 @@ def forward_tangent(prog: Program, values: dict, tangents: dict, output: str, on
         if name in tangents:
             tan[v.id] = tangents[name]
     stop = prog.outputs[output].id
+    ref = backend.any_array(values.values())
     for e in prog.eqns:
-        args = [_value(env, a) for a in e.inputs]
+        args = [_value(env, a, ref) for a in e.inputs]
         y = e.prim.impl(*args, **e.params)
         if e.saved is not None:
             y, env[e.saved.id] = y

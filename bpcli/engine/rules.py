@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+
+from . import backend
 
 
 class Notation(NamedTuple):
@@ -151,6 +152,11 @@ def _expand(g, shape, axis, keepdims):
     return g
 
 
+def _inverse(perm):
+    """The permutation that undoes ``perm``, as a tuple of ints (shape arithmetic, on the host)."""
+    return tuple(int(i) for i in np.argsort(perm))
+
+
 def _count(shape, axis):
     return int(np.prod([shape[a] for a in _axes(axis, len(shape))]))
 
@@ -205,7 +211,7 @@ defprim("maximum", np.maximum, _bshape,
         jvp=[lambda t, y, a, b: t * (a > b),
              lambda t, y, a, b: t * (a <= b)],
         notation=_n("max({0}, {1})", "{d} × I[{0} > {1}]", "{d} × I[{0} ≤ {1}]"),
-        flops=_each_output, branch=lambda a, b: np.asarray(a) > np.asarray(b),
+        flops=_each_output, branch=np.greater,
         names=("max", "maximum"))
 
 defprim("logaddexp", np.logaddexp, _bshape,
@@ -290,8 +296,8 @@ defprim("sum", lambda x, *, axis=None, keepdims=False: np.sum(x, axis=axis, keep
 
 
 def _mean(x, *, axis=None, keepdims=False):
-    # np.add.reduce skips np.mean's Python wrapper (~15 µs a call); float32 stays float32
-    return np.add.reduce(x, axis=axis, keepdims=keepdims) / _count(x.shape, axis)
+    # the sum method skips np.mean's Python wrapper (~15 µs a call); float32 stays float32
+    return x.sum(axis=axis, keepdims=keepdims) / _count(x.shape, axis)
 
 
 defprim("mean", _mean,
@@ -329,7 +335,7 @@ def _max(x, *, axis=None, keepdims=False):
         y = view[(Ellipsis,) + spots[0]].copy()
         for spot in spots[1:]:
             np.maximum(y, view[(Ellipsis,) + spot], out=y)
-        argmax = np.zeros(y.shape + (1,), dtype=np.intp)
+        argmax = np.zeros(y.shape + (1,), dtype=np.intp, like=x)
         for r in reversed(range(count)):
             np.copyto(argmax[..., 0], r, where=view[(Ellipsis,) + spots[r]] == y)
     return y.reshape(_reduced_shape(x.shape, axis, keepdims)), argmax
@@ -338,10 +344,10 @@ def _max(x, *, axis=None, keepdims=False):
 def _max_vjp(g, y, x, *, axis=None, keepdims=False, saved):
     axes = _axes(axis, x.ndim)
     kept = tuple(a for a in range(x.ndim) if a not in axes)
-    gx = np.zeros(saved.shape[:-1] + (_count(x.shape, axis),), dtype=g.dtype)
+    gx = np.zeros(saved.shape[:-1] + (_count(x.shape, axis),), dtype=g.dtype, like=saved)
     np.put_along_axis(gx, saved, np.reshape(g, saved.shape), axis=-1)
     gx = gx.reshape(tuple(x.shape[a] for a in kept + axes))
-    return gx.transpose(np.argsort(kept + axes))
+    return gx.transpose(_inverse(kept + axes))
 
 
 def _max_jvp(t, y, x, *, axis=None, keepdims=False):
@@ -402,7 +408,8 @@ defprim("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape), _broadcas
 def _pad(x, widths, value=0.0):
     """Constant padding, zeros unless ``value``; np.pad costs ~40 µs of Python per call, this ~3 µs."""
     shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths))
-    out = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
+    out = (np.zeros(shape, dtype=x.dtype, like=x) if value == 0
+           else np.full(shape, value, dtype=x.dtype, like=x))
     out[tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, widths))] = x
     return out
 
@@ -439,7 +446,7 @@ def _windows(x, *, kernel, stride, dilation):
     st = x.strides
     strides = (st[:-nd] + tuple(st[-nd + i] * stride[i] for i in range(nd))
                + tuple(st[-nd + i] * dilation[i] for i in range(nd)))
-    return as_strided(x, lead + out + tuple(kernel), strides, writeable=False)
+    return backend.as_strided(x, lead + out + tuple(kernel), strides)
 
 
 def _windows_shape(s, *, kernel, stride, dilation):
@@ -463,10 +470,10 @@ def _windows_transpose(g, x_shape, kernel, stride, dilation):
         tiled = g.transpose(perm).reshape(g.shape[:lead] + tuple(o * k for o, k in zip(out, kernel)))
         if tiled.shape == tuple(x_shape):
             return tiled
-        gx = np.zeros(x_shape, dtype=g.dtype)   # a remainder that no window covers gets zero
+        gx = np.zeros(x_shape, dtype=g.dtype, like=g)  # a remainder no window covers gets zero
         gx[(Ellipsis,) + tuple(slice(0, n) for n in tiled.shape[lead:])] = tiled
         return gx
-    gx = np.zeros(x_shape, dtype=g.dtype)
+    gx = np.zeros(x_shape, dtype=g.dtype, like=g)
     for offset in np.ndindex(*kernel):
         sl = tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
                    for o, d, s, n in zip(offset, dilation, stride, out))
@@ -500,12 +507,12 @@ def _as_matrices(g, a, b):
 
 
 def _matmul_vjp_a(g, y, a, b):
-    g, a2, b2 = _as_matrices(g, np.asarray(a), np.asarray(b))
+    g, a2, b2 = _as_matrices(g, backend.as_array(a), backend.as_array(b))
     return unbroadcast(g @ _swap(b2), a2.shape).reshape(np.shape(a))
 
 
 def _matmul_vjp_b(g, y, a, b):
-    g, a2, b2 = _as_matrices(g, np.asarray(a), np.asarray(b))
+    g, a2, b2 = _as_matrices(g, backend.as_array(a), backend.as_array(b))
     return unbroadcast(_swap(a2) @ g, b2.shape).reshape(np.shape(b))
 
 
@@ -580,7 +587,7 @@ def _conv_vjp_x(g, y, x, w, *, stride, dilation, saved):
     dcols = w.reshape(w.shape[0], -1).T @ g.reshape(n, w.shape[0], -1)   # (N, C*K, P)
     so = g.shape[2:]
     perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
-    dwin = dcols.reshape((n, c) + tuple(kernel) + so).transpose(np.argsort(perm))
+    dwin = dcols.reshape((n, c) + tuple(kernel) + so).transpose(_inverse(perm))
     return _windows_transpose(dwin, x.shape, tuple(kernel), stride, dilation)
 
 
@@ -638,15 +645,17 @@ def _toeplitz_shape(sw, *, size, pad, stride, dilation):
 
 
 def _toeplitz(w, *, size, pad, stride, dilation):
-    rows, cols, taps = _toeplitz_index(w.shape, size, pad, stride, dilation)
+    rows, cols, taps = (backend.like(i, w) for i in _toeplitz_index(w.shape, size, pad, stride,
+                                                                     dilation))
     T = np.zeros(_toeplitz_shape(w.shape, size=size, pad=pad, stride=stride, dilation=dilation),
-                 dtype=w.dtype)
+                 dtype=w.dtype, like=w)
     T[rows, cols] = w.reshape(-1)[taps]
     return T
 
 
 def _toeplitz_vjp(g, y, w, *, size, pad, stride, dilation):
-    rows, cols, taps = _toeplitz_index(w.shape, size, pad, stride, dilation)
+    rows, cols, taps = (backend.like(i, g) for i in _toeplitz_index(w.shape, size, pad, stride,
+                                                                     dilation))
     gw = np.bincount(taps, weights=g[rows, cols], minlength=w.size)
     return gw.reshape(w.shape).astype(g.dtype, copy=False)
 
