@@ -407,8 +407,8 @@ def test_bad_input_is_one_paragraph_and_writes_nothing(runs, capfd, workdir):
         err = bad(capfd, *command[:1], no_best, *command[1:], "--checkpoint", "best")
         assert "best.npz" in err
         err = bad(capfd, *command[:1], no_best, *command[1:], "--checkpoint", "latest")
-        assert "--checkpoint" in err and "final or best" in err
-    pd.DataFrame(np.zeros((3, FEATURES + 1))).to_csv("wide.csv", index=False)
+        assert "--checkpoint" in err and "final, best" in err and "latest" in err
+    pd.DataFrame(np.zeros((3, FEATURES + 1)), columns=list("abcde")).to_csv("wide.csv", index=False)
     err = bad(capfd, "predict", run, "--data", "wide.csv", "--out", "p.csv")
     assert "wide.csv" in err and "(5,)" in err and "[4]" in err
     assert not Path("p.csv").exists() and not list(workdir.glob(".p.csv*"))
@@ -425,3 +425,36 @@ def test_every_loss_with_an_accuracy_is_a_classifier_and_none_is_both():
     for d in LOSSES.values():
         assert (d.accuracy is None) == (d.classifier is None), d.name
         assert not (d.regressor and d.classifier), d.name
+
+
+# ---------------------------------------------------------------- pictures in, names out
+def test_predict_on_a_folder_of_pictures_names_files_and_classes(capfd, workdir):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    bar = {"horizontal": lambda a, k: a.__setitem__((k, slice(None)), 1.0),
+           "vertical": lambda a, k: a.__setitem__((slice(None), k), 1.0)}
+    for kind, draw in bar.items():
+        for i in range(12):
+            a = 0.1 * rng.random((8, 8))
+            draw(a, int(rng.integers(1, 7)))
+            Path("train", kind).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.round(a * 255).astype(np.uint8)).save(f"train/{kind}/{i}.png")
+    Path("new").mkdir()
+    for i, kind in enumerate(["vertical", "horizontal", "vertical"]):
+        a = np.zeros((8, 8))
+        bar[kind](a, 3 + i)
+        Image.fromarray(np.round(a * 255).astype(np.uint8)).save(f"new/{i}_{kind}.png")
+    Path("bars.yaml").write_text(yaml.safe_dump({
+        "name": "bars", "input": [1, 8, 8], "seed": 0, "data": {"path": "train", "val_split": 0.25},
+        "layers": ["flatten", {"dense": {"units": 2}}], "loss": "softmax_cross_entropy",
+        "optimizer": {"name": "adam", "lr": 0.05}, "training": {"epochs": 30, "batch_size": 6}}))
+    ok(capfd, "train", "bars.yaml", "-q")
+    run = workdir / "runs" / "bars"
+    s = json.loads(ok(capfd, "eval", run, "--json")[0])
+    assert s["classes"] == ["horizontal", "vertical"] and s["n"] == 6
+    rows = pd.read_csv(StringIO(ok(capfd, "predict", run, "--data", "new")[0]))
+    assert list(rows.columns) == ["file", "prediction", "p_horizontal", "p_vertical"]
+    assert rows["file"].tolist() == ["0_vertical.png", "1_horizontal.png", "2_vertical.png"]
+    assert rows["prediction"].tolist() == ["vertical", "horizontal", "vertical"]
+    np.testing.assert_allclose(rows["p_horizontal"] + rows["p_vertical"], 1.0, rtol=1e-6)

@@ -23,7 +23,8 @@ CHECKPOINT = option("final", check=one_of("final", "best"),
 @command
 def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli train"),
           data: Optional[Path] = typer.Option(None, help="file or folder to score (.npz, .csv, "
-                                                         "X.npy + y.npy) [default: the validation "
+                                                         "X.npy + y.npy, class folders of "
+                                                         "pictures) [default: the validation "
                                                          "split of the run's data]"),
           target: Optional[str] = typer.Option(None, help="label column of a .csv file [default: "
                                                           "the run's]"),
@@ -80,8 +81,8 @@ def _show(s: dict) -> None:
 
 @command
 def predict(run: Path = typer.Argument(..., help="run folder written by bpcli train"),
-            data: Path = typer.Option(..., help="file or folder of inputs (.npz, .csv, X.npy); "
-                                                "a label column or y array is ignored"),
+            data: Path = typer.Option(..., help="file or folder of inputs (.npz, .csv, X.npy, "
+                                                "pictures); labels in it are ignored"),
             out_file: Optional[Path] = typer.Option(None, "--out", help="write the table to "
                                                     "FILE.csv [default: stdout]"),
             checkpoint: str = CHECKPOINT,
@@ -92,9 +93,10 @@ def predict(run: Path = typer.Argument(..., help="run folder written by bpcli tr
     outputs. Inputs are run 4096 samples at a time."""
     from .. import load_run
     from ..train import evaluate as ev
+    from ..train.data import read
 
     model = load_run(run, checkpoint)
-    dataset = ev.read(model.spec, data, labels="none")
+    dataset = read(model.spec, data, labels="none")
     rows = ev.prediction_rows(model, dataset)
     fmt = "json" if as_json else "csv"
     if out_file is None:

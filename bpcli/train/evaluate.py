@@ -1,6 +1,7 @@
 """A trained model on data: what ``bpcli eval`` scores and what ``bpcli predict`` writes.
 
-The data is read with the options the run was trained with (:func:`read`); eval scores the
+The data is read with the options the run was trained with (:func:`bpcli.train.data.read` with
+the run's resolved spec: columns, class names, picture sizes); eval scores the
 file given, else the run's validation split (never its training data); predict turns each
 chunk of samples into rows, so an input of any size needs bounded memory.
 """
@@ -20,56 +21,11 @@ from ..errors import InputError
 from ..explain import metrics
 from ..explain import score_plots
 from ..nn.model import PREDICT_BATCH, Model, Prediction
-from ..spec.validate import set_value, with_data
+from ..spec.validate import set_value
 from .run import fit
 
 
 # ---------------------------------------------------------------- the data
-def read(spec, path=None, *, labels: str = "required") -> data.Dataset:
-    """The data at ``path`` (a file or folder; None: the spec's own ``data:``) read with the
-    spec's data options. ``labels``: "required" (eval), "optional" or "none" (predict: labels
-    are dropped, and a CSV need not have the label column)."""
-    if path is None:
-        return data.from_spec(spec)
-    target = spec.data["data"]["target"] if spec.data["data"] else "y"
-    if labels != "required" and _csv_without(path, target):
-        return _csv_features(Path(path))
-    found = data.from_spec(with_data(spec, path))
-    return data.Dataset(found.X, None if labels == "none" else found.y, str(path))
-
-
-def _csv_without(path, column: str) -> bool:
-    # the header alone tells; a file that cannot be read is left for the reader to report
-    import pandas as pd
-
-    if Path(path).suffix.lower() != ".csv" or not Path(path).is_file():
-        return False
-    try:
-        return column not in pd.read_csv(path, nrows=0).columns
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return False
-
-
-def _csv_features(path: Path) -> data.Dataset:
-    """A CSV of features only: every column an input, every value a number."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, index_col=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read CSV: {str(e).strip()}", file=str(path)) from None
-    numbers = df.apply(pd.to_numeric, errors="coerce")
-    bad = (numbers.isna() & df.notna()).to_numpy() | ~np.isfinite(numbers.to_numpy(float))
-    if df.empty:
-        raise InputError("CSV has no data rows", file=str(path))
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise InputError(f"row {row + 2}, column {df.columns[col]!r}: {df.iat[row, col]!r} is not "
-                         f"a finite number (line {row + 2} of the file, counting the header)",
-                         file=str(path))
-    return data.Dataset(numbers.to_numpy(float), None, str(path))
-
-
 def scored_data(model: Model, path=None, target: str | None = None) -> data.Dataset:
     """What eval scores: the file at ``path`` (labels in column ``target`` of a CSV, default the
     run's), else the validation split of the data the run trained on, drawn as training drew it.
@@ -78,10 +34,12 @@ def scored_data(model: Model, path=None, target: str | None = None) -> data.Data
     would pass off how well the model remembers as how well it generalises.
     """
     spec = model.spec
+    # a loss without labels (sum_squares) scores inputs alone
+    labels = "none" if model.loss_def.label_shape(model.output_shape) is None else "required"
     if path is not None:
         if target is not None:
             spec = set_value(spec, "data", {**(spec.data["data"] or {}), "target": target})
-        return read(spec, path)
+        return data.read(spec, path, labels=labels)
     cfg = spec.data["data"]
     no_split = InputError("the run has no validation data to score: it trained on every sample "
                           f"of its data (data.val_split is {cfg['val_split']}); give --data FILE "
@@ -89,7 +47,7 @@ def scored_data(model: Model, path=None, target: str | None = None) -> data.Data
                           path="data.val_split")
     if not cfg["val_split"]:
         raise no_split
-    whole = read(spec)
+    whole = data.read(spec, labels=labels)
     _, val = data.split(whole, cfg["val_split"], spec.data["seed"])
     if val is None:
         raise no_split
@@ -210,14 +168,18 @@ def table(model: Model, p: Prediction):
 def prediction_rows(model: Model, dataset: data.Dataset, *,
                     chunk: int = PREDICT_BATCH) -> Iterator:
     """:func:`table` for ``chunk`` samples at a time, in input order, the sample shape checked
-    before the first chunk is run."""
+    before the first chunk is run; a ``file`` column first where the samples have names (the
+    pictures of a folder)."""
     try:
         model.predict(dataset.X[:0])
     except InputError as e:  # the message names the file the samples came from
         e.file = e.file or dataset.source
         raise
     for start in range(0, dataset.X.shape[0], chunk):
-        yield table(model, model.predict(dataset.X[start:start + chunk], batch_size=chunk))
+        rows = table(model, model.predict(dataset.X[start:start + chunk], batch_size=chunk))
+        if dataset.names is not None:
+            rows.insert(0, "file", dataset.names[start:start + chunk])
+        yield rows
 
 
 def write_rows(frames, stream, fmt: str = "csv") -> int:
