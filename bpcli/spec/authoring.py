@@ -34,7 +34,7 @@ def validate_spec(source, sets=()) -> dict:
 def _data(spec: Spec) -> str | None:
     """Where the spec's data comes from; a data file that is not there is an error already."""
     cfg = spec.data["data"]
-    if cfg is None:
+    if cfg is None or not (cfg["builtin"] or cfg["path"]):  # options only: --data gives the file
         return None
     if cfg["builtin"]:
         return f"builtin {cfg['builtin']} (n={cfg['n']})"
