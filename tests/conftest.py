@@ -12,6 +12,20 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(params=["cpu", "gpu"])
+def device(request):
+    """Each device the engine can run on: cpu always, gpu where CuPy finds a CUDA GPU (elsewhere
+    skipped, saying which is missing)."""
+    from bpcli.engine import backend
+    from bpcli.errors import InputError
+
+    try:
+        backend.check(request.param)
+    except InputError as e:
+        pytest.skip(f"no {request.param} here: {e}")
+    return request.param
+
+
 @pytest.fixture
 def torch():
     """PyTorch, the reference a comparison test checks against: only such a test asks for it, so

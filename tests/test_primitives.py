@@ -10,7 +10,8 @@ weighting, ``s = sum(y * r)``. Then
         <v, jvp_i(u)> == <vjp_i(v), u>      (J u paired with v equals u paired with J^T v).
 
 Inputs are float64, drawn from fixed seeds; log, div and pow get inputs away
-from zero, relu and maximum inputs away from their kinks.
+from zero, relu and maximum inputs away from their kinks. (a) to (c) run on every device
+(the ``device`` fixture): the values move there, the references stay NumPy on the host.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bpcli.engine import PRIMITIVES, Builder, backward, evaluate, forward_tangent
+from bpcli.engine import PRIMITIVES, Builder, backend, backward, evaluate, forward_tangent
 
 H = 1e-6                    # central-difference step
 RTOL, ATOL = 1e-6, 1e-8     # central differences are good to about h^2 and eps/h
@@ -219,8 +220,8 @@ def test_every_primitive_has_a_case():
 class Traced:
     """``y = prim(*args)`` and ``s = sum(y * r)`` as one program, with the values to run it on."""
 
-    def __init__(self, prim, args, params, seed=0):
-        self.prim, self.args, self.params = PRIMITIVES[prim], args, params
+    def __init__(self, prim, args, params, seed=0, device="cpu"):
+        self.prim, self.args, self.params, self.device = PRIMITIVES[prim], args, params, device
         b = Builder()
         self.names, call, self.values = [], [], {}
         for i, a in enumerate(args):
@@ -250,8 +251,11 @@ class Traced:
     def var_positions(self):
         return [i for i, a in enumerate(self.args) if isinstance(a, In)]
 
+    def on_device(self, values: dict) -> dict:
+        return {k: backend.to_device(v, self.device) for k, v in values.items()}
+
     def run(self, values, out):
-        return evaluate(self.prog, values)[self.prog.outputs[out].id]
+        return backend.to_host(evaluate(self.prog, self.on_device(values))[self.prog.outputs[out].id])
 
     def shifted(self, name, delta):
         return dict(self.values, **{name: self.values[name] + delta})
@@ -259,8 +263,8 @@ class Traced:
 
 def check_reverse(t: Traced):
     """backward's ds/dx against (s(x + h e_j) - s(x - h e_j)) / 2h for every entry j of every input."""
-    env = evaluate(t.prog, t.values)
-    grads = backward(t.prog, env, "s", t.names)
+    env = evaluate(t.prog, t.on_device(t.values))
+    grads = {k: backend.to_host(g) for k, g in backward(t.prog, env, "s", t.names).items()}
     for name in t.names:
         x = t.values[name]
         assert grads[name].shape == x.shape, name
@@ -276,7 +280,8 @@ def check_forward(t: Traced, seed=1):
     """forward_tangent's dy along u against (y(x + h u) - y(x - h u)) / 2h, all inputs moving at once."""
     rng = np.random.default_rng(seed)
     u = {n: rng.standard_normal(t.values[n].shape) for n in t.names}
-    value, tangent = forward_tangent(t.prog, t.values, u, "y")
+    value, tangent = map(backend.to_host,
+                         forward_tangent(t.prog, t.on_device(t.values), t.on_device(u), "y"))
     plus = dict(t.values, **{n: t.values[n] + H * u[n] for n in t.names})
     minus = dict(t.values, **{n: t.values[n] - H * u[n] for n in t.names})
     numeric = (t.run(plus, "y") - t.run(minus, "y")) / (2 * H)
@@ -284,7 +289,7 @@ def check_forward(t: Traced, seed=1):
     assert np.shape(tangent) == np.shape(t.y_value)
     np.testing.assert_allclose(tangent, numeric, rtol=RTOL, atol=ATOL)
     # and the scalar s = sum(y * r): its tangent is sum(dy * r)
-    _, ds = forward_tangent(t.prog, t.values, u, "s")
+    ds = backend.to_host(forward_tangent(t.prog, t.on_device(t.values), t.on_device(u), "s")[1])
     s_numeric = (t.run(plus, "s") - t.run(minus, "s")) / (2 * H)
     np.testing.assert_allclose(ds, s_numeric, rtol=RTOL, atol=ATOL)
 
@@ -293,11 +298,15 @@ def check_adjoint(t: Traced, seed=2):
     """<v, J_i u> == <J_i^T v, u> with J_i u = jvp[i](u, ...) and J_i^T v = vjp[i](v, ...)."""
     rng = np.random.default_rng(seed)
     xs, y = t.arrays(), t.y_value
+    # inputs and array constants move, as the engine moves them; number constants stay numbers
+    dxs = [backend.to_device(x, t.device) if isinstance(x, np.ndarray) else x for x in xs]
+    dy, dsaved = backend.to_device(y, t.device), t.on_device(t.saved)
     for i in t.var_positions():
         u = rng.standard_normal(np.shape(xs[i]))
         v = rng.standard_normal(np.shape(y))
-        Ju = np.asarray(t.prim.jvp[i](u, y, *xs, **t.params))
-        JTv = np.asarray(t.prim.vjp[i](v, y, *xs, **t.params, **t.saved))
+        Ju = backend.to_host(t.prim.jvp[i](backend.to_device(u, t.device), dy, *dxs, **t.params))
+        JTv = backend.to_host(t.prim.vjp[i](backend.to_device(v, t.device), dy, *dxs, **t.params,
+                                            **dsaved))
         assert Ju.shape == np.shape(y), f"jvp[{i}] gives {Ju.shape}, output is {np.shape(y)}"
         assert JTv.shape == np.shape(xs[i]), f"vjp[{i}] gives {JTv.shape}, input is {np.shape(xs[i])}"
         lhs, rhs = np.sum(v * Ju), np.sum(JTv * u)
@@ -323,9 +332,9 @@ _ids = [c.id for c in CASES]
 
 
 @pytest.fixture(params=CASES, ids=_ids)
-def traced(request):
+def traced(request, device):
     c = request.param
-    return Traced(c.prim, c.args, c.params)
+    return Traced(c.prim, c.args, c.params, device=device)
 
 
 def test_shape_rule_matches_impl(traced):

@@ -12,7 +12,7 @@ import typer
 
 from ..spec.fields import one_of
 from . import command, err, out
-from .options import option
+from .options import device_option, option
 from .render import cell
 
 CHECKPOINT = option("final", check=one_of("final", "best"),
@@ -32,14 +32,15 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
           as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
           plot: Optional[Path] = typer.Option(None, help="draw FILE.png: the confusion matrix "
                                                          "(counts and row-normalised), or "
-                                                         "predicted against true values")):
+                                                         "predicted against true values"),
+          device: Optional[str] = device_option()):
     """Loss and scores of a trained run: accuracy, confusion matrix, per-class precision, recall
     and F1, macro F1 and (logistic, hinge) ROC AUC for classifiers; MAE, RMSE and R² for
     regression. Without --data, the run's validation split (an error when it has none)."""
     from .. import load_run
     from ..train import evaluate as ev
 
-    model = load_run(run, checkpoint)
+    model = load_run(run, checkpoint).to(device)
     if plot is not None:
         ev.check_plot(model, plot)
     dataset = ev.scored_data(model, data, target)
@@ -87,7 +88,8 @@ def predict(run: Path = typer.Argument(..., help="run folder written by bpcli tr
                                                     "FILE.csv [default: stdout]"),
             checkpoint: str = CHECKPOINT,
             as_json: bool = typer.Option(False, "--json", help="a JSON list of row objects "
-                                                               "instead of CSV")):
+                                                               "instead of CSV"),
+            device: Optional[str] = device_option()):
     """The trained model's answer for every input sample, in input order: the predicted class
     and class probabilities (p_<class>; the positive class's for logistic), or the regression
     outputs. Inputs are run 4096 samples at a time."""
@@ -95,7 +97,7 @@ def predict(run: Path = typer.Argument(..., help="run folder written by bpcli tr
     from ..train import evaluate as ev
     from ..train.data import read
 
-    model = load_run(run, checkpoint)
+    model = load_run(run, checkpoint).to(device)
     dataset = read(model.spec, data, labels="none")
     rows = ev.prediction_rows(model, dataset)
     fmt = "json" if as_json else "csv"

@@ -13,7 +13,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..spec.fields import nonneg_int, one_of, positive_float, positive_int
 from . import SPEC, command, err, out
-from .options import int_between, option, spec_check, threads_option
+from .options import device_option, int_between, option, spec_check, threads_option
 
 
 @command
@@ -76,13 +76,14 @@ def bench(spec: Path = SPEC,
           dtype: Optional[str] = option(None, check=spec_check("dtype"),
                                         help="float32 or float64 [default: the spec's]"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-          threads: Optional[int] = threads_option()):
+          threads: Optional[int] = threads_option(),
+          device: Optional[str] = device_option()):
     """Time forward and backward of each layer of SPEC on a random batch."""
     from ..nn.model import Model
     from ..explain.timing import profile
     from ..spec.validate import load
 
-    report = profile(Model(load(spec), dtype=dtype), batch, steps)
+    report = profile(Model(load(spec), dtype=dtype).to(device), batch, steps)
     if as_json:  # a layer is an Origin: written as it reads, conv1d's "layers[0] (conv1d)"
         print(json.dumps(report))
         return

@@ -38,6 +38,26 @@ def threads_option():
                   f"the same spec, data, seed and thread count give the same bits")
 
 
+def device_option():
+    """``--device cpu|gpu``: where the command's model and arrays live (GPU: CuPy). Checked before
+    the command starts, as every option: a device that is not there (no CuPy, no CUDA GPU) is an
+    error naming --device. The command moves its model there itself (``Model.to``)."""
+    return option(None, check=_device_here, help="cpu or gpu (CuPy on a CUDA GPU: pip install "
+                  "'bpcli[gpu]') [default: train: the spec's training.device; others: cpu]")
+
+
+def _device_here(v):
+    """The check of --device: a device the spec accepts and this machine has."""
+    from ..engine.backend import check
+
+    v = spec_check("training.device")(v)
+    try:
+        check(v)
+    except InputError as e:
+        raise Invalid(e.message) from None
+    return v
+
+
 def spec_check(path: str):
     """The check of the spec field at ``path`` (``seed``, ``training.epochs``): an option that
     overrides a field accepts exactly what the field does."""

@@ -10,7 +10,7 @@ import typer
 from ..errors import InputError
 from ..spec.fields import one_of, positive_int
 from . import command, command_line, err
-from .options import option, spec_check, threads_option
+from .options import device_option, option, spec_check, threads_option
 from .render import report, with_progress
 
 
@@ -46,14 +46,16 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
           on_nan: str = option("stop", check=one_of("stop", "skip"),
                                help="a non-finite loss or gradient: stop (name the node, keep "
                                     "the last finite checkpoint) or skip the batch"),
-          threads: Optional[int] = threads_option()):
+          threads: Optional[int] = threads_option(),
+          device: Optional[str] = device_option()):
     """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
     from ..explain.gradcheck_report import summary_line
     from ..spec.validate import apply_sets, load, set_value
     from ..train import run
     from ..train.run_folder import RunFolder
 
-    options = {"checkpoint_every": checkpoint_every, "on_nan": on_nan, "threads": threads}
+    options = {"checkpoint_every": checkpoint_every, "on_nan": on_nan, "threads": threads,
+               "device": device}
     if resume is not None:
         ignored = [name for name, given in (("--set", set_), ("--seed", seed is not None),
                                             ("--data", data is not None),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import backward, evaluate, forward_tangent
+from ..engine import backend, backward, evaluate, forward_tangent
 from ..errors import InputError
 from ..spec.document import Spec
 from ..spec.fields import Invalid
@@ -22,7 +22,9 @@ class Step:
     """What one pass of :meth:`Model.step` gives: the loss trained on (``data_loss`` plus the
     regularization penalty ``reg_loss``, 0.0 without one), the network output (N, outputs), the
     gradients by parameter name (None without ``grad``) and, in training mode, the batch
-    statistics by output name (batchnorm's ``layers.<i>.batch_mean`` / ``batch_var``)."""
+    statistics by output name (batchnorm's ``layers.<i>.batch_mean`` / ``batch_var``). The
+    losses are floats and the output a host array whatever the model's device; the gradients
+    and batch statistics live where the parameters do."""
 
     loss: float
     data_loss: float
@@ -68,6 +70,10 @@ class Model:
     is the training program (the same object unless a layer is dropout or
     batchnorm); the API functions take ``train=True`` and, with dropout, the
     ``masks`` to use (:meth:`draw_masks`).
+
+    ``device`` is where the parameters, buffers and every step's arrays live: ``cpu`` (NumPy) as
+    built, ``gpu`` (CuPy) after :meth:`to`. Data and random draws are given on the host and
+    moved; outputs and losses come back to the host.
     """
 
     def __init__(self, spec: Spec, dtype=None):
@@ -87,6 +93,19 @@ class Model:
         self.params = self.init_params(spec.data["seed"])
         self.buffers = {b.name: np.full(b.shape, b.start, dtype=self.dtype)
                         for b in self.buffer_info}
+        self.device = "cpu"
+
+    def to(self, device: str | None) -> Model:
+        """Move the parameters and buffers to ``device`` (``cpu`` or ``gpu``; None: stay) and run
+        every later call there; returns the model. The arrays are replaced by copies on the
+        device. Raises InputError (without a path) when the device is not there."""
+        if device is None or device == self.device:
+            return self
+        backend.check(device)
+        self.params = {k: backend.to_device(w, device) for k, w in self.params.items()}
+        self.buffers = {k: backend.to_device(w, device) for k, w in self.buffers.items()}
+        self.device = device
+        return self
 
     # ------------------------------------------------------------ parameters
     def init_params(self, seed: int) -> dict[str, np.ndarray]:
@@ -97,12 +116,15 @@ class Model:
     def n_params(self) -> int:
         return int(sum(w.size for w in self.params.values()))
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Everything ``model.npz`` holds: the parameters and the buffers, by name."""
-        return {**self.params, **self.buffers}
+    def arrays(self, host: bool = False) -> dict[str, np.ndarray]:
+        """Everything ``model.npz`` holds: the parameters and the buffers, by name; the live
+        arrays on the model's device, or with ``host`` NumPy arrays as files hold them (copies
+        from a GPU, the live arrays on the CPU)."""
+        arrays = {**self.params, **self.buffers}
+        return {k: backend.to_host(w) for k, w in arrays.items()} if host else arrays
 
     def save(self, path) -> None:
-        np.savez(path, **self.arrays())
+        np.savez(path, **self.arrays(host=True))
 
     def load_params(self, path) -> None:
         """Parameters and buffers from a ``model.npz`` (or a checkpoint) written for this spec."""
@@ -119,7 +141,7 @@ class Model:
             if loaded[name].shape != w.shape:
                 raise InputError(f"{name} has shape {loaded[name].shape}, the spec needs {w.shape}",
                                  file=str(path))
-            w[...] = loaded[name]
+            w[...] = backend.to_device(loaded[name], self.device)
 
     def fit_preprocess(self, X) -> None:
         """Set the preprocessing statistics (spec's ``preprocess``) from training inputs X."""
@@ -127,8 +149,8 @@ class Model:
         if name == "none":
             return
         shift, scale = statistics(name, X)
-        self.buffers["preprocess.shift"][...] = shift
-        self.buffers["preprocess.scale"][...] = scale
+        self.buffers["preprocess.shift"][...] = backend.to_device(shift, self.device)
+        self.buffers["preprocess.scale"][...] = backend.to_device(scale, self.device)
 
     # ------------------------------------------------------------ training mode
     def draw_masks(self, n: int, rng) -> dict[str, np.ndarray]:
@@ -193,7 +215,12 @@ class Model:
 
     def inputs(self, X, y=None, masks=None) -> dict:
         """The program's input values by name: parameters, buffers, ``X``, ``y`` and, in training
-        mode, the dropout masks: what :func:`~bpcli.engine.evaluate` takes."""
+        mode, the dropout masks: what :func:`~bpcli.engine.evaluate` takes. Host data is moved
+        to the model's device."""
+        if self.device != "cpu":
+            X = backend.to_device(X, self.device)
+            y = None if y is None else backend.to_device(y, self.device)
+            masks = {k: backend.to_device(m, self.device) for k, m in (masks or {}).items()}
         values = dict(self.params, X=X)
         values.update(self.buffers)
         if y is not None:
@@ -215,7 +242,7 @@ class Model:
         prog, extra = self._mode(train, masks)
         env = evaluate(prog, self.inputs(X, y, extra))
         outs = prog.outputs
-        output = env[outs["output"].id]
+        output = backend.to_host(env[outs["output"].id])
         losses = {k: float(env[outs[k].id]) if k in outs else 0.0
                   for k in ("loss", "data_loss", "reg_loss")}
         stats = {name: env[outs[name].id] for u in self.updates for name in u.stats.values()
@@ -224,10 +251,10 @@ class Model:
         return Step(losses["loss"], losses["data_loss"], losses["reg_loss"], output, grads, stats)
 
     def forward(self, X, *, train: bool = False, masks=None) -> np.ndarray:
-        """The network output before the loss for raw X, shape (N, outputs)."""
+        """The network output before the loss for raw X, shape (N, outputs), a host array."""
         prog, extra = self._mode(train, masks)
         env = evaluate(prog, self.inputs(self.prepare_x(X), None, extra), until="output")
-        return env[prog.outputs["output"].id]
+        return backend.to_host(env[prog.outputs["output"].id])
 
     def loss(self, X, y=None, *, train: bool = False, masks=None) -> float:
         """The loss trained on (data loss plus any penalty) for raw X, y."""
@@ -251,7 +278,8 @@ class Model:
     def directional_derivative(self, X, y, direction: dict) -> tuple[float, float]:
         """Forward mode: the loss and dL along ``direction`` (a dict like params), in one pass."""
         X, y = self.prepare(X, y)
-        tangents = {k: np.asarray(v, dtype=self.dtype) for k, v in direction.items()}
+        tangents = {k: backend.to_device(np.asarray(v, dtype=self.dtype), self.device)
+                    for k, v in direction.items()}
         value, tangent = forward_tangent(self.program, self.inputs(X, y), tangents, "loss")
         return float(value), float(tangent)
 

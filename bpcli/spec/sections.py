@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 
+from ..engine.backend import DEVICES
 from ..nn.initializers import INITIALIZERS
 from ..nn.losses import LOSSES
 from ..nn.preprocess import DOC as PREPROCESS_DOC, check as preprocess_name
@@ -164,6 +165,9 @@ TRAINING = (
           "patience evaluations (see early_stopping fields); null: off"),
     Param("augment", _any, None, "random changes to each training batch, never to validation or "
           "eval data (see augment fields); null: off"),
+    Param("device", one_of(*DEVICES), "cpu", "where training runs: cpu (NumPy) or gpu (CuPy on a "
+          "CUDA GPU, pip install 'bpcli[gpu]'); random draws stay on the host, so both follow the "
+          "same samples and masks; --device wins"),
 )
 
 EARLY_STOPPING = (

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import backend
 from ..errors import InputError
 from ..nn.model import Model
 from .run_folder import atomic_write
@@ -104,18 +105,20 @@ def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
 
 
 def save_checkpoint(path: Path, arrays: dict, opt, state: TrainState) -> None:
-    """``arrays`` (the model's, by name), the optimizer's buffers and step count, the state."""
-    arrays = dict(arrays)
+    """``arrays`` (the model's, by name), the optimizer's buffers and step count, the state;
+    host copies of arrays on a device, so any device resumes the run."""
+    arrays = {k: backend.to_host(v) for k, v in arrays.items()}
     for entry, buffers in opt.state.items():
         for key, value in buffers.items():
-            arrays[f"__opt__/{entry}/{key}"] = np.asarray(value)
+            arrays[f"__opt__/{entry}/{key}"] = backend.to_host(value)
     arrays["__opt_t__"] = np.asarray(opt.t)
     arrays["__state__"] = np.array(state.to_json())  # a unicode array: no pickle needed to read
     atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path: Path, model: Model, opt) -> TrainState:
-    """Restore the model's arrays and the optimizer from a checkpoint; its :class:`TrainState`."""
+    """Restore the model's arrays and the optimizer from a checkpoint, onto the model's device;
+    its :class:`TrainState`."""
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -126,11 +129,11 @@ def load_checkpoint(path: Path, model: Model, opt) -> TrainState:
     for name, w in model.arrays().items():
         if name not in arrays or arrays[name].shape != w.shape:
             raise InputError(f"checkpoint does not fit the spec at {name}", file=str(path))
-        w[...] = arrays[name]
+        w[...] = backend.to_device(arrays[name], model.device)
     for key, value in arrays.items():
         if key.startswith("__opt__/"):
             _, entry, buf = key.split("/", 2)
-            opt.state.setdefault(entry, {})[buf] = value
+            opt.state.setdefault(entry, {})[buf] = backend.to_device(value, model.device)
     # checkpoints written before TrainState kept the step count in the state's JSON
     opt.t = int(arrays["__opt_t__"]) if "__opt_t__" in arrays else json.loads(text)["opt_t"]
     return state

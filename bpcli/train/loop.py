@@ -143,7 +143,7 @@ def locate_nonfinite(model: Model, X, y, masks=None) -> str:
     for e in prog.eqns:
         v = env[e.out.id]
         if not np.all(np.isfinite(v)):
-            return f"forward pass, {e.origin} {e.prim.name} (output {np.asarray(v).shape})"
+            return f"forward pass, {e.origin} {e.prim.name} (output {np.shape(v)})"
     found = []
 
     def watch(e, i, contrib, total):
@@ -160,12 +160,16 @@ class Trainer:
 
     ``progress(row, unit, total)`` is called after each metrics row: ``unit`` is ``epoch`` (or
     ``iteration`` for full-batch gd) and ``total`` the number of rows the run has at most.
+    ``device`` (``cpu``, ``gpu``; None: the spec's ``training.device``) is where the model, its
+    optimizer state and every batch live; the random draws (order, masks, augmentation) stay on
+    the host generators and are moved, so every device follows the same samples. Raises
+    InputError at ``training.device`` when that device is not there.
     """
 
     def __init__(self, model: Model, train_set, val_set, folder: RunFolder, *, source: str = "",
                  progress: Callable | None = None, command: str = "", checkpoint_every: int = 1,
                  on_nan: str = "stop", data_fingerprint: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, device: str | None = None):
         spec = model.spec.data
         self.model, self.folder = model, folder
         self.train_set, self.val_set = train_set, val_set
@@ -176,6 +180,10 @@ class Trainer:
         if self.tcfg["early_stopping"] is not None and val_set is None:
             raise model.spec.error("training.early_stopping", "needs validation data, but the "
                                                               "validation split is empty")
+        try:
+            model.to(device or self.tcfg["device"])
+        except InputError as e:  # --device is checked before the command starts: this is the spec's
+            raise model.spec.error("training.device", e.message) from None
         self.opt = OPTIMIZERS[self.cfg["name"]].make(self.cfg)
         self.n = train_set[0].shape[0]
         self.bs = check_batch(model, self.n)
@@ -444,7 +452,7 @@ class Trainer:
         log.close()
         self._flush_best(True)
         st, folder, last = self.state, self.folder, self.last_row
-        atomic_write(folder.model, lambda f: np.savez(f, **self.model.arrays()))
+        atomic_write(folder.model, lambda f: np.savez(f, **self.model.arrays(host=True)))
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         attempted = st.steps + st.skipped
         summary = {
@@ -473,6 +481,7 @@ class Trainer:
             "peak_rss_mb": round(peak_kb / 1024, 1),
             "threads": st.threads,
             "thread_pools": threads_info(),
+            "device": self.model.device,
             "command": self.command,
             "versions": {"bpcli": __version__, "numpy": np.__version__,
                          "python": platform.python_version()},

@@ -67,7 +67,8 @@ class Optimizer:
 
         Every rule here is elementwise, so it runs once on all parameters laid end to end
         (state ``ALL`` holds the buffers that way): the same update, with a dozen NumPy calls
-        per step instead of a dozen per tensor, which matters for small networks.
+        per step instead of a dozen per tensor, which matters for small networks. On a GPU the
+        parameters, gradients and buffers all live there and the same NumPy calls dispatch to CuPy.
         """
         self.t += 1
         grads = clip_by_global_norm(grads, self.cfg.get("grad_clip"))
@@ -81,7 +82,7 @@ class Optimizer:
             params[n] -= delta[start:start + size].reshape(params[n].shape)
             start += size
         # only the lecture's precision stop needs the step's size: two passes saved otherwise
-        return float(np.max(np.abs(delta), initial=0.0)) if measure else 0.0
+        return float(np.abs(delta).max()) if measure and delta.size else 0.0
 
     def delta(self, state, w, g, lr):
         """The amount to subtract from ``w`` this step."""
