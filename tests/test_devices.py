@@ -16,7 +16,7 @@ import types
 
 import numpy as np
 import pytest
-from helpers import run_arrays
+from helpers import run_arrays, tiny_spec
 from test_primitives import CASES, In, Traced
 
 from bpcli.cli import main
@@ -46,6 +46,10 @@ class DeviceArray(np.ndarray):
 
     def __setitem__(self, key, value):
         np.ndarray.__setitem__(self.view(np.ndarray), _unwrap(key), _unwrap(value))
+
+    def get(self):
+        """A host copy, as CuPy's ``get``."""
+        return self.view(np.ndarray).copy()
 
 
 def _unwrap(a):
@@ -143,3 +147,136 @@ def test_the_engine_runs_every_primitive_on_the_device(case):
     value, tangent = forward_tangent(t.prog, values, {n: dev(np.ones_like(values[n]))
                                                       for n in t.names}, "y")
     assert type(value) is DeviceArray and type(tangent) is DeviceArray, case.id
+
+
+# ---------------------------------------------------------------- training across devices
+# conv1d, batchnorm (buffers), dropout (masks) and adam (optimizer state): every kind of array
+SPEC = tiny_spec(layers=[{"conv1d": {"channels": 4, "kernel": 5, "pad": "same"}},
+                         {"batchnorm": {}}, "relu", {"dropout": {"rate": 0.25}}, {"dense": {"units": 1}}],
+                 training={"epochs": 2})
+COLUMNS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def _metrics(run):
+    import csv
+
+    with open(f"{run}/metrics.csv") as f:
+        return [[float(r[c]) for c in COLUMNS] for r in csv.DictReader(f)]
+
+
+def _train(workdir, out, *args):
+    spec = workdir / "spec.yaml"
+    spec.write_text(SPEC)
+    assert main(["train", str(spec), "-q", "--out", out, *args]) == 0
+
+
+def _same_run(a, b, exact):
+    """Two runs' metrics and final weights: the same bits, or the same to float32 rounding."""
+    ma, mb, wa, wb = _metrics(a), _metrics(b), run_arrays(a), run_arrays(b)
+    assert wa.keys() == wb.keys()
+    if exact:
+        assert ma == mb and all(np.array_equal(wa[k], wb[k]) for k in wa)
+    else:  # a GPU sums in another order: float32 rounding, over two epochs of steps
+        np.testing.assert_allclose(ma, mb, rtol=1e-4)
+        for k in wa:
+            np.testing.assert_allclose(wa[k], wb[k], rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+def _check_devices_agree(workdir, device, exact):
+    _train(workdir, "cpu", "--device", "cpu")
+    _train(workdir, "here", "--device", device)
+    _same_run("cpu", "here", exact)
+    # a checkpoint written on one device resumes on the other, both ways
+    for way, (first, then) in enumerate(((device, "cpu"), ("cpu", device))):
+        run = f"{first}-then-{then}-{way}"
+        _train(workdir, run, "--device", first, "--epochs", "1")
+        assert main(["train", "--resume", run, "--epochs", "2", "-q", "--device", then]) == 0
+        _same_run("cpu", run, exact)
+
+
+def test_training_and_resuming_agree_on_every_device(workdir, device):
+    _check_devices_agree(workdir, device, exact=device == "cpu")
+
+
+@pytest.fixture
+def stand_in_gpu(monkeypatch):
+    """``gpu`` played by the device-array stand-in: CuPy's entry points the backend calls,
+    answering with stand-ins, so every move between host and device runs as on a GPU and any
+    host array mixed in on the way (model, optimizer, checkpoint, batches) raises."""
+    def as_strided(x, shape, strides):
+        return _wrap(np.lib.stride_tricks.as_strided(x.view(np.ndarray), shape, strides))
+
+    cupy = types.ModuleType("cupy")
+    cupy.asarray = lambda a: np.array(a).view(DeviceArray)
+    stream = types.SimpleNamespace(synchronize=lambda: None)
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+                                      get_current_stream=lambda: stream)
+    lib, strided = types.ModuleType("cupy.lib"), types.ModuleType("cupy.lib.stride_tricks")
+    strided.as_strided = as_strided
+    for name, module in (("cupy", cupy), ("cupy.lib", lib), ("cupy.lib.stride_tricks", strided)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(backend, "_cupy", lambda: cupy)
+    monkeypatch.setattr(backend, "on_device", lambda x: isinstance(x, DeviceArray))
+    return "gpu"
+
+
+def test_training_and_resuming_on_the_stand_in_gpu_give_the_cpu_bits(workdir, stand_in_gpu):
+    # the same NumPy arithmetic behind the stand-in: any difference is a device-handling bug
+    _check_devices_agree(workdir, stand_in_gpu, exact=True)
+    assert '"device": "gpu"' in (workdir / "here" / "summary.json").read_text()
+
+
+def test_eval_predict_and_bench_run_on_the_stand_in_gpu(workdir, stand_in_gpu, data_npz, capsys):
+    _train(workdir, "r", "--epochs", "1")
+    capsys.readouterr()
+    for command in (["eval", "r", "--json"], ["predict", "r", "--data", "data.npz"]):
+        results = []
+        for device in ("cpu", "gpu"):
+            assert main([*command, "--device", device]) == 0, command
+            results.append(capsys.readouterr().out)
+        assert results[0] == results[1], command
+    assert main(["bench", str(workdir / "spec.yaml"), "--steps", "2", "--device", "gpu",
+                 "--json"]) == 0
+
+
+@pytest.fixture
+def data_npz(workdir):
+    rng = np.random.default_rng(0)
+    np.savez(workdir / "data.npz", X=rng.standard_normal((10, 32)), y=rng.integers(0, 2, 10))
+
+
+# ---------------------------------------------------------------- no GPU here: clear errors
+def _no_cupy():
+    return ImportError("No module named 'cupy'")
+
+
+def _cupy_without_gpu():
+    def count():
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+    return types.SimpleNamespace(cuda=types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=count)))
+
+
+@pytest.mark.parametrize("cupy, says", [
+    (_no_cupy, "--device: gpu needs CuPy, which is not installed: pip install 'bpcli[gpu]'"),
+    (_cupy_without_gpu, "--device: CuPy is installed but finds no CUDA GPU: RuntimeError: "
+                        "cudaErrorNoDevice: no CUDA-capable device is detected")])
+@pytest.mark.parametrize("command", ["train spec.yaml", "eval r", "predict r --data r",
+                                     "bench spec.yaml"])
+def test_device_gpu_without_one_is_a_clear_error(workdir, monkeypatch, capsys, cupy, says,
+                                                  command):
+    (workdir / "spec.yaml").write_text(SPEC)
+    monkeypatch.setattr(backend, "_cupy", cupy)
+    assert main([*command.split(), "--device", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bpcli: error: {says}") and "Traceback" not in err
+    assert not (workdir / "runs").exists()  # checked before any work
+
+
+def test_the_spec_field_names_its_line_when_the_gpu_is_missing(workdir, monkeypatch, capsys):
+    (workdir / "spec.yaml").write_text(tiny_spec(training={"device": "gpu"}))
+    monkeypatch.setattr(backend, "_cupy", _no_cupy)
+    assert main(["train", "spec.yaml", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "training.device: gpu needs CuPy" in err and "Traceback" not in err
+    assert main(["train", "spec.yaml", "-q", "--device", "cpu", "--out", "r"]) == 0  # --device wins
