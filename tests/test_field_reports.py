@@ -353,3 +353,17 @@ def test_the_progress_line_keeps_the_epoch_count_and_eta_at_80_columns():
     line, = text.strip("\n").splitlines()
     assert len(line) <= 80 and line.split()[:2] == ["epoch", "65/300"]
     assert "ETA" in line and "loss 0.1235" in line
+
+
+# ---------------------------------------------------------------- a network without parameters
+def test_a_network_without_parameters_is_refused_by_train_and_gradcheck(workdir, capsys):
+    """Found by the fuzz oracle: such a spec validates (its shapes are fine), but training and
+    gradcheck crashed on the empty parameter set; both now refuse it at the spec's layers."""
+    spec = workdir / "np.yaml"
+    spec.write_text("input: [1]\nlayers: [relu]\nloss: mse\ndata: {builtin: linear, n: 40}\n")
+    for args in (["train", str(spec), "-q", "--out", "np"], ["gradcheck", str(spec)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "np.yaml:2:1: layers: the network (relu) has no parameters" in err
+        assert "Traceback" not in err
+    assert not (workdir / "np").exists()

@@ -353,6 +353,7 @@ def gradcheck(spec, X=None, y=None, *, n: int = 4, seed: int = 0, eps: float | N
     model = spec if isinstance(spec, Model) else Model(spec, dtype=np.float64)
     if model.dtype != np.float64:
         model = Model(model.spec, dtype=np.float64)
+    model.require_params("check")
     if mode == "auto":
         mode = "exact" if model.n_params() <= EXACT_LIMIT else "fast"
     draws = 0

@@ -113,6 +113,15 @@ class Model:
         choice for ReLU nets) from one generator seeded by ``seed``; zero biases."""
         return init_weights(self.param_info, self.spec.data["init"], seed, self.dtype)
 
+    def require_params(self, purpose: str) -> None:
+        """InputError at the spec's ``layers`` when the network has no parameters: there is no
+        gradient to ``purpose`` (train, check)."""
+        if not self.params:
+            names = ", ".join(name for name, _ in self.spec.layer_list())
+            raise self.spec.error("layers", f"the network ({names}) has no parameters, so there "
+                                            f"is nothing to {purpose}: add a layer with weights "
+                                            f"(dense, conv1d, conv2d, batchnorm)")
+
     def n_params(self) -> int:
         return int(sum(w.size for w in self.params.values()))
 

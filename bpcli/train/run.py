@@ -98,6 +98,7 @@ def prepare(spec: Spec, data=None, target=None, val_data=None) -> Prepared:
         train = fit(model, data_mod.Dataset(Xtr, ytr, dataset.source))
         if val is not None:
             val = fit(model, data_mod.Dataset(*val, dataset.source))
+    model.require_params("train")
     check_batch(model, train[0].shape[0])
     return Prepared(model, train, val, dataset.source, digest)
 
