@@ -279,4 +279,5 @@ def test_the_spec_field_names_its_line_when_the_gpu_is_missing(workdir, monkeypa
     assert main(["train", "spec.yaml", "-q"]) == 2
     err = capsys.readouterr().err
     assert "training.device: gpu needs CuPy" in err and "Traceback" not in err
+    assert not (workdir / "runs").exists()  # refused before a run folder appears
     assert main(["train", "spec.yaml", "-q", "--device", "cpu", "--out", "r"]) == 0  # --device wins

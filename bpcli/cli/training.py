@@ -81,7 +81,7 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
         s = set_value(s, "training.epochs", epochs)
     if seed is not None:
         s = set_value(s, "seed", seed)
-    p = run.prepare(s, data, target, val_data)
+    p = run.prepare(s, data, target, val_data, device)
     if preflight:
         err.print("preflight gradcheck passed: " + summary_line(run.preflight(p)).splitlines()[-1])
     # all input is checked: only now does a run folder appear

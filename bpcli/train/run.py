@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as data_mod
+from ..engine.backend import check as check_device
 from ..errors import CheckFailed, InputError
 from ..nn.losses import LOSSES
 from ..nn.model import Model
@@ -66,8 +67,9 @@ def learned(spec: Spec, dataset: data_mod.Dataset) -> Spec:
     return set_value(spec, "data", {**spec.data["data"], **found})
 
 
-def prepare(spec: Spec, data=None, target=None, val_data=None) -> Prepared:
-    """Model, split (or validation file) and prepared arrays: every input check, nothing written."""
+def prepare(spec: Spec, data=None, target=None, val_data=None, device=None) -> Prepared:
+    """Model, split (or validation file) and prepared arrays: every input check, nothing written.
+    ``device``: the one the run will use (--device), else the spec's ``training.device``."""
     from .loop import check_batch, fingerprint
 
     spec = recorded(spec, data, target, val_data)
@@ -100,6 +102,11 @@ def prepare(spec: Spec, data=None, target=None, val_data=None) -> Prepared:
             val = fit(model, data_mod.Dataset(*val, dataset.source))
     model.require_params("train")
     check_batch(model, train[0].shape[0])
+    if device is None:  # a spec's training.device that is not here: refused before any folder
+        try:
+            check_device(spec.data["training"]["device"])
+        except InputError as e:
+            raise spec.error("training.device", e.message) from None
     return Prepared(model, train, val, dataset.source, digest)
 
 
