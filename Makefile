@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench docs figures install clean
+.PHONY: demo test test-fast bench docs figures install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the tests marked slow (over about 1 s each: training runs, sweeps, fuzzing) left out
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # PyTorch (the bench extra) is optional: without it the table's torch column stays empty
 bench: $(STAMP)

@@ -451,6 +451,7 @@ def _quiet_numpy():
         yield
 
 
+@pytest.mark.slow
 @fuzz_settings(250)
 @given(CASES)
 def test_validate_gives_each_kind_of_mutation_its_outcome(case):
@@ -480,6 +481,7 @@ def test_a_misspelt_name_key_gets_no_suggestion_yet():
     assert code == 2 and "optimizer" in err and "did you mean" not in err
 
 
+@pytest.mark.slow
 @fuzz_settings(150)
 @given(st.one_of(mangled_texts(), st.text(max_size=200),
                  VALUES.map(lambda v: yaml.safe_dump(v, allow_unicode=True))))
@@ -513,6 +515,7 @@ def run_on(spec, *command, compare_always=False):
         return code, err, (v_code, v_err), f"{where}\nvalidate: exit {v_code}\n{v_err}"
 
 
+@pytest.mark.slow
 @fuzz_settings(200)
 @given(mutated_specs())
 def test_show_answers_as_validate(spec):
@@ -520,6 +523,7 @@ def test_show_answers_as_validate(spec):
     assert (code, err) == (v_code, v_err), where
 
 
+@pytest.mark.slow
 @fuzz_settings(200)
 @given(mutated_specs())
 def test_train_refuses_what_validate_refuses_and_trains_the_rest(spec):
@@ -532,6 +536,7 @@ def test_train_refuses_what_validate_refuses_and_trains_the_rest(spec):
                 or code == 2 and refuses_the_data(err)), where
 
 
+@pytest.mark.slow
 @fuzz_settings(200)
 @given(mutated_specs())
 def test_gradcheck_refuses_what_validate_refuses_and_passes_the_rest(spec):
@@ -552,6 +557,7 @@ def trained_run(tmp_path_factory):
     return root / "run"
 
 
+@pytest.mark.slow
 @fuzz_settings(200)
 @given(data=st.data())
 def test_eval_refuses_what_validate_refuses_and_weights_that_do_not_fit(trained_run, data):

@@ -56,6 +56,7 @@ def test_same_spec_and_seed_give_the_same_weights_and_statistics(workdir):
     assert same_bits(a, run_arrays(workdir / "b"))
 
 
+@pytest.mark.slow
 def test_resume_after_an_epoch_gives_the_bits_of_an_uninterrupted_run(workdir):
     spec = spec_file(workdir / "s.yaml", 4, 400)
     assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
@@ -67,6 +68,7 @@ def test_resume_after_an_epoch_gives_the_bits_of_an_uninterrupted_run(workdir):
     pd.testing.assert_frame_equal(a.drop(columns="elapsed_s"), b.drop(columns="elapsed_s"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
 def test_a_run_stopped_mid_epoch_resumes_to_the_same_bits(workdir, how):
     spec = spec_file(workdir / "s.yaml", 4, 3000)

@@ -35,6 +35,7 @@ def test_same_spec_data_and_seed_give_identical_weights(workdir):
     assert same_bits(run_arrays(workdir / "a"), run_arrays(workdir / "b"))
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_where_the_run_stopped(workdir):
     spec = spec_file(workdir / "s.yaml", 4)
     assert main(["train", str(spec), "-q", "--out", "straight"]) == 0
@@ -74,6 +75,7 @@ def _wait_for_rows(metrics: Path, rows: int, proc, timeout=60):
     raise AssertionError("no metrics rows appeared")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_a_stopped_or_killed_run_resumes_to_the_same_weights(workdir, how):
     spec = spec_file(workdir / "s.yaml", 6)
@@ -168,6 +170,7 @@ def test_training_on_memory_mapped_npy_reads_batches_not_the_file(workdir):
     assert data_mod.load_file(folder / "X.npy", "y").X.shape == (3000, 32)
 
 
+@pytest.mark.slow
 def test_diff_names_the_keys_that_differ_and_plot_smooths(workdir, capsys):
     spec = spec_file(workdir / "s.yaml", 2)
     assert main(["train", str(spec), "-q", "--out", "a"]) == 0

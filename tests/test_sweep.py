@@ -29,6 +29,7 @@ def _table(folder):
     return pd.read_csv(Path(folder) / "sweep.csv").sort_values("index").reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_grid_with_seeds_runs_every_variant_in_its_own_run_folder(spec, capsys):
     assert main(["sweep", str(spec), *GRID, "--workers", "2", "--out", "sw"]) == 0
     table = _table("sw")
@@ -51,6 +52,7 @@ def test_grid_with_seeds_runs_every_variant_in_its_own_run_folder(spec, capsys):
     assert main(["plot", "sw", "--out", "all.png"]) == 0
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_metrics_as_bpcli_train(spec):
     assert main(["sweep", str(spec), "--grid", "optimizer.lr=0.1", "--workers", "1", "--out", "sw"]) == 0
     assert main(["train", str(spec), "-q", "--out", "single"]) == 0
@@ -60,6 +62,7 @@ def test_same_seed_gives_the_same_metrics_as_bpcli_train(spec):
         assert row[f"final_{k}"] == single[k]
 
 
+@pytest.mark.slow
 def test_an_impossible_variant_fails_alone(spec):
     # pad: same with stride 2 is impossible (as in PyTorch)
     assert main(["sweep", str(spec), "--grid", "layers[0].conv1d.stride=1,2", "--workers", "2",
@@ -77,6 +80,7 @@ def test_unknown_paths_and_bad_grids_are_refused_up_front(spec, capsys):
     assert not Path("runs").exists()
 
 
+@pytest.mark.slow
 def test_random_search_draws_within_the_range(spec):
     assert main(["sweep", str(spec), "--random", "3", "--range", "optimizer.lr=0.001:0.5:log",
                  "--workers", "2", "--out", "sw"]) == 0
@@ -84,6 +88,7 @@ def test_random_search_draws_within_the_range(spec):
     assert len(table) == 3 and table["optimizer.lr"].between(0.001, 0.5).all()
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(spec):
     from bpcli.spec.validate import load
 
@@ -100,6 +105,7 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(spec):
     assert list(_table(folder)["status"]) == ["ok", "ok", "ok"]
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_sweep_csv(spec):
     distributed = pytest.importorskip("dask.distributed")
     assert main(["sweep", str(spec), *GRID, "--workers", "2", "--out", "local"]) == 0
