@@ -27,6 +27,7 @@ def test_hand_written_numpy_backprop_matches_the_engine(batch):
         np.testing.assert_allclose(hand_grads[name], grads[name], rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_torch_reference_matches_the_engine():
     pytest.importorskip("torch")
     import torch

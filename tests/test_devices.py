@@ -194,6 +194,7 @@ def _check_devices_agree(workdir, device, exact):
         _same_run("cpu", run, exact)
 
 
+@pytest.mark.slow
 def test_training_and_resuming_agree_on_every_device(workdir, device):
     _check_devices_agree(workdir, device, exact=device == "cpu")
 
@@ -220,6 +221,7 @@ def stand_in_gpu(monkeypatch):
     return "gpu"
 
 
+@pytest.mark.slow
 def test_training_and_resuming_on_the_stand_in_gpu_give_the_cpu_bits(workdir, stand_in_gpu):
     # the same NumPy arithmetic behind the stand-in: any difference is a device-handling bug
     _check_devices_agree(workdir, stand_in_gpu, exact=True)

@@ -290,6 +290,7 @@ def test_model_npz_holds_the_running_statistics_and_eval_uses_them(tmp_path):
     assert row["val_accuracy"] == pytest.approx(again.loss_def.accuracy(again.forward(X), y))
 
 
+@pytest.mark.slow
 def test_training_with_batchnorm_and_dropout_matches_the_same_run_in_torch(tmp_path):
     # plain sgd, no shuffling: bpcli's trainer and a torch loop take the same steps on the same
     # batches with the same masks; weights and running statistics agree after every step

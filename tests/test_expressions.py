@@ -118,6 +118,7 @@ def _mirror(node, point):
     return y if math.isfinite(y) else None
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(node=EXPRESSIONS, seed=st.integers(0, 2**32 - 1))
 def test_generated_expressions_trace_like_math(node, seed):

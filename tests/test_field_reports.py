@@ -207,6 +207,7 @@ def test_resume_continues_training_for_every_loss(loss, workdir, capsys):
     assert summary["epochs"] == 2 and summary["stop_reason"] == "finished 2 epochs"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", every_loss())
 def test_a_sweep_trains_every_variant_for_every_loss(loss, workdir, capsys):
     import pandas as pd
@@ -262,6 +263,7 @@ def test_a_resume_refusal_lists_each_differing_key_with_both_values(workdir, cap
 
 
 # ---------------------------------------------------------------- 6. sweeps kept small
+@pytest.mark.slow
 def test_sweep_set_and_epochs_apply_to_every_variant_and_stay_out_of_the_names(workdir, capsys):
     (workdir / "s.yaml").write_text(tiny_spec())
     ok(capsys, "sweep", "s.yaml", "--grid", "optimizer.lr=0.01,0.02", "--set", "data.n=120",
@@ -301,6 +303,7 @@ def test_a_misspelt_grid_or_range_path_gets_the_did_you_mean_of_set(workdir, cap
     assert not (workdir / "runs").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_sweep_says_how_to_resume_it(workdir, capsys, monkeypatch):
     from bpcli.train import sweep as sw
 

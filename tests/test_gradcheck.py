@@ -81,6 +81,7 @@ def test_a_wrong_backward_rule_is_caught_and_localised_to_its_layer(name, mode):
         assert not all(d["passed"] for d in report["directions"])
 
 
+@pytest.mark.slow
 def test_every_shipped_spec_passes_every_check():
     for spec in sorted(SPECS.glob("*.yaml")):
         report = gradcheck(bpcli.load_spec(spec), with_cost=False)

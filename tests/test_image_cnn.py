@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import bpcli
 from bpcli.train.run import execute, prepare
 from bpcli.spec.validate import set_value
@@ -12,6 +14,7 @@ from bpcli.spec.validate import set_value
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "image_cnn.yaml"
 
 
+@pytest.mark.slow
 def test_image_cnn_tells_discs_squares_and_crosses_apart(tmp_path):
     # the spec as shipped trains 15 epochs to 96.8% (README); its first 12 epochs (the same
     # steps: the lr is constant) reach 94.8% validation accuracy on this machine, in ~10 s

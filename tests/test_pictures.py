@@ -76,6 +76,7 @@ def test_epochs_whose_every_batch_was_skipped_are_gaps_not_joined():
     assert ax.get_yscale() == "log"   # the gaps do not make the positive losses look non-positive
 
 
+@pytest.mark.slow
 def test_a_20_epoch_run_has_integer_epoch_ticks():
     fig = drawn(runs_figure([("r", metrics(np.linspace(1, 0.1, 20), acc=True))]))
     for ax in fig.axes:

@@ -60,6 +60,7 @@ def cluster(tmp_path):
                 p.kill()
 
 
+@pytest.mark.slow
 def test_variants_train_on_data_sent_through_dask_not_on_the_clients_path(tmp_path, cluster,
                                                                           monkeypatch):
     address, workers = cluster

@@ -43,6 +43,7 @@ def test_summary_json_records_the_thread_count_and_the_pools(workdir):
                for p in summary["thread_pools"])
 
 
+@pytest.mark.slow
 def test_train_threads_1_gives_the_bits_of_the_matching_sweep_variant(workdir):
     """The same spec, data, seed and thread count give the same weights in train and in sweep."""
     from helpers import run_arrays, same_bits
@@ -58,6 +59,7 @@ def test_train_threads_1_gives_the_bits_of_the_matching_sweep_variant(workdir):
     assert json.loads((variant / "summary.json").read_text())["threads"] == 1
 
 
+@pytest.mark.slow
 def test_a_resumed_run_keeps_its_thread_count(workdir):
     spec = workdir / "s.yaml"
     spec.write_text(tiny_spec(training={"epochs": 1}))
