@@ -44,7 +44,9 @@ class InputError(Exception):
                 if self.column is not None:
                     where += f":{self.column}"
             where += ": "
-        path = f"{self.path}: " if self.path else ""
+        # a key path with a control character in it (a YAML key "\n") is shown quoted
+        shown = self.path if not self.path or self.path.isprintable() else repr(self.path)
+        path = f"{shown}: " if self.path else ""
         return f"{where}{path}{self.message}"
 
 

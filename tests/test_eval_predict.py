@@ -458,3 +458,26 @@ def test_predict_on_a_folder_of_pictures_names_files_and_classes(capfd, workdir)
     assert rows["file"].tolist() == ["0_vertical.png", "1_horizontal.png", "2_vertical.png"]
     assert rows["prediction"].tolist() == ["vertical", "horizontal", "vertical"]
     np.testing.assert_allclose(rows["p_horizontal"] + rows["p_vertical"], 1.0, rtol=1e-6)
+
+
+def test_eval_scores_the_runs_own_validation_file(workdir, capfd):
+    """A run trained with --val-data is scored on that file, read as training read it."""
+    from bpcli.train.data import pulses
+
+    for name, n, seed in (("train.npz", 120, 0), ("val.npz", 30, 1)):
+        d = pulses(n, (32,), seed)
+        np.savez(workdir / name, X=d.X, y=d.y)
+    (workdir / "s.yaml").write_text(tiny_spec(training={"epochs": 1}))
+    ok(capfd, "train", "s.yaml", "--data", "train.npz", "--val-data", "val.npz", "-q",
+       "--out", "run")
+    scores = json.loads(ok(capfd, "eval", "run", "--json")[0])
+    assert scores["n"] == 30 and "val.npz" in scores["data"]
+
+
+def test_eval_of_a_run_without_a_data_entry_asks_for_data(workdir, capfd):
+    (workdir / "s.yaml").write_text(tiny_spec(training={"epochs": 1}))
+    ok(capfd, "train", "s.yaml", "-q", "--out", "run")
+    spec = yaml.safe_load((workdir / "run" / "spec.yaml").read_text())
+    spec["data"] = None
+    (workdir / "run" / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert "give --data FILE" in bad(capfd, "eval", "run")

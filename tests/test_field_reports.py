@@ -359,14 +359,18 @@ def test_the_progress_line_keeps_the_epoch_count_and_eta_at_80_columns():
 
 
 # ---------------------------------------------------------------- a network without parameters
-def test_a_network_without_parameters_is_refused_by_train_and_gradcheck(workdir, capsys):
-    """Found by the fuzz oracle: such a spec validates (its shapes are fine), but training and
-    gradcheck crashed on the empty parameter set; both now refuse it at the spec's layers."""
+def test_a_network_without_parameters_checks_its_layers_and_is_not_trained(workdir, capsys):
+    """Found by the fuzz oracle: such a spec is valid (it computes: pooling or an activation
+    alone), but training and gradcheck crashed on the empty parameter set. gradcheck now checks
+    its layers' input gradients; train refuses at the spec's layers, before any folder."""
     spec = workdir / "np.yaml"
-    spec.write_text("input: [1]\nlayers: [relu]\nloss: mse\ndata: {builtin: linear, n: 40}\n")
-    for args in (["train", str(spec), "-q", "--out", "np"], ["gradcheck", str(spec)]):
-        assert main(args) == 2
-        err = capsys.readouterr().err
-        assert "np.yaml:2:1: layers: the network (relu) has no parameters" in err
-        assert "Traceback" not in err
-    assert not (workdir / "np").exists()
+    spec.write_text("input: [2, 8]\nlayers: [{maxpool1d: {size: 2}}, relu]\nloss: sum_squares\n"
+                    "data: {builtin: pulses, n: 40}\n")
+    assert main(["gradcheck", str(spec), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and report["parameters"] == [] and report["directions"] == []
+    assert [r["layer"] for r in report["layers"]] == ["layers[0] (maxpool1d)", "layers[1] (relu)"]
+    assert main(["train", str(spec), "-q", "--out", "np"]) == 2
+    err = capsys.readouterr().err
+    assert "np.yaml:2:1: layers: the network (maxpool1d, relu) has no parameters" in err
+    assert "Traceback" not in err and not (workdir / "np").exists()

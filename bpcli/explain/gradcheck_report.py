@@ -16,7 +16,9 @@ def _ok(flag: bool) -> str:
 def gradcheck_tables(report: dict, title: str) -> list:
     """Everything a person needs from a report, most important first."""
     out = []
-    if report["mode"] == "exact":
+    if not report["parameters"]:  # a network of activations and pooling: its layers speak
+        out.append("the network has no parameters: its layers' input gradients are checked")
+    elif report["mode"] == "exact":
         t = Table(title=f"{title}: every entry, reverse mode vs central differences "
                         f"(float64, {report['n_samples']} samples)")
         longest = max(len(r["name"]) for r in report["parameters"])
@@ -29,6 +31,8 @@ def gradcheck_tables(report: dict, title: str) -> list:
                       f"{r['max_abs_err']:.2e}", f"{r['max_rel_err']:.2e}", str(r["kinks"]),
                       _ok(r["passed"]))
         out.append(t)
+    if not report["directions"]:
+        return out + _layer_tables(report)
     t = Table(title=f"{len(report['directions'])} random directions v (seed {report['seed']}): "
                     "⟨v, ∇L⟩ by reverse mode against dL·v by forward mode and central differences")
     for col in ("v", "⟨v, ∇L⟩", "|rev − fwd|", "|rev − num|", "result"):
@@ -38,6 +42,11 @@ def gradcheck_tables(report: dict, title: str) -> list:
                   f"{d['reverse_vs_numeric']:.1e}",
                   _ok(d["passed"]) + (f" (kink: {d['kink']})" if d["kink"] else ""))
     out.append(t)
+    return out + _layer_tables(report)
+
+
+def _layer_tables(report: dict) -> list:
+    out = []
     if report.get("layers"):
         t = Table(title="each layer on its own: its backward against its forward, on the recorded input")
         t.add_column("layer", no_wrap=True)

@@ -115,7 +115,8 @@ class Model:
 
     def require_params(self, purpose: str) -> None:
         """InputError at the spec's ``layers`` when the network has no parameters: there is no
-        gradient to ``purpose`` (train, check)."""
+        gradient to ``purpose`` (train). Such a network is a valid spec: it computes, and
+        gradcheck checks its layers' input gradients."""
         if not self.params:
             names = ", ".join(name for name, _ in self.spec.layer_list())
             raise self.spec.error("layers", f"the network ({names}) has no parameters, so there "

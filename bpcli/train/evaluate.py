@@ -41,6 +41,11 @@ def scored_data(model: Model, path=None, target: str | None = None) -> data.Data
             spec = set_value(spec, "data", {**(spec.data["data"] or {}), "target": target})
         return data.read(spec, path, labels=labels)
     cfg = spec.data["data"]
+    if cfg is None:
+        raise InputError("the run's spec has no data entry to score it on: give --data FILE",
+                         file=spec.file, path="data")
+    if cfg.get("val_path"):  # the run's own validation file, read with the training options
+        return data.read(spec, cfg["val_path"], labels=labels)
     no_split = InputError("the run has no validation data to score: it trained on every sample "
                           f"of its data (data.val_split is {cfg['val_split']}); give --data FILE "
                           "to score it on data it has not seen", file=spec.file,
