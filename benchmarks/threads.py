@@ -2,12 +2,12 @@
 
 For each shipped spec, a training step (forward and backward, training mode) on one batch
 of its batch size is timed with the BLAS pools limited to 1 thread and to every core, first
-on a quiet machine, then while a second process keeps one core busy (a "loaded" machine,
-as a shared one is). Rounds alternate between the settings so drift hits both alike; the
+on a quiet machine, then while other processes keep cores busy (a "loaded" machine,
+as a shared one is; --busy sets how many). Rounds alternate between the settings so drift hits both alike; the
 medians and their ratio are printed. ``bpcli.engine.threads.DEFAULT_THREADS`` comes from
 this table (benchmarks/README.md quotes it).
 
-    .venv/bin/python benchmarks/threads.py [--rounds 7]
+    .venv/bin/python benchmarks/threads.py [--rounds 7] [--batch 256] [--busy 2]
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ def step_seconds(model, X, y, masks, steps):
     return (time.perf_counter() - start) / steps
 
 
-def measure(spec, rounds, settings):
+def measure(spec, rounds, settings, batch=None):
     model = bpcli.build(spec)
     bs = model.spec.data["training"]["batch_size"]
-    n = 256 if bs == "full" else bs
+    n = batch or (256 if bs == "full" else bs)
     X, y = model.prepare(*random_batch(model, n, 0))
     masks = model.draw_masks(n, np.random.default_rng(0))
     with limit(1):
@@ -56,6 +56,9 @@ def measure(spec, rounds, settings):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=None, help="every spec at this batch size "
+                        "[default: each spec's own]")
+    parser.add_argument("--busy", type=int, default=2, help="busy processes in the loaded rows")
     args = parser.parse_args(argv)
     cores = available()
     settings = sorted({1, cores})
@@ -63,18 +66,19 @@ def main(argv=None):
     print(f"{'spec':<20} {'batch':>5} {'load':<7} " + " ".join(f"{f'{t} thr':>9}" for t in settings)
           + f" {'1 / all':>8}")
     for load in ("quiet", "loaded"):
-        busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load == "loaded" else None
+        busy = [subprocess.Popen([sys.executable, "-c", BUSY])
+                for _ in range(args.busy if load == "loaded" else 0)]
         try:
             for spec in SPECS:
-                n, med = measure(spec, args.rounds, settings)
+                n, med = measure(spec, args.rounds, settings, args.batch)
                 ratio = med[1] / med[settings[-1]]
                 print(f"{spec.stem:<20} {n:>5} {load:<7} "
                       + " ".join(f"{1e3 * med[t]:>9.3f}" for t in settings) + f" {ratio:>8.2f}",
                       flush=True)
         finally:
-            if busy is not None:
-                busy.kill()
-                busy.wait()
+            for p in busy:
+                p.kill()
+                p.wait()
 
 
 if __name__ == "__main__":
