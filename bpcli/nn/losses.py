@@ -102,6 +102,11 @@ _SIGN = Classifier(names=lambda shape: ["-1", "+1"],
                    score=lambda f: f[:, 0])
 
 
+# what the two ±1-label losses share: one score per sample, labels ±1, accuracy by sign
+_PM1 = dict(label_shape=lambda s: (None, 1), labels=_pm1_labels, accuracy=_sign_accuracy,
+            example_labels=_pm1_examples, check_output=_one_output)
+
+
 def _logistic(b, f, y, cfg):
     # mean over samples of ln(1 + exp(-y f)); softplus keeps it finite for any f
     return b.apply("softplus", -(y * f)).mean()
@@ -112,11 +117,7 @@ LOSSES.add(LossDef(
     doc="mean ln(1 + exp(-y f)) over samples, y in {-1, +1} (0/1 accepted, 0 read as -1); "
     "the lecture's loss. Needs 1 output.",
     build=_logistic,
-    label_shape=lambda s: (None, 1),
-    labels=_pm1_labels,
-    accuracy=_sign_accuracy,
-    example_labels=_pm1_examples,
-    check_output=_one_output,
+    **_PM1,
     # the loss is -ln P(y | f) with P(+1 | f) = sigmoid(f): its probabilities are these
     classifier=replace(_SIGN, probabilities=lambda f: np.hstack([sigmoid(-f), sigmoid(f)])),
     onnx_probabilities=lambda g, f: g.op("Concat", g.op("Sigmoid", g.op("Neg", f)),
@@ -133,11 +134,7 @@ LOSSES.add(LossDef(
     doc="mean max(0, 1 - y f) over samples, y in {-1, +1} (0/1 accepted, 0 read as -1): "
     "the support vector machine's loss; gradient 0 at exactly y f = 1. Needs 1 output.",
     build=_hinge,
-    label_shape=lambda s: (None, 1),
-    labels=_pm1_labels,
-    accuracy=_sign_accuracy,
-    example_labels=_pm1_examples,
-    check_output=_one_output,
+    **_PM1,
     classifier=_SIGN))  # a margin, not a likelihood: no probabilities
 
 
