@@ -366,6 +366,8 @@ def test_a_network_without_parameters_checks_its_layers_and_is_not_trained(workd
     spec = workdir / "np.yaml"
     spec.write_text("input: [2, 8]\nlayers: [{maxpool1d: {size: 2}}, relu]\nloss: sum_squares\n"
                     "data: {builtin: pulses, n: 40}\n")
+    assert main(["validate", str(spec)]) == 0
+    assert "no parameters, so bpcli train will refuse it" in capsys.readouterr().out
     assert main(["gradcheck", str(spec), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["passed"] and report["parameters"] == [] and report["directions"] == []

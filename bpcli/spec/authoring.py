@@ -48,9 +48,11 @@ def _data(spec: Spec) -> str | None:
 
 def summary_line(summary: dict) -> str:
     data = summary["data"] or "none, train it with --data FILE"
+    untrainable = ("; no parameters, so bpcli train will refuse it (gradcheck still checks its "
+                   "layers)" if not summary["parameters"] else "")
     return (f"{summary['file'] or summary['name']}: ok, {summary['layers']} layers, "
             f"{summary['parameters']:,} parameters, output shape {tuple(summary['output_shape'])}, "
-            f"{summary['loss']} loss; data: {data}")
+            f"{summary['loss']} loss; data: {data}{untrainable}")
 
 
 def show_text(spec: Spec, as_json: bool = False) -> str:
