@@ -15,6 +15,15 @@ from bpcli.explain.plots import runs_figure, sweep_figure
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
+@pytest.fixture(autouse=True)
+def close_figures():
+    """The figures these tests build are read, never saved: close them after each test."""
+    yield
+    from bpcli.explain.plots import pyplot
+
+    pyplot().close("all")
+
+
 def metrics(losses, *, val=None, step_per_epoch: int = 10, acc: bool = False) -> pd.DataFrame:
     """A metrics.csv as read back: epoch 1..n, step (= epoch for full-batch gd: step_per_epoch 1)."""
     n = len(losses)
