@@ -481,3 +481,25 @@ def test_eval_of_a_run_without_a_data_entry_asks_for_data(workdir, capfd):
     spec["data"] = None
     (workdir / "run" / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert "give --data FILE" in bad(capfd, "eval", "run")
+
+
+def test_predict_reads_with_the_runs_options_unless_set_changes_one(workdir, capfd):
+    """A run trained on a file with a metadata line (skip_rows: 1) reads new files the same way;
+    --set data.skip_rows=0 reads a file without it. Only data.* may be set."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = np.where(X[:, 0] > 0, "up", "down")
+    rows = "\n".join(f"{a:.5f},{b:.5f},{c:.5f},{t}" for (a, b, c), t in zip(X, y))
+    (workdir / "train.csv").write_text("60,3,down,up\n" + rows + "\n")
+    (workdir / "s.yaml").write_text(
+        "input: [3]\ndata: {path: train.csv, skip_rows: 1, header: false, target: -1}\n"
+        "layers: [dense: {units: 2}]\nloss: softmax_cross_entropy\n"
+        "training: {epochs: 2, batch_size: 16}\n")
+    ok(capfd, "train", "s.yaml", "-q", "--out", "run")
+    (workdir / "new.csv").write_text("\n".join(rows.splitlines()[:5]) + "\n")
+    carried = pd.read_csv(StringIO(ok(capfd, "predict", "run", "--data", "new.csv")[0]))
+    changed = pd.read_csv(StringIO(ok(capfd, "predict", "run", "--data", "new.csv",
+                                      "--set", "data.skip_rows=0")[0]))
+    assert len(carried) == 4 and len(changed) == 5       # the first line was skipped, then read
+    assert "--set: eval and predict change only how data is read" in bad(
+        capfd, "predict", "run", "--data", "new.csv", "--set", "optimizer.lr=1")

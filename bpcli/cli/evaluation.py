@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -15,6 +15,9 @@ from . import command, err, out
 from .options import device_option, option
 from .render import cell
 
+SET = typer.Option([], "--set", metavar="data.KEY=VALUE",
+                   help="read the file with this data option changed (repeatable), e.g. "
+                        "data.skip_rows=0 [default: the options the run was trained with]")
 CHECKPOINT = option("final", check=one_of("final", "best"),
                     help="final (model.npz, the weights training ended with) or best (best.npz, "
                          "the best validation metric)")
@@ -29,6 +32,7 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
           target: Optional[str] = typer.Option(None, help="label column of a .csv file [default: "
                                                           "the run's]"),
           checkpoint: str = CHECKPOINT,
+          set_: List[str] = SET,
           as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
           plot: Optional[Path] = typer.Option(None, help="draw FILE.png: the confusion matrix "
                                                          "(counts and row-normalised), or "
@@ -43,7 +47,7 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
     model = load_run(run, checkpoint).to(device)
     if plot is not None:
         ev.check_plot(model, plot)
-    dataset = ev.scored_data(model, data, target)
+    dataset = ev.scored_data(model, data, target, set_)
     result = ev.evaluate(model, dataset)
     scores = {**result.scores, "checkpoint": checkpoint}
     if plot is not None:
@@ -87,6 +91,7 @@ def predict(run: Path = typer.Argument(..., help="run folder written by bpcli tr
             out_file: Optional[Path] = typer.Option(None, "--out", help="write the table to "
                                                     "FILE.csv [default: stdout]"),
             checkpoint: str = CHECKPOINT,
+            set_: List[str] = SET,
             as_json: bool = typer.Option(False, "--json", help="a JSON list of row objects "
                                                                "instead of CSV"),
             device: Optional[str] = device_option()):
@@ -98,7 +103,7 @@ def predict(run: Path = typer.Argument(..., help="run folder written by bpcli tr
     from ..train.data import read
 
     model = load_run(run, checkpoint).to(device)
-    dataset = read(model.spec, data, labels="none")
+    dataset = read(ev.reading_spec(model.spec, set_), data, labels="none")
     rows = ev.prediction_rows(model, dataset)
     fmt = "json" if as_json else "csv"
     if out_file is None:

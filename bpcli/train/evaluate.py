@@ -21,19 +21,31 @@ from ..errors import InputError
 from ..explain import metrics
 from ..explain import score_plots
 from ..nn.model import PREDICT_BATCH, Model, Prediction
-from ..spec.validate import set_value
+from ..spec.validate import apply_sets, set_value
 from .run import fit
 
 
 # ---------------------------------------------------------------- the data
-def scored_data(model: Model, path=None, target: str | None = None) -> data.Dataset:
+def reading_spec(spec, sets=()):
+    """The run's spec with ``--set data.KEY=VALUE`` items applied: a file is read with the
+    options the run was trained with (header, skip_rows, delimiter, target, classes) unless
+    one is changed so. Only ``data.`` keys: anything else would not be the trained model."""
+    for item in sets:
+        if not item.strip().startswith("data."):
+            raise InputError(f"eval and predict change only how data is read (data.KEY=VALUE, "
+                             f"e.g. data.skip_rows=0), got {item!r}", path="--set")
+    return apply_sets(spec, sets) if sets else spec
+
+
+def scored_data(model: Model, path=None, target: str | None = None, sets=()) -> data.Dataset:
     """What eval scores: the file at ``path`` (labels in column ``target`` of a CSV, default the
     run's), else the validation split of the data the run trained on, drawn as training drew it.
+    ``sets``: ``--set data.KEY=VALUE`` items changing how the file is read (:func:`reading_spec`).
 
     Raises InputError when there is no validation split: scoring the training data instead
     would pass off how well the model remembers as how well it generalises.
     """
-    spec = model.spec
+    spec = reading_spec(model.spec, sets)
     # a loss without labels (sum_squares) scores inputs alone
     labels = "none" if model.loss_def.label_shape(model.output_shape) is None else "required"
     if path is not None:
