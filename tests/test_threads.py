@@ -72,9 +72,9 @@ def test_a_resumed_run_keeps_its_thread_count(workdir):
 
 
 def test_every_command_that_computes_takes_threads():
-    """train, sweep, gradcheck, bench (and eval, predict) take --threads."""
+    """train, eval, predict, sweep, gradcheck and bench take --threads."""
     from bpcli.cli import app
 
     takes = {c.name for c in app.registered_commands
              if "threads" in c.callback.__wrapped__.__code__.co_varnames}
-    assert {"train", "sweep", "gradcheck", "bench"} <= takes
+    assert {"train", "eval", "predict", "sweep", "gradcheck", "bench"} <= takes

@@ -12,7 +12,7 @@ import typer
 
 from ..spec.fields import one_of
 from . import command, err, out
-from .options import device_option, option
+from .options import device_option, option, threads_option
 from .render import cell
 
 SET = typer.Option([], "--set", metavar="data.KEY=VALUE",
@@ -37,7 +37,8 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
           plot: Optional[Path] = typer.Option(None, help="draw FILE.png: the confusion matrix "
                                                          "(counts and row-normalised), or "
                                                          "predicted against true values"),
-          device: Optional[str] = device_option()):
+          device: Optional[str] = device_option(),
+          threads: Optional[int] = threads_option()):
     """Loss and scores of a trained run: accuracy, confusion matrix, per-class precision, recall
     and F1, macro F1 and (logistic, hinge) ROC AUC for classifiers; MAE, RMSE and R² for
     regression. Without --data, the run's validation split (an error when it has none)."""
@@ -94,7 +95,8 @@ def predict(run: Path = typer.Argument(..., help="run folder written by bpcli tr
             set_: List[str] = SET,
             as_json: bool = typer.Option(False, "--json", help="a JSON list of row objects "
                                                                "instead of CSV"),
-            device: Optional[str] = device_option()):
+            device: Optional[str] = device_option(),
+          threads: Optional[int] = threads_option()):
     """The trained model's answer for every input sample, in input order: the predicted class
     and class probabilities (p_<class>; the positive class's for logistic), or the regression
     outputs. Inputs are run 4096 samples at a time."""
