@@ -11,6 +11,7 @@ rule passes when it hands back stand-ins computed from stand-ins, with NumPy's v
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 
@@ -264,7 +265,7 @@ def _cupy_without_gpu():
     (_cupy_without_gpu, "--device: CuPy is installed but finds no CUDA GPU: RuntimeError: "
                         "cudaErrorNoDevice: no CUDA-capable device is detected")])
 @pytest.mark.parametrize("command", ["train spec.yaml", "eval r", "predict r --data r",
-                                     "bench spec.yaml"])
+                                     "bench spec.yaml", "gradcheck spec.yaml"])
 def test_device_gpu_without_one_is_a_clear_error(workdir, monkeypatch, capsys, cupy, says,
                                                   command):
     (workdir / "spec.yaml").write_text(SPEC)
@@ -283,3 +284,17 @@ def test_the_spec_field_names_its_line_when_the_gpu_is_missing(workdir, monkeypa
     assert "training.device: gpu needs CuPy" in err and "Traceback" not in err
     assert not (workdir / "runs").exists()  # refused before a run folder appears
     assert main(["train", "spec.yaml", "-q", "--device", "cpu", "--out", "r"]) == 0  # --device wins
+
+
+def test_gradcheck_on_the_stand_in_gpu_gives_the_cpu_report(workdir, stand_in_gpu, capsys):
+    """Every witness runs on the device: the same numbers, and no host array mixed in."""
+    spec = workdir / "spec.yaml"
+    spec.write_text(SPEC)
+    reports = []
+    for device in ("cpu", "gpu"):
+        assert main(["gradcheck", str(spec), "--json", "--device", device]) == 0
+        report = json.loads(capsys.readouterr().out)
+        report.pop("cost")  # times
+        reports.append(report)
+    assert reports[0] == reports[1]
+    assert reports[0]["passed"] and reports[0]["linear"]   # the dot-tests and Toeplitz rows ran

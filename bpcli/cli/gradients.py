@@ -37,7 +37,8 @@ def gradcheck(spec: Path = SPEC,
                                                                "h over 12 decades, with a PNG"),
               sweep_out: Path = typer.Option(Path("gradcheck_sweep.png"), help="PNG of --sweep"),
               as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-              threads: Optional[int] = threads_option()):
+              threads: Optional[int] = threads_option(),
+              device: Optional[str] = device_option()):
     """Check SPEC's gradients in float64: reverse mode, forward mode and central differences, layer by layer."""
     import numpy as np
 
@@ -53,7 +54,7 @@ def gradcheck(spec: Path = SPEC,
     if data is not None:  # the first samples, prepared as training sees them
         X, y = fit(model, data_mod.from_spec(with_data(model.spec, data, target)))
     report = run_check(model, X, y, n=samples, seed=seed, eps=eps, mode=mode,
-                       directions=directions, with_sweep=sweep)
+                       directions=directions, with_sweep=sweep, device=device)
     if sweep:
         report["sweep"]["png"] = str(sweep_png(report["sweep"], sweep_out))
     if as_json:

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from ..engine import Program, backward, evaluate, forward_tangent
+from ..engine import Program, backend, backward, evaluate, forward_tangent
 from ..engine.program import Var
 from ..nn.layers import LAYERS
 from ..nn.model import Model
@@ -57,9 +57,20 @@ def crossed(eqns, env_a, env_b) -> str | None:
         if branch is None:
             continue
         args = [[env[a.id] if isinstance(a, Var) else a for a in e.inputs] for env in (env_a, env_b)]
-        if not np.array_equal(branch(*args[0], **e.params), branch(*args[1], **e.params)):
+        if not bool((branch(*args[0], **e.params) == branch(*args[1], **e.params)).all()):
             return f"{e.origin} {e.prim.name}"
     return None
+
+
+def _largest(x) -> float:
+    """max |x| as a float, 0 for an empty array, wherever x lives (CuPy's max has no initial)."""
+    return float(abs(x).max()) if x.size else 0.0
+
+
+def _on(ref, a):
+    """Host array ``a`` (a random draw) moved to where ``ref`` lives: the check points' draws
+    come from host generators on every device, so CPU and GPU check the same directions."""
+    return backend.like(np.asarray(a, dtype=np.float64), ref)
 
 
 def _pass(a, n, scale):
@@ -84,7 +95,7 @@ class _Point:
 
     def direction(self, rng) -> dict:
         """A random Gaussian direction in parameter space, of unit length."""
-        v = {n: rng.standard_normal(w.shape) for n, w in self.model.params.items()}
+        v = {n: _on(w, rng.standard_normal(w.shape)) for n, w in self.model.params.items()}
         norm = np.sqrt(sum(float(np.vdot(d, d)) for d in v.values()))
         return {n: d / norm for n, d in v.items()}
 
@@ -124,7 +135,7 @@ def check_entries(pt: _Point, eps, max_entries, rng):
         worst_abs = worst_rel = 0.0
         worst, ok, kinks = None, True, []
         for i in idx:
-            h = eps if eps is not None else H_REL * max(1.0, abs(flat[i]))
+            h = eps if eps is not None else H_REL * max(1.0, abs(float(flat[i])))
             lp, lm, node = pt.central(flat, i, h)
             num, ana = (lp - lm) / (2 * h), float(gflat[i])
             err, scale = abs(ana - num), max(abs(ana), abs(num))
@@ -151,7 +162,7 @@ def check_directions(pt: _Point, n_dirs: int, eps, rng):
         reverse = float(sum(np.vdot(pt.grads[n], v[n]) for n in v))
         _, forward = forward_tangent(pt.prog, pt.values, v, "loss")
         forward = float(forward)
-        scale_w = max(1.0, max(float(np.max(np.abs(w), initial=0)) for w in model.params.values()))
+        scale_w = max(1.0, max(_largest(w) for w in model.params.values()))
         h = eps if eps is not None else H_REL * scale_w
         (lp, env_p), (lm, env_m) = pt.along(v, h)
         numeric = (lp - lm) / (2 * h)
@@ -200,16 +211,16 @@ def check_layers(pt: _Point, eps, rng, max_entries=50):
         values = {n: pt.env[v.id] for n, v in sub.inputs.items()}
         env = evaluate(sub, values)
         out_id = sub.outputs["out"].id
-        v = rng.standard_normal(np.shape(env[out_id]))
+        v = _on(env[out_id], rng.standard_normal(np.shape(env[out_id])))
         grads = backward(sub, env, "out", list(sub.inputs), seed=v)
         report = {"layer": str(origin), "passed": True, "max_rel_err": 0.0, "kinks": 0, "worst": None}
         worst_err = -1.0
         for name, x in values.items():
-            flat, gflat = np.asarray(x, dtype=np.float64).reshape(-1), grads[name].reshape(-1)
+            flat, gflat = x.astype(np.float64).reshape(-1), grads[name].reshape(-1)
             idx = (np.arange(flat.size) if flat.size <= max_entries
                    else np.sort(rng.choice(flat.size, max_entries, replace=False)))
             for i in idx:
-                h = eps if eps is not None else H_REL * max(1.0, abs(flat[i]))
+                h = eps if eps is not None else H_REL * max(1.0, abs(float(flat[i])))
                 envs = []
                 for sign in (1, -1):
                     moved = flat.copy()
@@ -256,9 +267,9 @@ def check_linear_layers(pt: _Point, rng):
             continue
         values = {n: pt.env[v.id] for n, v in sub.inputs.items()}
         apply, transpose = _linear_part(sub, values)
-        x = rng.standard_normal(np.shape(values["input"]))
+        x = _on(values["input"], rng.standard_normal(np.shape(values["input"])))
         ax = apply(x)
-        yv = rng.standard_normal(ax.shape)
+        yv = _on(ax, rng.standard_normal(ax.shape))
         lhs, rhs = float(np.vdot(ax, yv)), float(np.vdot(x, transpose(yv)))
         rel = abs(lhs - rhs) / max(abs(lhs), abs(rhs), 1e-300)
         row = {"layer": str(origin), "test": "adjoint", "lhs": lhs, "rhs": rhs, "rel_err": rel,
@@ -277,8 +288,8 @@ def _matrix_row(origin, spec, values, apply):
     w = values[next(n for n in values if n.endswith(".weight"))]
     T = LAYERS[origin.name].matrix(cfg, x1.shape[1:], w)
     explicit = T @ x1.reshape(-1)
-    err = float(np.max(np.abs(apply(x1).reshape(-1) - explicit), initial=0.0))
-    scale = float(np.max(np.abs(explicit), initial=0.0))
+    err = _largest(apply(x1).reshape(-1) - explicit)
+    scale = _largest(explicit)
     return {"layer": str(origin), "test": "toeplitz" if origin.name.startswith("conv") else "matrix",
             "matrix": list(T.shape), "max_abs_err": err,
             "passed": bool(err <= 1e-12 * max(1.0, scale))}
@@ -288,18 +299,18 @@ def _matrix_row(origin, spec, values, apply):
 def check_structure(pt: _Point, rng):
     """Zero upstream gives zero; backward is linear in the upstream gradient; runs repeat exactly."""
     prog, wrt = pt.prog, list(pt.model.params)
-    zero = backward(prog, pt.env, "loss", wrt, seed=np.zeros(()))
+    ref = backend.any_array(pt.grads.values())   # where the model lives (None: no parameters)
+    zero = backward(prog, pt.env, "loss", wrt, seed=_on(ref, 0.0))
     a, b = rng.standard_normal(2)
-    g_a = backward(prog, pt.env, "loss", wrt, seed=np.asarray(a))
-    g_b = backward(prog, pt.env, "loss", wrt, seed=np.asarray(b))
-    g_ab = backward(prog, pt.env, "loss", wrt, seed=np.asarray(a + b))
+    g_a = backward(prog, pt.env, "loss", wrt, seed=_on(ref, a))
+    g_b = backward(prog, pt.env, "loss", wrt, seed=_on(ref, b))
+    g_ab = backward(prog, pt.env, "loss", wrt, seed=_on(ref, a + b))
     again = backward(prog, evaluate(prog, pt.values), "loss", wrt)
-    size = max((float(np.max(np.abs(g_ab[n]), initial=0.0)) for n in wrt), default=0.0) or 1.0
-    lin = max((float(np.max(np.abs(g_ab[n] - g_a[n] - g_b[n]), initial=0.0)) for n in wrt),
-              default=0.0) / size
-    return {"zero_upstream_gives_zero": all(not np.any(zero[n]) for n in wrt),
+    size = max((_largest(g_ab[n]) for n in wrt), default=0.0) or 1.0
+    lin = max((_largest(g_ab[n] - g_a[n] - g_b[n]) for n in wrt), default=0.0) / size
+    return {"zero_upstream_gives_zero": all(not bool(zero[n].any()) for n in wrt),
             "linear_in_upstream": bool(lin <= 1e-12), "linear_rel_err": lin,
-            "repeatable": all(np.array_equal(again[n], pt.grads[n]) for n in wrt)}
+            "repeatable": all(bool((again[n] == pt.grads[n]).all()) for n in wrt)}
 
 
 def cost(pt: _Point, repeats: int = 3):
@@ -344,8 +355,12 @@ def _index(i, shape):
 # ---------------------------------------------------------------- the whole report
 def gradcheck(spec, X=None, y=None, *, n: int = 4, seed: int = 0, eps: float | None = None,
               mode: str = "auto", directions: int = 8, max_entries: int | None = None,
-              layers: bool = True, with_sweep: bool = False, with_cost: bool = True) -> dict:
+              layers: bool = True, with_sweep: bool = False, with_cost: bool = True,
+              device: str | None = None) -> dict:
     """Check a spec's gradients every way this module knows; return a JSON-ready report.
+
+    ``device``: where the float64 model and the check run (``cpu``, ``gpu``); the random
+    batch and directions come from host generators, so every device checks the same points.
 
     ``X``, ``y``: data to check on, as :meth:`Model.prepare` returns it (the first ``n``
     samples are used); None: a random batch of ``n`` samples with example labels.
@@ -353,6 +368,7 @@ def gradcheck(spec, X=None, y=None, *, n: int = 4, seed: int = 0, eps: float | N
     model = spec if isinstance(spec, Model) else Model(spec, dtype=np.float64)
     if model.dtype != np.float64:
         model = Model(model.spec, dtype=np.float64)
+    model.to(device)
     if mode == "auto":
         mode = "exact" if model.n_params() <= EXACT_LIMIT else "fast"
     draws = 0
