@@ -21,10 +21,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference import (SPEC, SPEC2D, hand_step, hand_step_2d, torch_step_2d_factory,  # noqa: E402
-                       torch_step_factory)
+from reference import (  # noqa: E402
+    SPEC,
+    SPEC2D,
+    hand_step,
+    hand_step_2d,
+    torch_step_2d_factory,
+    torch_step_factory,
+)
 
 import bpcli  # noqa: E402
+from bpcli.engine.memory import keep_freed_memory
 
 BATCHES = (1, 16, 64, 256, 1024)
 
@@ -120,9 +127,9 @@ def bench_epoch(epochs: int = 3, n: int = 4000):
     """
     import tempfile
 
-    from bpcli.train import run
     from bpcli.engine import evaluate
     from bpcli.spec.validate import load, set_value
+    from bpcli.train import run
 
     spec = set_value(load(Path(__file__).resolve().parents[1] / "specs" / "pulse_cnn.yaml"),
                      "training.epochs", epochs)
@@ -224,4 +231,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # as the command line does (bpcli/engine/memory.py)
     main()

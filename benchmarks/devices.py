@@ -31,6 +31,7 @@ import numpy as np
 
 import bpcli
 from bpcli.engine import backend
+from bpcli.engine.memory import keep_freed_memory
 from bpcli.engine.threads import available, limit
 from bpcli.errors import InputError
 from bpcli.train.optim import OPTIMIZERS
@@ -217,4 +218,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # as the command line does (bpcli/engine/memory.py)
     sys.exit(main())

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import bpcli
+from bpcli.engine.memory import keep_freed_memory
 from bpcli.engine.threads import available, limit
 from bpcli.explain.gradcheck import random_batch
 
@@ -82,4 +83,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # as the command line does (bpcli/engine/memory.py)
     main()

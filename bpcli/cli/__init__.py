@@ -16,6 +16,7 @@ import sys
 import typer
 from rich.console import Console
 
+from ..engine.memory import keep_freed_memory
 from ..engine.threads import limit
 from ..errors import CheckFailed, InputError, Interrupted
 from .options import check_all, checks_of
@@ -79,6 +80,7 @@ def main(argv=None) -> int:
     """Run the CLI on ``argv`` (default: the command line) and return its exit code."""
     global _argv
     _argv = None if argv is None else list(argv)
+    keep_freed_memory()  # a training step's big temporaries reuse the heap (engine/memory.py)
     try:
         app(args=argv, prog_name="bpcli")
     except SystemExit as e:

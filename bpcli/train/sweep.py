@@ -185,8 +185,11 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
     of this variant (as ``bpcli train --threads``; the same count gives the same bits).
     """
     from . import run
+    from ..engine.memory import keep_freed_memory
     from ..errors import CheckFailed
     from ..spec.validate import validate
+
+    keep_freed_memory()  # a worker process, as the command line does
 
     t0 = time.perf_counter()
     result = {"status": "ok", "message": "", "summary": None, "files": {}}
