@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from ..errors import InputError
 
 # Measured on 2 cores (benchmarks/threads.py): one thread is as fast as two for every shipped
-# spec when the machine is quiet, and several times faster when another process is busy.
+# spec on a quiet machine, and up to 1.22x faster when another process holds a core.
 DEFAULT_THREADS = 1
 
 
