@@ -18,7 +18,7 @@ from ..train.augment import check as check_augment
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
 from .document import Spec, parse_path, read
-from .fields import Invalid, Skipped, quoted, did_you_mean, resolve
+from .fields import Invalid, Skipped, closest, did_you_mean, quoted, resolve
 from .overrides import with_sets
 from .sections import DEFAULT_INIT, AUGMENT, DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
 
@@ -70,8 +70,13 @@ def _named(value, table, path, report, what):
         name = given.pop("name")
     else:
         article = "an" if what[0] in "aeiou" else "a"
-        report(path, f"must be {article} {what} name ({', '.join(table)}) or a mapping with a name "
-                     f"key, got {quoted(value)}")
+        meant = [k for k in value if closest(k, ["name"])] if isinstance(value, dict) else []
+        if meant:  # {nmae: adam}: the name key misspelt, said as any other key's would be
+            report(f"{path}.{meant[0]}", f"unknown key {meant[0]!r} (did you mean 'name'?); "
+                                         f"{article} {what} is a name or a mapping with a name key")
+        else:
+            report(path, f"must be {article} {what} name ({', '.join(table)}) or a mapping with "
+                         f"a name key, got {quoted(value)}")
         raise Skipped
     if not isinstance(name, str) or name not in table:
         report(path, f"unknown {what} {quoted(name)}{did_you_mean(name, table)}; known: "
