@@ -48,3 +48,22 @@ def tiny_spec(**overrides) -> str:
         else:
             spec[key] = value
     return yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
+
+
+def cli(capture, *args):
+    """``bpcli ARGS`` in-process, with pytest's ``capsys`` or ``capfd``: (exit code, stdout,
+    stderr). A traceback is never an answer, whatever the exit code."""
+    from bpcli.cli import main
+
+    code = main([str(a) for a in args])
+    captured = capture.readouterr()
+    assert "Traceback" not in captured.err, captured.err
+    return code, captured.out, captured.err
+
+
+def ok(capture, *args):
+    """``bpcli ARGS`` that must succeed: (stdout, stderr)."""
+    code, out, err = cli(capture, *args)
+    assert code == 0, f"bpcli {' '.join(map(str, args))} exited {code}\nstdout: {out}\nstderr: {err}"
+    return out, err
+

@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 
 import bpcli
-from bpcli.cli import main
 from bpcli.train.data import linear, pulses
 from bpcli.engine.rules import PRIMITIVES
-from helpers import tiny_spec
+from helpers import cli, ok, tiny_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -30,19 +29,6 @@ ALL_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "train_accuracy", "val
                "grad_norm", "lr", "elapsed_s"]
 SUMMARY_KEYS = {"name", "stop_reason", "epochs", "steps", "final", "best", "n_params", "data",
                 "seed", "spec_hash", "started", "ended", "elapsed_s", "command", "versions"}
-
-def cli(capsys, *args):
-    """Run ``bpcli ARGS`` in-process: (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def ok(capsys, *args):
-    code, out, err = cli(capsys, *args)
-    assert code == 0, f"bpcli {' '.join(map(str, args))} exited {code}\nstdout: {out}\nstderr: {err}"
-    assert "Traceback" not in err
-    return out, err
 
 
 def read_metrics(run: Path) -> tuple[list[str], list[dict]]:

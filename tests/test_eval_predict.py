@@ -22,24 +22,10 @@ from bpcli.nn.losses import LOSSES
 from bpcli.spec.fields import Invalid
 from bpcli.train import evaluate
 from bpcli.train.data import Dataset
-from helpers import tiny_spec
+from helpers import cli, ok, tiny_spec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 N, FEATURES = 40, 4
-
-
-def cli(capfd, *args):
-    """Run ``bpcli ARGS`` in-process: (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    out, err = capfd.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
-
-def ok(capfd, *args):
-    code, out, err = cli(capfd, *args)
-    assert code == 0, f"bpcli {' '.join(map(str, args))} exited {code}\n{err}"
-    return out, err
 
 
 def bad(capfd, *args) -> str:

@@ -18,20 +18,7 @@ from typer.models import ArgumentInfo, OptionInfo
 
 from bpcli.cli import app, main
 from bpcli.cli.options import checks_of, flag
-from helpers import tiny_spec
-
-
-def cli(capsys, *args):
-    """``bpcli ARGS`` in-process: (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def ok(capsys, *args):
-    code, out, err = cli(capsys, *args)
-    assert code == 0, f"bpcli {' '.join(map(str, args))} exited {code}\nstdout: {out}\nstderr: {err}"
-    return out, err
+from helpers import cli, ok, tiny_spec
 
 
 def commands():

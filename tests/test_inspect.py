@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import bpcli
-from bpcli.cli import main
 from bpcli.explain.layer_table import summary, toeplitz_matrix
+
+from helpers import cli
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 LECTURE = SPECS / "lecture_cnn.yaml"
@@ -30,12 +31,6 @@ layers:
   - dense: {units: 2}
 loss: softmax_cross_entropy
 """
-
-
-def cli(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

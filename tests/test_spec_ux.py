@@ -20,6 +20,8 @@ from bpcli.train.optim import OPTIMIZERS
 from bpcli.spec.validate import check, load
 from bpcli.spec.templates import TEMPLATES
 
+from helpers import cli
+
 SPECS = sorted((Path(__file__).resolve().parents[1] / "specs").glob("*.yaml"))
 
 # A valid spec (line numbers on the left matter to the tests below).
@@ -48,13 +50,6 @@ layers:
 loss: logistc
 optimizer: {name: adam, lr: fast}
 """
-
-
-def cli(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(autouse=True)
