@@ -17,9 +17,11 @@ from .render import report, with_progress
 @command
 def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (optional with --resume)",
                                                show_default=False),
-          data: Optional[Path] = typer.Option(None, help=".npz (X, y), .csv, or a folder (or .npy) "
-                                                         "with X.npy and y.npy, read memory-mapped; "
-                                                         "wins over the spec's data entry"),
+          data: Optional[Path] = typer.Option(None, help=".npz (X, y); .csv (also .gz, .bz2, .zip, "
+                                                         ".xz); a folder of X.npy and y.npy (read "
+                                                         "memory-mapped) or of one subfolder of "
+                                                         "pictures per class; wins over the spec's "
+                                                         "data entry"),
           out_dir: Optional[Path] = typer.Option(None, "--out", help="run folder [default: "
                                                                       "runs/<name>]"),
           epochs: Optional[int] = option(None, check=spec_check("training.epochs"),
