@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 
 from ..spec.fields import one_of
+from ..train.run_folder import RunFolder
 from . import command, err, out
 from .options import device_option, option, threads_option
 from .render import cell
@@ -18,7 +19,7 @@ from .render import cell
 SET = typer.Option([], "--set", metavar="data.KEY=VALUE",
                    help="read the file with this data option changed (repeatable), e.g. "
                         "data.skip_rows=0 [default: the options the run was trained with]")
-CHECKPOINT = option("final", check=one_of("final", "best"),
+CHECKPOINT = option("final", check=one_of(*RunFolder.CHECKPOINTS),
                     help="final (model.npz, the weights training ended with) or best (best.npz, "
                          "the best validation metric)")
 

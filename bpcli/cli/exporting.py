@@ -9,6 +9,7 @@ import typer
 
 from ..export import DEFAULT_OPSET, FORMATS
 from ..spec.fields import one_of, positive_int
+from ..train.run_folder import RunFolder
 from . import command, err, out
 from .options import option
 
@@ -19,7 +20,7 @@ def export(run: Path = typer.Argument(..., help="run folder written by bpcli tra
                              help="file format: " + ", ".join(FORMATS)),
            to: Optional[Path] = typer.Option(None, "--out", help="the .onnx file to write "
                                              "[default: RUN's folder name.onnx, here]"),
-           checkpoint: str = option("final", check=one_of("final", "best"),
+           checkpoint: str = option("final", check=one_of(*RunFolder.CHECKPOINTS),
                                     help="final (model.npz) or best (best.npz)"),
            opset: int = option(DEFAULT_OPSET, check=positive_int,
                                help="ONNX operator set version")):

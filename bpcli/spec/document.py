@@ -67,6 +67,13 @@ def flatten(data, prefix: str = "") -> dict:
     return out
 
 
+def differences(a: dict, b: dict) -> list[tuple[str, object, object]]:
+    """(key path, value in a, value in b) for every key path whose values differ (a missing
+    one counts as None), in the order the keys first appear in a, then b."""
+    fa, fb = flatten(a), flatten(b)
+    return [(k, fa.get(k), fb.get(k)) for k in dict.fromkeys([*fa, *fb]) if fa.get(k) != fb.get(k)]
+
+
 def parse_path(text_path: str) -> tuple:
     out = []
     for part in text_path.replace("]", "").split("."):

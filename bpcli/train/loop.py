@@ -22,11 +22,11 @@ very weights an uninterrupted run gives.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import platform
 import resource
 import signal
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -249,8 +249,6 @@ class Trainer:
 
     def _snapshot(self) -> TrainState:
         """The state as a checkpoint stores it now: with the training time so far."""
-        import dataclasses
-
         return dataclasses.replace(self.state, elapsed_s=self.elapsed())
 
     def checkpoint(self, force: bool = False) -> None:
@@ -511,8 +509,3 @@ def resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> di
         raise InputError(f"{where}; give --epochs N with N > {done} to train further",
                          file=str(folder))
     return t.run(MetricsLog(folder.metrics, t.columns, keep_until_step=t.state.steps))
-
-
-def command_line(argv=None) -> str:
-    """The command as typed: ``argv`` when the CLI ran in-process, else the process's arguments."""
-    return " ".join(["bpcli", *(sys.argv[1:] if argv is None else map(str, argv))])

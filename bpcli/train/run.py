@@ -17,8 +17,7 @@ from ..engine.backend import check as check_device
 from ..errors import CheckFailed, InputError
 from ..nn.losses import LOSSES
 from ..nn.model import Model
-from ..spec.document import Spec
-from ..spec.document import flatten
+from ..spec.document import Spec, differences
 from ..spec.validate import set_value, with_data
 from .run_folder import RunFolder
 
@@ -144,8 +143,7 @@ def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "",
 
 def spec_changes(old: Spec, new: Spec) -> list[tuple[str, object, object]]:
     """(key path, old value, new value) for every resolved key that differs, in spec order."""
-    a, b = flatten(old.data), flatten(new.data)
-    return [(k, a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    return differences(old.data, new.data)
 
 
 def describe_changes(changes, limit: int = 12) -> str:

@@ -50,6 +50,7 @@ class RunFolder:
 
     SPEC, METRICS, PLOT, MODEL = "spec.yaml", "metrics.csv", "loss.png", "model.npz"
     LAST, BEST, SUMMARY, STATUS = "last.npz", "best.npz", "summary.json", "status.json"
+    CHECKPOINTS = {"final": MODEL, "best": BEST}   # what --checkpoint names, and its file
 
     def __init__(self, path):
         self.path = Path(path)
@@ -111,7 +112,10 @@ class RunFolder:
 
     def weights(self, checkpoint: str = "final") -> Path:
         """model.npz (``final``) or best.npz (``best``), which must exist."""
-        name = {"final": self.MODEL, "best": self.BEST}[checkpoint]
+        if checkpoint not in self.CHECKPOINTS:
+            raise InputError(f"checkpoint must be {' or '.join(self.CHECKPOINTS)}, got "
+                             f"{checkpoint!r}", path="--checkpoint")
+        name = self.CHECKPOINTS[checkpoint]
         return RunFolder.open(self.path, name).file(name)
 
     # ------------------------------------------------------------ reading and writing
@@ -155,9 +159,6 @@ class RunFolder:
         and state (batchnorm statistics, preprocessing) of ``checkpoint``, final or best."""
         from ..nn.model import Model
 
-        if checkpoint not in ("final", "best"):
-            raise InputError(f"checkpoint must be final or best, got {checkpoint!r}",
-                             path="--checkpoint")
         weights = self.weights(checkpoint)
         model = Model(self.load_spec())
         model.load_params(weights)

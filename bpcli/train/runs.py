@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import InputError
-from ..spec.document import flatten
+from ..spec.document import differences
 from .run_folder import RunFolder, final_metrics
 
 
@@ -55,10 +55,9 @@ def compare(run_a: Path, run_b: Path) -> dict:
     """Spec keys that differ (resolved, so defaults count) and the final metrics of both runs."""
     specs, finals = [], []
     for folder in (RunFolder.open(run_a), RunFolder.open(run_b)):
-        specs.append(flatten(yaml.safe_load(folder.spec.read_text())))
+        specs.append(yaml.safe_load(folder.spec.read_text()))
         summary = folder.read_summary()
         finals.append(summary["final"] if summary else {})
-    keys = list(dict.fromkeys([*specs[0], *specs[1]]))
-    spec_rows = [(k, specs[0].get(k), specs[1].get(k)) for k in keys if specs[0].get(k) != specs[1].get(k)]
     metric_keys = list(dict.fromkeys([*finals[0], *finals[1]]))
-    return {"spec": spec_rows, "final": [(k, finals[0].get(k), finals[1].get(k)) for k in metric_keys]}
+    return {"spec": differences(*specs),
+            "final": [(k, finals[0].get(k), finals[1].get(k)) for k in metric_keys]}
