@@ -18,6 +18,7 @@ imports bpcli keeps its own allocator settings unless it calls this.
 from __future__ import annotations
 
 import ctypes
+import functools
 import platform
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's <malloc.h>
@@ -25,6 +26,7 @@ MMAP_THRESHOLD = 32 << 20      # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit)
 TRIM_THRESHOLD = 1 << 30       # free memory at the heap's top kept up to this much
 
 
+@functools.cache  # once a process: the setting lasts until it exits
 def keep_freed_memory() -> bool:
     """Fix glibc's mmap and trim thresholds (module docstring); True if they were set, False
     where the C library is not glibc (nothing to do: other allocators do not thrash so)."""
