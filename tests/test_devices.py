@@ -3,9 +3,9 @@ CPU; the same training on every device; checkpoints that cross devices; what --d
 when the GPU is not there.
 
 A rule that builds a host array behind the engine's back (``np.zeros(shape)`` without
-``like=``, ``np.asarray(x)``, ``np.array(...)``) works with NumPy and breaks on a GPU. The
-stand-in below is a device array on the CPU: an ``np.ndarray`` subclass whose results stay of
-the subclass, and which, as CuPy does, refuses plain host arrays mixed into its operations. A
+``like=``, ``np.asarray(x)``, ``np.array(...)``), or calls what CuPy lacks (a function CuPy does
+not have, a keyword its signature does not take), works with NumPy and breaks on a GPU. The
+stand-in (device_stand_in.py) is a device array on the CPU that refuses both as CuPy 14 does. A
 rule passes when it hands back stand-ins computed from stand-ins, with NumPy's values.
 """
 
@@ -17,66 +17,13 @@ import types
 
 import numpy as np
 import pytest
+from device_stand_in import DeviceArray, HostArrayMixedIn, NotOnCuPy, as_strided, dev
 from helpers import run_arrays, tiny_spec
 from test_primitives import CASES, In, Traced
 
 from bpcli.cli import main
 from bpcli.engine import PRIMITIVES, backend, backward, evaluate, forward_tangent
-
-
-class HostArrayMixedIn(TypeError):
-    """A plain host array met a device array, which CuPy refuses."""
-
-
-class DeviceArray(np.ndarray):
-    """A device array on the CPU: results stay device arrays, host arrays are refused."""
-
-    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
-        if out is not None:
-            kwargs["out"] = tuple(_unwrap(o) for o in out)
-        result = getattr(ufunc, method)(*_unwrap(inputs), **kwargs)
-        return out[0] if out is not None and len(out) == 1 else _wrap(result)
-
-    def __array_function__(self, func, types, args, kwargs):
-        if func is np.asarray:  # asarray(a, like=device array): the one explicit move, as CuPy's
-            return np.asarray(*args, **kwargs).view(DeviceArray)
-        return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
-
-    def __getitem__(self, key):
-        return _wrap(np.ndarray.__getitem__(self.view(np.ndarray), _unwrap(key)))
-
-    def __setitem__(self, key, value):
-        np.ndarray.__setitem__(self.view(np.ndarray), _unwrap(key), _unwrap(value))
-
-    def get(self):
-        """A host copy, as CuPy's ``get``."""
-        return self.view(np.ndarray).copy()
-
-
-def _unwrap(a):
-    if isinstance(a, DeviceArray):
-        return a.view(np.ndarray)
-    if isinstance(a, np.ndarray):
-        raise HostArrayMixedIn(f"a host array of shape {a.shape} met a device array")
-    if isinstance(a, (tuple, list)):
-        return type(a)(_unwrap(v) for v in a)
-    if isinstance(a, dict):
-        return {k: _unwrap(v) for k, v in a.items()}
-    return a
-
-
-def _wrap(r):
-    if isinstance(r, np.ndarray):
-        return r.view(DeviceArray)
-    if isinstance(r, np.generic):  # a full reduction: CuPy gives a 0-d array, not a scalar
-        return np.asarray(r).view(DeviceArray)
-    if isinstance(r, (tuple, list)):
-        return type(r)(_wrap(v) for v in r)
-    return r
-
-
-def dev(a):
-    return np.array(a).view(DeviceArray)
+from bpcli.errors import InputError
 
 
 def test_the_stand_in_catches_host_arrays():
@@ -92,6 +39,51 @@ def test_the_stand_in_catches_host_arrays():
         x[np.array([0])]
     with pytest.raises(HostArrayMixedIn):
         x[...] = np.ones(2)
+
+
+@pytest.mark.parametrize("call, says", [
+    # NEP 35 hands NumPy's Python-level defaults on: CuPy's full has no device keyword
+    (lambda x: np.full(3, 1.0, dtype=x.dtype, like=x), "np.full -> cupy.full"),
+    (lambda x: x.max(initial=0), "ndarray.max"),
+    (lambda x: np.exp(x, where=x > 0), "take only out, dtype, casting"),
+    (lambda x: np.add(x, [1.0, 2.0]), "arrays and scalars only"),
+    (lambda x: np.lib.scimath.sqrt(x), "has no cupy.lib.scimath.sqrt"),
+    (lambda x: x.flags.writeable, "writeable"),
+    (lambda x: x.setflags(write=False), "no attribute 'setflags'"),
+])
+def test_the_stand_in_refuses_what_cupy_refuses(call, says):
+    with pytest.raises((NotOnCuPy, AttributeError), match=says):
+        call(dev([1.0, -2.0]))
+
+
+def test_the_stand_in_takes_what_cupy_takes():
+    x = dev([[1.0, -2.0], [3.0, 0.5]])
+    i = np.argmax(x, axis=1)[:, None]
+    for r in (np.zeros((2, 1), dtype=np.intp, like=x), np.full_like(x, 2.0, shape=(3,)),
+              np.take_along_axis(x, i, axis=1), x.sum(axis=0, keepdims=True),
+              x.astype(np.float32, copy=False), np.bincount(np.zeros(2, dtype=np.intp, like=x),
+                                                            weights=x[0], minlength=3)):
+        assert type(r) is DeviceArray
+    np.put_along_axis(x, i, 0.0, axis=1)
+    np.copyto(x, 7.0, where=x < 0)
+    assert x.get().tolist() == [[0.0, 7.0], [0.0, 0.5]]
+
+
+def test_the_record_of_cupy_is_the_installed_cupys():
+    """Where CuPy is installed (a GPU machine, or any machine: it imports without one), what
+    the stand-in believes of it is checked against it: every recorded function, method and
+    ufunc is there with the recorded parameters."""
+    pytest.importorskip("cupy")
+    from cupy_api import load, record
+
+    recorded, installed = load(), record()
+    for part in ("functions", "methods", "ufunc_methods"):
+        changed = {k: (v, installed[part].get(k)) for k, v in recorded[part].items()
+                   if installed[part].get(k) != v}
+        assert not changed, (f"CuPy {installed['cupy']} differs from the record of "
+                             f"{recorded['cupy']} in {part}: {changed}; re-record with "
+                             f"python tests/cupy_api.py --write")
+    assert set(recorded["ufuncs"]) <= set(installed["ufuncs"])
 
 
 def _device_args(case):
@@ -115,7 +107,7 @@ def _call(case, rule, fn, *args, **kw):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_every_rule_keeps_its_arrays_on_the_device(case):
+def test_every_rule_keeps_its_arrays_on_the_device(case, stand_in_gpu):
     prim = PRIMITIVES[case.prim]
     host = [a.value if isinstance(a, In) else a for a in case.args]
     args = _device_args(case)
@@ -138,7 +130,7 @@ def test_every_rule_keeps_its_arrays_on_the_device(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_the_engine_runs_every_primitive_on_the_device(case):
+def test_the_engine_runs_every_primitive_on_the_device(case, stand_in_gpu):
     t = Traced(case.prim, case.args, case.params)  # array constants move with the values
     values = {k: dev(v) for k, v in t.values.items()}
     env = evaluate(t.prog, values)
@@ -155,14 +147,13 @@ def test_the_engine_runs_every_primitive_on_the_device(case):
 SPEC = tiny_spec(layers=[{"conv1d": {"channels": 4, "kernel": 5, "pad": "same"}},
                          {"batchnorm": {}}, "relu", {"dropout": {"rate": 0.25}}, {"dense": {"units": 1}}],
                  training={"epochs": 2})
-COLUMNS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
-
-
 def _metrics(run):
+    """metrics.csv's numbers, every column but the clock."""
     import csv
 
     with open(f"{run}/metrics.csv") as f:
-        return [[float(r[c]) for c in COLUMNS] for r in csv.DictReader(f)]
+        return np.array([[float(v) if v else np.nan for k, v in r.items() if k != "elapsed_s"]
+                         for r in csv.DictReader(f)])
 
 
 def _train(workdir, out, *args):
@@ -176,7 +167,8 @@ def _same_run(a, b, exact):
     ma, mb, wa, wb = _metrics(a), _metrics(b), run_arrays(a), run_arrays(b)
     assert wa.keys() == wb.keys()
     if exact:
-        assert ma == mb and all(np.array_equal(wa[k], wb[k]) for k in wa)
+        assert np.array_equal(ma, mb, equal_nan=True)
+        assert all(np.array_equal(wa[k], wb[k]) for k in wa)
     else:  # a GPU sums in another order: float32 rounding, over two epochs of steps
         np.testing.assert_allclose(ma, mb, rtol=1e-4)
         for k in wa:
@@ -205,9 +197,6 @@ def stand_in_gpu(monkeypatch):
     """``gpu`` played by the device-array stand-in: CuPy's entry points the backend calls,
     answering with stand-ins, so every move between host and device runs as on a GPU and any
     host array mixed in on the way (model, optimizer, checkpoint, batches) raises."""
-    def as_strided(x, shape, strides):
-        return _wrap(np.lib.stride_tricks.as_strided(x.view(np.ndarray), shape, strides))
-
     cupy = types.ModuleType("cupy")
     cupy.asarray = lambda a: np.array(a).view(DeviceArray)
     stream = types.SimpleNamespace(synchronize=lambda: None)
@@ -227,6 +216,63 @@ def test_training_and_resuming_on_the_stand_in_gpu_give_the_cpu_bits(workdir, st
     # the same NumPy arithmetic behind the stand-in: any difference is a device-handling bug
     _check_devices_agree(workdir, stand_in_gpu, exact=True)
     assert '"device": "gpu"' in (workdir / "here" / "summary.json").read_text()
+
+
+# every layer, optimizer and loss, and every shipped spec, on the stand-in: the same bits as on
+# the CPU, so that each rule, each optimizer update and each loss head runs device-neutral
+EVERY_LAYER = tiny_spec(layers=[
+    {"conv1d": {"channels": 3, "kernel": 3, "pad": "same"}}, {"leaky_relu": {"slope": 0.1}},
+    {"maxpool1d": {"size": 3, "stride": 2, "pad": 1}}, {"batchnorm": {}}, {"elu": {}},
+    {"avgpool1d": {"size": 2, "pad": 1}}, "tanh", {"dropout": {"rate": 0.2}}, "flatten",
+    {"dense": {"units": 4}}, "sigmoid", "softplus", {"dense": {"units": 1}}], training={"epochs": 1})
+SHAPES = {"input": [1, 12, 12], "data": {"builtin": "shapes", "n": 60, "classes": 3,
+                                         "val_split": 0.25},
+          "layers": [{"conv2d": {"channels": 2, "kernel": 3, "pad": 1}}, "relu",
+                     {"maxpool2d": {"size": 3, "stride": 2, "pad": 1}},
+                     {"avgpool2d": {"size": 2}}, {"dense": {"units": 3}}],
+          "loss": "softmax_cross_entropy", "training": {"epochs": 1}}
+LINEAR = {"input": [3], "data": {"builtin": "linear", "n": 60, "val_split": 0.25},
+          "layers": [{"dense": {"units": 1}}], "training": {"epochs": 1}}
+STAND_IN_SPECS = {
+    "every-layer": EVERY_LAYER, "conv2d-softmax": tiny_spec(**SHAPES),
+    **{f"optimizer-{o}": tiny_spec(optimizer={"name": o, "lr": 0.01},
+                                   training={"epochs": 1, "batch_size": "full" if o == "gd" else 32})
+       for o in ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adamw")},
+    **{f"loss-{loss}": tiny_spec(**LINEAR, loss=loss) for loss in ("mse", "mae", "huber")},
+    "loss-hinge": tiny_spec(loss="hinge", training={"epochs": 1}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [*STAND_IN_SPECS, "specs/image_cnn.yaml", "specs/lecture_cnn.yaml",
+                                  "specs/linear_regression.yaml", "specs/pulse_cnn.yaml",
+                                  "specs/two_layer_sumsq.yaml"])
+def test_every_layer_optimizer_loss_and_shipped_spec_trains_on_a_gpu(workdir, any_gpu, name):
+    from pathlib import Path
+
+    if name in STAND_IN_SPECS:
+        spec, small = workdir / "spec.yaml", []
+        spec.write_text(STAND_IN_SPECS[name])
+    else:  # a shipped spec, on fewer samples and one epoch (a few steps of gd)
+        spec = Path(__file__).parents[1] / name
+        small = ["--epochs", "1", "--set", "data.n=80"]
+    for device in ("cpu", "gpu"):
+        assert main(["train", str(spec), "-q", "--out", device, "--device", device, *small]) == 0
+    _same_run("cpu", "gpu", exact=any_gpu == "stand-in")
+
+
+@pytest.fixture(params=["stand-in", "gpu"])
+def any_gpu(request):
+    """``gpu`` played by the stand-in (the same NumPy arithmetic: the same bits), and by a real
+    GPU where CuPy finds one (float32 rounding: the same curve), else skipped saying why."""
+    if request.param == "gpu":
+        try:
+            backend.check("gpu")
+        except InputError as e:
+            pytest.skip(f"no gpu here: {e}")
+    else:
+        request.getfixturevalue("stand_in_gpu")
+    return request.param
 
 
 def test_eval_predict_and_bench_run_on_the_stand_in_gpu(workdir, stand_in_gpu, data_npz, capsys):
