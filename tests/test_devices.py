@@ -296,7 +296,11 @@ def data_npz(workdir):
 
 # ---------------------------------------------------------------- no GPU here: clear errors
 def _no_cupy():
-    return ImportError("No module named 'cupy'")
+    return ModuleNotFoundError("No module named 'cupy'", name="cupy")
+
+
+def _cupy_missing_a_library():  # pip install --no-deps cupy-cuda12x: its cuda-pathfinder missing
+    return ModuleNotFoundError("No module named 'cuda'", name="cuda")
 
 
 def _cupy_without_gpu():
@@ -308,6 +312,8 @@ def _cupy_without_gpu():
 
 @pytest.mark.parametrize("cupy, says", [
     (_no_cupy, "--device: gpu needs CuPy, which is not installed: pip install 'bpcli[gpu]'"),
+    (_cupy_missing_a_library, "--device: gpu needs CuPy, which is installed but does not import: "
+                              "ModuleNotFoundError: No module named 'cuda'"),
     (_cupy_without_gpu, "--device: CuPy is installed but finds no CUDA GPU: RuntimeError: "
                         "cudaErrorNoDevice: no CUDA-capable device is detected")])
 @pytest.mark.parametrize("command", ["train spec.yaml", "eval r", "predict r --data r",

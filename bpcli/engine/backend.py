@@ -44,9 +44,13 @@ def check(device: str) -> None:
     if device not in DEVICES:
         raise InputError(f"must be one of {', '.join(DEVICES)}, got {device!r}")
     cp = _cupy()
-    if isinstance(cp, ImportError):
+    if isinstance(cp, ModuleNotFoundError) and cp.name == "cupy":
         raise InputError("gpu needs CuPy, which is not installed: pip install 'bpcli[gpu]' "
                          "(CuPy's CUDA 12 build, cupy-cuda12x)")
+    if isinstance(cp, ImportError):  # installed, but a library it needs is missing or broken
+        raise InputError(f"gpu needs CuPy, which is installed but does not import: "
+                         f"{type(cp).__name__}: {cp} (reinstall it with its dependencies: "
+                         f"pip install 'bpcli[gpu]')")
     try:
         count = cp.cuda.runtime.getDeviceCount()
     except Exception as e:  # CUDARuntimeError, or a missing driver library: say what CUDA said
