@@ -16,6 +16,7 @@ call the way CuPy 14 does (tests/cupy_api.py records what CuPy has):
 
 from __future__ import annotations
 
+import sys
 import types
 
 import numpy as np
@@ -160,3 +161,31 @@ def dev(a):
 def as_strided(x, shape, strides):
     """CuPy's ``cupy.lib.stride_tricks.as_strided`` on a device array."""
     return _wrap(np.lib.stride_tricks.as_strided(_host(x), shape, strides))
+
+
+def install(monkeypatch) -> str:
+    """Make ``gpu`` the stand-in for a test: CuPy's entry points the backend calls (``asarray``,
+    ``as_strided``, the device count, the stream) answer with stand-ins, so every move between
+    host and device runs as on a GPU and any host array mixed in on the way (model, optimizer,
+    checkpoint, batches) raises. Returns the device name, ``gpu``."""
+    from bpcli.engine import backend
+
+    cupy = types.ModuleType("cupy")
+    cupy.STAND_IN = True
+    cupy.asarray = lambda a: np.array(a).view(DeviceArray)
+    stream = types.SimpleNamespace(synchronize=lambda: None)
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+                                      get_current_stream=lambda: stream)
+    lib, strided = types.ModuleType("cupy.lib"), types.ModuleType("cupy.lib.stride_tricks")
+    strided.as_strided = as_strided
+    for name, module in (("cupy", cupy), ("cupy.lib", lib), ("cupy.lib.stride_tricks", strided)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(backend, "_cupy", lambda: cupy)
+    monkeypatch.setattr(backend, "on_device", lambda x: isinstance(x, DeviceArray))
+    return "gpu"
+
+
+def numpy_arithmetic(device: str) -> bool:
+    """Whether ``device`` computes with NumPy's very arithmetic (the CPU, or the stand-in): its
+    results then equal the CPU's bit for bit; a real GPU's agree to rounding."""
+    return device == "cpu" or getattr(sys.modules.get("cupy"), "STAND_IN", False)

@@ -12,18 +12,16 @@ rule passes when it hands back stand-ins computed from stand-ins, with NumPy's v
 from __future__ import annotations
 
 import json
-import sys
 import types
 
 import numpy as np
 import pytest
-from device_stand_in import DeviceArray, HostArrayMixedIn, NotOnCuPy, as_strided, dev
+from device_stand_in import DeviceArray, HostArrayMixedIn, NotOnCuPy, dev, numpy_arithmetic
 from helpers import run_arrays, tiny_spec
 from test_primitives import CASES, In, Traced
 
 from bpcli.cli import main
 from bpcli.engine import PRIMITIVES, backend, backward, evaluate, forward_tangent
-from bpcli.errors import InputError
 
 
 def test_the_stand_in_catches_host_arrays():
@@ -179,6 +177,7 @@ def _check_devices_agree(workdir, device, exact):
     _train(workdir, "cpu", "--device", "cpu")
     _train(workdir, "here", "--device", device)
     _same_run("cpu", "here", exact)
+    assert json.loads((workdir / "here" / "summary.json").read_text())["device"] == device
     # a checkpoint written on one device resumes on the other, both ways
     for way, (first, then) in enumerate(((device, "cpu"), ("cpu", device))):
         run = f"{first}-then-{then}-{way}"
@@ -189,37 +188,11 @@ def _check_devices_agree(workdir, device, exact):
 
 @pytest.mark.slow
 def test_training_and_resuming_agree_on_every_device(workdir, device):
-    _check_devices_agree(workdir, device, exact=device == "cpu")
+    _check_devices_agree(workdir, device, exact=numpy_arithmetic(device))
 
 
-@pytest.fixture
-def stand_in_gpu(monkeypatch):
-    """``gpu`` played by the device-array stand-in: CuPy's entry points the backend calls,
-    answering with stand-ins, so every move between host and device runs as on a GPU and any
-    host array mixed in on the way (model, optimizer, checkpoint, batches) raises."""
-    cupy = types.ModuleType("cupy")
-    cupy.asarray = lambda a: np.array(a).view(DeviceArray)
-    stream = types.SimpleNamespace(synchronize=lambda: None)
-    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
-                                      get_current_stream=lambda: stream)
-    lib, strided = types.ModuleType("cupy.lib"), types.ModuleType("cupy.lib.stride_tricks")
-    strided.as_strided = as_strided
-    for name, module in (("cupy", cupy), ("cupy.lib", lib), ("cupy.lib.stride_tricks", strided)):
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(backend, "_cupy", lambda: cupy)
-    monkeypatch.setattr(backend, "on_device", lambda x: isinstance(x, DeviceArray))
-    return "gpu"
-
-
-@pytest.mark.slow
-def test_training_and_resuming_on_the_stand_in_gpu_give_the_cpu_bits(workdir, stand_in_gpu):
-    # the same NumPy arithmetic behind the stand-in: any difference is a device-handling bug
-    _check_devices_agree(workdir, stand_in_gpu, exact=True)
-    assert '"device": "gpu"' in (workdir / "here" / "summary.json").read_text()
-
-
-# every layer, optimizer and loss, and every shipped spec, on the stand-in: the same bits as on
-# the CPU, so that each rule, each optimizer update and each loss head runs device-neutral
+# every layer, optimizer and loss, and every shipped spec, on a GPU: on the stand-in the CPU's very
+# bits (each rule, optimizer update and loss head is device-neutral), on a real one its curve
 EVERY_LAYER = tiny_spec(layers=[
     {"conv1d": {"channels": 3, "kernel": 3, "pad": "same"}}, {"leaky_relu": {"slope": 0.1}},
     {"maxpool1d": {"size": 3, "stride": 2, "pad": 1}}, {"batchnorm": {}}, {"elu": {}},
@@ -247,7 +220,8 @@ STAND_IN_SPECS = {
 @pytest.mark.parametrize("name", [*STAND_IN_SPECS, "specs/image_cnn.yaml", "specs/lecture_cnn.yaml",
                                   "specs/linear_regression.yaml", "specs/pulse_cnn.yaml",
                                   "specs/two_layer_sumsq.yaml"])
-def test_every_layer_optimizer_loss_and_shipped_spec_trains_on_a_gpu(workdir, any_gpu, name):
+@pytest.mark.parametrize("device", ["stand-in", "gpu"], indirect=True)
+def test_every_layer_optimizer_loss_and_shipped_spec_trains_on_a_gpu(workdir, device, name):
     from pathlib import Path
 
     if name in STAND_IN_SPECS:
@@ -256,23 +230,9 @@ def test_every_layer_optimizer_loss_and_shipped_spec_trains_on_a_gpu(workdir, an
     else:  # a shipped spec, on fewer samples and one epoch (a few steps of gd)
         spec = Path(__file__).parents[1] / name
         small = ["--epochs", "1", "--set", "data.n=80"]
-    for device in ("cpu", "gpu"):
-        assert main(["train", str(spec), "-q", "--out", device, "--device", device, *small]) == 0
-    _same_run("cpu", "gpu", exact=any_gpu == "stand-in")
-
-
-@pytest.fixture(params=["stand-in", "gpu"])
-def any_gpu(request):
-    """``gpu`` played by the stand-in (the same NumPy arithmetic: the same bits), and by a real
-    GPU where CuPy finds one (float32 rounding: the same curve), else skipped saying why."""
-    if request.param == "gpu":
-        try:
-            backend.check("gpu")
-        except InputError as e:
-            pytest.skip(f"no gpu here: {e}")
-    else:
-        request.getfixturevalue("stand_in_gpu")
-    return request.param
+    for where in ("cpu", device):
+        assert main(["train", str(spec), "-q", "--out", where, "--device", where, *small]) == 0
+    _same_run("cpu", "gpu", exact=numpy_arithmetic(device))
 
 
 def test_eval_predict_and_bench_run_on_the_stand_in_gpu(workdir, stand_in_gpu, data_npz, capsys):
