@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench docs figures install clean
+.PHONY: demo test test-fast bench docs figures install clean gpu-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	-$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench.py
+
+# what benchmarks/gpu_check.sh needs on a GPU machine without network: pure-Python wheels only
+gpu-deps: $(STAMP)
+	rm -rf .gpu_deps
+	$(BIN)/python -m pip install --quiet --no-deps --target .gpu_deps pytest pluggy iniconfig \
+		packaging hypothesis attrs sortedcontainers threadpoolctl
 
 # docs/spec-reference.md from the field tables; tests/test_docs.py fails while it is stale
 docs: $(STAMP)

@@ -1,6 +1,7 @@
 """bpcli on each device against PyTorch on the same: one training step and one epoch.
 
-    python benchmarks/devices.py [--batches 100 4096] [--rounds 3] [--out benchmarks/results]
+    python benchmarks/devices.py [--batches 100 4096] [--rounds 3] [--devices cpu gpu]
+                                 [--out benchmarks/results]
 
 Two networks, float32, plain SGD, the same starting weights in both libraries:
 
@@ -189,10 +190,12 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, nargs="+", default=[100, 4096])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=5, help="steps per timed step figure")
+    ap.add_argument("--devices", nargs="+", choices=["cpu", "gpu"], default=["cpu", "gpu"],
+                    help="which rows to run (the CPU rows at batch 4096 take minutes)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     a = ap.parse_args(argv)
-    plans = [("cpu", "cpu", t) for t in sorted({1, available()})]
-    why = gpu_missing()
+    plans = [("cpu", "cpu", t) for t in sorted({1, available()}) if "cpu" in a.devices]
+    why = gpu_missing() if "gpu" in a.devices else "not asked for (--devices)"
     if why is None:
         plans.append(("gpu", "cuda", 1))
     rows = []
