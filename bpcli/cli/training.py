@@ -78,7 +78,7 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
         return
     if spec is None:
         raise InputError("give a spec file to train (or --resume RUN to continue a run)")
-    s = apply_sets(load(spec), set_)
+    s = apply_sets(load(spec), set_, data=data)  # --data replaces a builtin set first
     if epochs is not None:
         s = set_value(s, "training.epochs", epochs)
     if seed is not None:

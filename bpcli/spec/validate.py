@@ -284,8 +284,7 @@ def with_data(spec: Spec, path, target=None, val_path=None) -> Spec:
     from ``val_path``, if given): the spec's other data options kept (a builtin set is replaced),
     ``target`` given on the command line winning, and every option not given at its default
     (the DATA table's). Paths are made absolute, so a run folder's spec is read from anywhere."""
-    entry = {k: v for k, v in (spec.data["data"] or {}).items()
-             if k not in ("builtin", "n") and not (k == "classes" and isinstance(v, int))}
+    entry = without_builtin(spec.data["data"] or {})
     entry["path"] = str(Path(path).resolve())
     if entry.get("val_path") is not None:  # the spec's own, relative to the spec file
         entry["val_path"] = str((spec.base_dir / entry["val_path"]).resolve())
@@ -296,16 +295,31 @@ def with_data(spec: Spec, path, target=None, val_path=None) -> Spec:
     return set_value(spec, "data", entry)
 
 
+def without_builtin(entry: dict) -> dict:
+    """A data entry without the fields of a builtin set (``builtin``, ``n``, a number of
+    ``classes``): what stays applies to data from a file (or folder) as well."""
+    return {k: v for k, v in entry.items()
+            if k not in ("builtin", "n") and not (k == "classes" and isinstance(v, int))}
+
+
 # ---------------------------------------------------------------- --set KEY.PATH=VALUE
-def apply_sets(spec: Spec, items) -> Spec:
+def apply_sets(spec: Spec, items, *, data=None) -> Spec:
     """``spec`` with each ``--set key.path=value`` applied to the spec as written, validated again.
 
     Values are YAML (``0.1``, ``true``, ``null``, ``[1, 28, 28]``); every key on the path
     must be one the spec can have there, so a misspelt path is refused, with a suggestion.
     A problem with a value set this way names the --set rather than a line of the file.
+
+    ``data``: the file or folder ``--data`` gives (None: none). It replaces a builtin set, as
+    :func:`with_data` does later, so the builtin set's fields are taken out of the spec as
+    written before the sets are applied and checked: ``--set data.classes=[cat, dog]`` is then
+    checked as a setting for data from a file, which it is, not refused as one for the builtin set.
     """
     if not items:
         return spec
-    raw, sets = with_sets(spec.raw if spec.raw is not None else spec.data, items)
+    raw = spec.raw if spec.raw is not None else spec.data
+    if data is not None and isinstance(raw.get("data"), dict):
+        raw = {**raw, "data": without_builtin(raw["data"])}
+    raw, sets = with_sets(raw, items)
     return validate(raw, file=spec.file, positions=spec.positions,
                     default_name=spec.data["name"], sets=sets)
