@@ -41,6 +41,81 @@ def checkpoint_state(path) -> dict:
         return json.loads(str(f["__state__"]))
 
 
+# ---------------------------------------------------------------- 1. validation's fingerprint
+def test_a_validation_file_is_fingerprinted_and_resume_refuses_it_changed(workdir, capsys):
+    table("train.csv", 64, 0)
+    table("val.csv", 24, 1)
+    file_spec("s.yaml")
+    ok(capsys, "train", "s.yaml", "--data", "train.csv", "--val-data", "val.csv", "-q",
+       "--out", "r")
+    summary = json.loads(Path("r/summary.json").read_text())
+    digest = summary["val_data_fingerprint"]
+    assert isinstance(digest, str) and len(digest) == 16 and digest != summary["data_fingerprint"]
+    assert checkpoint_state("r/last.npz")["val_data_fingerprint"] == digest
+
+    original = Path("val.csv").read_bytes()
+    table("val.csv", 24, 2)                    # same file name, same size, other samples
+    before = folder_bytes("r")
+    code, _, err = cli(capsys, "train", "--resume", "r", "--epochs", 2, "-q")
+    assert code == 2
+    last = err.strip().splitlines()[-1]        # after "resuming r": one paragraph
+    assert last.startswith(f"bpcli: error: {workdir / 'val.csv'}: the validation data differs")
+    assert "resume needs the same validation data" in last
+    assert folder_bytes("r") == before         # nothing written
+
+    Path("val.csv").write_bytes(original)      # the very file again: it resumes
+    ok(capsys, "train", "--resume", "r", "--epochs", 2, "-q")
+    assert json.loads(Path("r/summary.json").read_text())["val_data_fingerprint"] == digest
+
+
+def test_a_checkpoint_from_before_the_validation_fingerprint_still_resumes(workdir, capsys):
+    table("train.csv", 64, 0)
+    table("val.csv", 24, 1)
+    file_spec("s.yaml")
+    ok(capsys, "train", "s.yaml", "--data", "train.csv", "--val-data", "val.csv", "-q",
+       "--out", "r")
+    with np.load("r/last.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    state = json.loads(str(arrays["__state__"]))
+    del state["val_data_fingerprint"]          # as an older bpcli wrote it
+    arrays["__state__"] = np.array(json.dumps(state))
+    np.savez("r/last.npz", **arrays)
+    table("val.csv", 24, 2)                    # nothing recorded to compare it with
+    ok(capsys, "train", "--resume", "r", "--epochs", 2, "-q")
+    summary = json.loads(Path("r/summary.json").read_text())
+    assert summary["epochs"] == 2
+    # from now on the run records the validation data it was resumed with
+    assert checkpoint_state("r/last.npz")["val_data_fingerprint"] == summary["val_data_fingerprint"]
+
+
+def test_a_validation_split_records_the_fingerprint_of_its_part(workdir, capsys):
+    from bpcli.spec.validate import load
+    from bpcli.train import run
+    from bpcli.train.loop import fingerprint
+
+    Path("s.yaml").write_text(tiny_spec(training={"epochs": 1}))
+    ok(capsys, "train", "s.yaml", "-q", "--out", "r")
+    summary = json.loads(Path("r/summary.json").read_text())
+    p = run.prepare(load("s.yaml"))
+    assert summary["n_val"] == 50 and p.val[0].shape[0] == 50
+    # the split-off samples as validation evaluates them, not the whole data set again
+    assert summary["val_data_fingerprint"] == fingerprint(*p.val) != summary["data_fingerprint"]
+
+    # another split of the same data: the data's fingerprint is the same, the split's is not
+    Path("t.yaml").write_text(tiny_spec(training={"epochs": 1}, data={"val_split": 0.5}))
+    before = folder_bytes("r")
+    code, _, err = cli(capsys, "train", "t.yaml", "--resume", "r", "--epochs", 2, "--force", "-q")
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f"bpcli: error: {Path('r') / 'last.npz'}: the validation split differs from the one this "
+        f"run was validated on (its fingerprint changed: the data, data.val_split or the seed "
+        f"differ); resume needs the same validation data")
+    assert folder_bytes("r") == before
+
+    Path("n.yaml").write_text(tiny_spec(training={"epochs": 1}, data={"val_split": 0}))
+    ok(capsys, "train", "n.yaml", "-q", "--out", "none")
+    assert json.loads(Path("none/summary.json").read_text())["val_data_fingerprint"] is None
+
+
 # ---------------------------------------------------------------- 2. --data replaces a builtin set
 def test_data_from_a_file_takes_a_class_list_set_on_a_builtin_spec(workdir, capsys):
     table("pets.csv", 48, 0, labels=("cat", "dog"))

@@ -75,7 +75,8 @@ class TrainState:
     elapsed_s: float = 0.0            # training time before this process (resumed runs)
     started: str = ""                 # when the run first started, ISO 8601, UTC
     spec_hash: str = ""
-    data_fingerprint: str = ""
+    data_fingerprint: str = ""        # the training data's (loop.fingerprint); "": not recorded
+    val_data_fingerprint: str = ""    # the validation samples' ("": none, or an older checkpoint)
     threads: int | None = None        # the BLAS thread limit: a part of the same-bits promise
 
     def to_json(self) -> str:

@@ -164,6 +164,13 @@ class Trainer:
     optimizer state and every batch live; the random draws (order, masks, augmentation) stay on
     the host generators and are moved, so every device follows the same samples. Raises
     InputError at ``training.device`` when that device is not there.
+
+    ``data_fingerprint`` (default: :func:`fingerprint` of ``train_set``) stands for the training
+    data; the validation samples get their own, :func:`fingerprint` of ``val_set`` as validation
+    evaluates it (prepared: cast to the spec's dtype, labels as the loss takes them), whether they
+    come from a file of their own or are split off the training data (then the training data's
+    fingerprint covers them too, and this one tells the split apart). Both are kept in the
+    checkpoints and summary.json, and :meth:`restore` refuses data that differs from either.
     """
 
     def __init__(self, model: Model, train_set, val_set, folder: RunFolder, *, source: str = "",
@@ -195,6 +202,7 @@ class Trainer:
         self.best_metric = (self.tcfg["early_stopping"] or {}).get("metric", "val_loss")
         self.columns = [c for c in COLUMNS if self._applies(c)]
         self.data_fingerprint = data_fingerprint or fingerprint(*train_set)
+        self.val_fingerprint = None if val_set is None else fingerprint(*val_set)
         model.fit_preprocess(train_set[0])  # statistics of the training split only
         stopping = self.tcfg["early_stopping"]
         self.state = TrainState(
@@ -203,7 +211,7 @@ class Trainer:
                                                                  stopping["patience"]),
             started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             spec_hash=model.spec.fingerprint(), data_fingerprint=self.data_fingerprint,
-            threads=resolve_threads(threads))
+            val_data_fingerprint=self.val_fingerprint or "", threads=resolve_threads(threads))
         # bookkeeping of this process, never checkpointed
         self.best_snapshot = None     # (arrays, state JSON) of the best row, not yet on disk
         self.written = {"last": -1e9, "best": -1e9}
@@ -231,11 +239,25 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
     def restore(self, path: Path) -> None:
-        """Continue from the checkpoint at ``path``: weights, optimizer, state."""
+        """Continue from the checkpoint at ``path``: weights, optimizer, state. InputError if
+        the training or the validation data differs from what the run recorded (a checkpoint
+        that recorded none, as older ones did not for validation, accepts any)."""
         state = load_checkpoint(path, self.model, self.opt)
         if state.data_fingerprint not in ("", self.data_fingerprint):
             raise InputError("the data differs from the data this run was trained on (its "
                              "fingerprint changed); resume needs the same data", file=str(path))
+        if state.val_data_fingerprint not in ("", self.state.val_data_fingerprint):
+            val_path = (self.model.spec.data["data"] or {}).get("val_path")
+            if val_path is not None:   # the culprit is that file, not the checkpoint
+                raise InputError(f"the validation data differs from the data the run in "
+                                 f"{Path(path).parent} was validated on (its fingerprint "
+                                 f"changed); resume needs the same validation data",
+                                 file=str(val_path))
+            raise InputError("the validation split differs from the one this run was validated "
+                             "on (its fingerprint changed: the data, data.val_split or the seed "
+                             "differ); resume needs the same validation data", file=str(path))
+        # an older checkpoint recorded none: from now on the run keeps the one it resumed with
+        state.val_data_fingerprint = self.state.val_data_fingerprint
         if self.state.stopping is not None and state.stopping is None:
             state.stopping = self.state.stopping
         state.started = state.started or self.state.started
@@ -464,6 +486,7 @@ class Trainer:
             "n_params": self.model.n_params(),
             "data": self.source,
             "data_fingerprint": self.data_fingerprint,
+            "val_data_fingerprint": self.val_fingerprint,
             "n_train": self.n,
             "n_val": 0 if self.val_set is None else int(self.val_set[0].shape[0]),
             "skipped_batches": st.skipped,
