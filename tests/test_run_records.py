@@ -140,3 +140,97 @@ def test_a_class_list_on_a_builtin_set_without_data_is_still_refused(workdir, ca
         code, _, err = cli(capsys, "train", "both.yaml", *extra, "-q")
         assert code == 2 and "both.yaml" in err and "data.classes" in err and message in err
     assert not Path("runs").exists()
+
+
+# ---------------------------------------------------------------- 3. NaN is not an empty cell
+def nan_run(capsys) -> Path:
+    """A run whose validation loss is NaN from epoch 1: an lr of 1e30 sends the weights to inf
+    after the first step, and every later batch is skipped (so train_loss is not measured)."""
+    Path("nan.yaml").write_text(tiny_spec(optimizer={"name": "sgd", "lr": 1e30},
+                                          training={"epochs": 3}))
+    ok(capsys, "train", "nan.yaml", "-q", "--on-nan", "skip", "--out", "r")
+    return Path("r")
+
+
+def test_metrics_csv_writes_nan_as_nan_and_not_measured_as_an_empty_cell(workdir, capsys):
+    run = nan_run(capsys)
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
+    header, rows = rows[0], rows[1:]
+    col = {name: i for i, name in enumerate(header)}
+    assert [r[col["val_loss"]] for r in rows] == ["nan"] * 3
+    assert [r[col["train_loss"]] for r in rows][1:] == ["", ""]   # every batch skipped
+
+
+def test_read_metrics_tells_a_nan_from_an_empty_cell(workdir, capsys):
+    from bpcli.train.run_folder import RunFolder
+
+    df = RunFolder(nan_run(capsys)).read_metrics()
+    val, train = df["val_loss"], df["train_loss"]
+    assert val.notna().all() and np.isnan(val.to_numpy(float)).all()        # measured: NaN
+    assert train.isna().tolist() == [False, True, True]                      # not measured
+    assert np.isfinite(train.to_numpy(float)[0])
+    assert df["epoch"].tolist() == [1, 2, 3] and df["epoch"].dtype == np.int64
+
+
+def test_read_metrics_by_hand_keeps_numbers_numbers_and_drops_a_line_cut_short(tmp_path):
+    from bpcli.errors import InputError
+    from bpcli.train.run_folder import RunFolder
+
+    (tmp_path / "spec.yaml").write_text("")
+    (tmp_path / "metrics.csv").write_text("epoch,step,train_loss,val_loss,lr\n"
+                                          "1,10,0.5,0.6,0.1\n"
+                                          "2,20,nan,,0.1\n"
+                                          "3,30,inf,0.4,0.1\n"
+                                          "4,40,0.3")              # killed mid-row
+    df = RunFolder(tmp_path).read_metrics()
+    assert df["epoch"].tolist() == [1, 2, 3]
+    assert df["lr"].dtype == np.float64                                # no gap: plain floats
+    assert df["train_loss"].isna().tolist() == [False, False, False]  # a NaN is a value
+    loss = df["train_loss"].to_numpy(float)
+    assert np.isnan(loss[1]) and loss[2] == np.inf
+    assert df["val_loss"].isna().tolist() == [False, True, False]     # the empty cell is missing
+    (tmp_path / "metrics.csv").write_text("epoch,step,train_loss\n1,10,0.5\n2,20,O.4\n")
+    with pytest.raises(InputError, match=r"metrics.csv.*train_loss.*'O.4'"):
+        RunFolder(tmp_path).read_metrics()
+
+
+@pytest.fixture
+def close_figures():
+    yield
+    from bpcli.explain.plots import pyplot
+
+    pyplot().close("all")
+
+
+def nan_marks(ax) -> list:
+    return [ln for ln in ax.get_lines() if ln.get_marker() == "x" and ln.get_color() == "red"
+            and len(ln.get_xdata()) and set(ln.get_ydata()) == {0.0}]
+
+
+def test_the_loss_plot_marks_nan_epochs_with_a_red_x_and_a_legend_entry(workdir, capsys,
+                                                                         close_figures):
+    from bpcli.explain.plots import runs_figure
+    from bpcli.train.run_folder import RunFolder
+
+    fig = runs_figure([("r", RunFolder(nan_run(capsys)).read_metrics())])
+    ax = fig.axes[0]
+    # on the bottom edge (axes coordinates) at each NaN epoch; +inf keeps the top edge
+    assert sorted(x for ln in nan_marks(ax) for x in ln.get_xdata()) == [1, 2, 3]
+    assert "NaN loss" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "validation: nan at epoch 1 (and 2 more)" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_an_unmeasured_value_is_still_a_gap_or_joined_never_a_nan_mark(tmp_path, close_figures):
+    from bpcli.explain.plots import runs_figure
+    from bpcli.train.run_folder import RunFolder
+
+    (tmp_path / "spec.yaml").write_text("")
+    (tmp_path / "metrics.csv").write_text("epoch,step,train_loss,val_loss\n"
+                                          "1,10,0.9,0.8\n2,20,,\n3,30,0.7,\n4,40,0.6,0.5\n")
+    fig = runs_figure([("r", RunFolder(tmp_path).read_metrics())])
+    ax = fig.axes[0]
+    assert nan_marks(ax) == []
+    assert "NaN loss" not in [t.get_text() for t in ax.get_legend().get_texts()]
+    # validation evaluated every few rows is joined across the rows without it
+    val = next(ln for ln in ax.get_lines() if ln.get_linestyle() == "--")
+    assert list(val.get_xdata()) == [1, 4]

@@ -4,7 +4,11 @@ Runs (loss.png, ``bpcli plot``, ``bpcli diff``): each run's metrics.csv as a pan
 Sweeps (sweep.png): the sweep's rows (its varied values, seed, status, final metrics) and each
 variant's metrics. Each ``*_figure`` function builds and returns the matplotlib Figure, which is
 what the tests read; ``plot_*`` saves it. Axes come from the finite data; an infinite value is a
-red x on the axis' edge with a note, a missing value (an epoch whose every batch was skipped) a gap.
+red x on the axis' top (+inf) or bottom (-inf) edge with a note, a value measured as NaN a red x on
+the bottom edge with a note and a legend entry ("NaN loss"), and a missing value, one not measured
+(an epoch whose every batch was skipped, a row without validation), a gap, or joined across for
+validation. A frame tells NaN from missing as ``RunFolder.read_metrics`` reads metrics.csv: a NaN
+that ``isna()`` does not count (pandas' nullable Float64); a plain float column's NaN is missing.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 
 _MANY_LEVELS = 5        # more numbers for a swept key than this: a colour bar and a number axis
 _MANY_LINES = 6         # more settings of the other swept keys than this: points, not lines
+NAN_MARK = "nan"        # the gid of the red x's of NaN values: a legend entry is made for them
 
 
 def pyplot():
@@ -135,8 +140,11 @@ def draw_series(ax, x, y, *, join: bool, smoothing: int = 1, xname: str = "epoch
     ``join``: draw straight across missing values (validation evaluated every few rows); else a
     missing value is a gap. An infinite value is left out of the line and drawn as a red x on
     the top (+inf) or bottom (-inf) edge, and noted ("inf at epoch 3", ``xname`` naming x). A
-    point with no neighbour gets a dot, so it shows.
+    value measured as NaN (NaN but not ``isna()``: a nullable Float64 column) is left out the
+    same way and drawn as a red x on the bottom edge with gid :data:`NAN_MARK`, and noted ("nan
+    at epoch 3"). A point with no neighbour gets a dot, so it shows.
     """
+    measured_nan = (y.notna() & np.isnan(y.astype(float))).to_numpy()
     y = y.astype(float)
     x = np.asarray(x)
     finite = smooth(y, smoothing)
@@ -157,7 +165,22 @@ def draw_series(ax, x, y, *, join: bool, smoothing: int = 1, xname: str = "epoch
                     transform=ax.get_xaxis_transform(), clip_on=False, zorder=5)
             more = f" (and {len(at) - 1} more)" if len(at) > 1 else ""
             notes.append(f"{'-' if sign < 0 else ''}inf at {xname} {at[0]}{more}")
+    at = x[measured_nan]
+    if len(at):   # where training diverged: a gap alone would read as "not measured"
+        ax.plot(at, np.zeros(len(at)), ls="none", marker="x", ms=8, mew=2, color="red",
+                transform=ax.get_xaxis_transform(), clip_on=False, zorder=5, gid=NAN_MARK)
+        more = f" (and {len(at) - 1} more)" if len(at) > 1 else ""
+        notes.append(f"nan at {xname} {at[0]}{more}")
     return notes
+
+
+def nan_legend(ax, what: str) -> list:
+    """The legend handle of the NaN marks draw_series drew on ``ax`` ("NaN loss"), if any."""
+    from matplotlib.lines import Line2D
+
+    if not any(ln.get_gid() == NAN_MARK for ln in ax.get_lines()):
+        return []
+    return [Line2D([], [], ls="none", marker="x", ms=8, mew=2, color="red", label=f"NaN {what}")]
 
 
 def _color(i: int, n: int):
@@ -177,7 +200,8 @@ def runs_figure(runs, *, logy: bool | None = None, smoothing: int = 1, title: st
 
     ``runs``: (name, metrics) pairs, metrics a run's metrics.csv as a pandas DataFrame (columns
     epoch, step, train_loss and optionally val_loss, train_accuracy, val_accuracy; an empty
-    train_loss is an epoch whose every batch was skipped). ``logy`` None: a log loss axis when
+    train_loss is an epoch whose every batch was skipped; a NaN is marked, as
+    :func:`draw_series` says). ``logy`` None: a log loss axis when
     every finite loss is positive; ``smoothing``: moving-average window in rows (the raw curve
     stays visible, faint). Returns the Figure: one colour per run, a legend of runs below the
     panels when there are more than a few, the line styles explained once.
@@ -199,6 +223,7 @@ def runs_figure(runs, *, logy: bool | None = None, smoothing: int = 1, title: st
     if logy is None:
         logy = bool(finite.size) and bool((finite > 0).all())
     xlabel = x_label(frames)
+    nans = {}
     for ax, (what, train_col, val_col) in zip(axes[0], panels):
         notes = []
         for i, (run, df) in enumerate(frames):
@@ -224,10 +249,13 @@ def runs_figure(runs, *, logy: bool | None = None, smoothing: int = 1, title: st
         ax.set_title(what, pad=10)   # room for the red x of an infinite value on the top edge
         ax.grid(alpha=0.3, which="major")
         _note(ax, notes)
+        nans[what] = nan_legend(ax, what)
     styles = [Line2D([], [], color="0.3", label="train")]
     if has_val:
         styles.append(Line2D([], [], color="0.3", ls="--", label="validation"))
-    axes[0][0].legend(handles=styles, loc="best", fontsize=9)
+    axes[0][0].legend(handles=styles + nans["loss"], loc="best", fontsize=9)
+    if nans.get("accuracy"):
+        axes[0][1].legend(handles=nans["accuracy"], loc="best", fontsize=9)
     if len(frames) > 1:
         # below the panels, folded into columns: it covers no curve however many runs there are
         longest = max(len(run) for run, _ in frames)
@@ -348,6 +376,7 @@ def _sweep_curves(ax, table, curves, keys, plt, Line2D) -> None:
         Line2D([], [], color=colour(lv), label=f"{_short(hue)}={lv}") for lv in levels]
     handles += [Line2D([], [], color="0.3", ls=s, label=f"{_short(dash)}={lv}")
                 for lv, s in styles.items()]
+    handles += nan_legend(ax, "loss")
     if handles:
         ax.legend(handles=handles, fontsize=8, loc="best")
 

@@ -104,6 +104,9 @@ class MetricsLog:
         self.file = open(path, "a", newline="")
 
     def write(self, row: dict) -> None:
+        """One row: a number as written (a float by repr, so a NaN measured is ``nan`` and an
+        infinity ``inf``), None or a column the row lacks as an empty cell: not measured
+        (:meth:`RunFolder.read_metrics` reads the two back apart)."""
         self.file.write(",".join("" if row.get(c) is None else repr(row[c]) if isinstance(row[c], float)
                                  else str(row[c]) for c in self.columns) + "\n")
         self.file.flush()

@@ -138,16 +138,46 @@ class RunFolder:
         return self.read_json(self.summary) if self.summary.is_file() else None
 
     def read_metrics(self):
-        """metrics.csv as a pandas DataFrame, one row per epoch (or iteration)."""
+        """metrics.csv as a pandas DataFrame, one row per epoch (or iteration).
+
+        An empty cell is a value not measured (no validation on that row, a training loss of an
+        epoch whose every batch was skipped) and reads as ``pd.NA``, which ``isna()`` counts; a
+        ``nan`` cell is a value measured as NaN (a loss that diverged) and reads as ``np.nan``,
+        which it does not. A column holding either is pandas' nullable ``Float64``, where the
+        two stay apart (``to_numpy(float)`` makes both NaN); the others are plain int64 or
+        float64. A last line without its newline (a run killed mid-row) is left out, as resume
+        leaves it out. InputError if the file is missing, unreadable or holds a cell that is not
+        a number.
+        """
+        import io
+
+        import numpy as np
         import pandas as pd
 
         if not self.metrics.is_file():
             raise InputError(f"the run folder has no {self.METRICS}: {_NEEDED_FOR[self.METRICS]}",
                              file=str(self.path))
         try:
-            return pd.read_csv(self.metrics)
+            text = self.metrics.read_text()
+            if not text.endswith("\n"):
+                text = text[:text.rfind("\n") + 1]
+            # read twice: as numbers ('nan' and '' both NaN), and as written, to tell them apart
+            frame = pd.read_csv(io.StringIO(text))
+            cells = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise InputError(f"cannot read {self.METRICS}: {e}", file=str(self.metrics)) from None
+        for c in frame:
+            values = frame[c]
+            if not pd.api.types.is_numeric_dtype(values):
+                bad = pd.to_numeric(values, errors="coerce").isna() & values.notna()
+                i = int(np.argmax(bad.to_numpy()))
+                raise InputError(f"cannot read {self.METRICS}: column {c}, row {i + 1} holds "
+                                 f"{values.iloc[i]!r}, which is not a number",
+                                 file=str(self.metrics))
+            if values.isna().any():
+                empty = (cells[c].fillna("").str.strip() == "").to_numpy()
+                frame[c] = pd.arrays.FloatingArray(values.to_numpy(float), empty)
+        return frame
 
     def load_spec(self):
         from ..spec.validate import load
