@@ -130,6 +130,16 @@ def test_data_from_a_file_takes_a_class_list_set_on_a_builtin_spec(workdir, caps
     assert entry["path"] == str(workdir / "pets.csv")
 
 
+@pytest.mark.parametrize("command", [["gradcheck", "s.yaml", "--samples", "4"],
+                                     ["sweep", "s.yaml", "--grid", "optimizer.lr=0.01,0.02",
+                                      "--out", "sw"]])
+def test_gradcheck_and_sweep_take_a_class_list_set_with_data_too(workdir, capsys, command):
+    table("pets.csv", 48, 0, labels=("cat", "dog"))
+    Path("s.yaml").write_text(tiny_spec(input=[2], layers=[{"dense": {"units": 2}}],
+                                        loss="softmax_cross_entropy", training={"epochs": 1}))
+    ok(capsys, *command, "--data", "pets.csv", "--set", "data.classes=[dog, cat]")
+
+
 def test_a_class_list_on_a_builtin_set_without_data_is_still_refused(workdir, capsys):
     message = "a builtin set names its own classes; a list of class names is for data from a file"
     Path("s.yaml").write_text(tiny_spec())

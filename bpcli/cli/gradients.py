@@ -49,7 +49,7 @@ def gradcheck(spec: Path = SPEC,
     from ..train import data as data_mod
     from ..train.run import fit
 
-    model = Model(apply_sets(load(spec), set_), dtype=np.float64)
+    model = Model(apply_sets(load(spec), set_, data=data), dtype=np.float64)
     X = y = None
     if data is not None:  # the first samples, prepared as training sees them
         X, y = fit(model, data_mod.from_spec(with_data(model.spec, data, target)))

@@ -61,7 +61,7 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
     else:
         if spec is None:
             raise InputError("give a spec file, or --resume SWEEP_FOLDER")
-        s = apply_sets(load(spec), set_)
+        s = apply_sets(load(spec), set_, data=data)  # --data replaces a builtin set first
         if epochs is not None:
             s = set_value(s, "training.epochs", epochs)
         g, r = sw.parse_grid(grid), sw.parse_ranges(range_)
