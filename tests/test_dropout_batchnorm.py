@@ -5,6 +5,9 @@ the identity in evaluation; batchnorm against torch.nn.BatchNorm1d/2d in float64
 forward, gradients wrt input, weight and bias, running statistics after steps, the evaluation
 forward. Then what the rest of bpcli does with them: gradcheck (evaluation mode), model.npz,
 the optimizer, and a whole training run against the same run in PyTorch.
+
+Every comparison runs on every device (the ``device`` fixture): masks, weights and references
+are made on the host; the model, its buffers and the training run live on the device.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import json
 
 import numpy as np
 import pytest
+from test_layers import assert_same, on_host
 
 import bpcli
-from bpcli.engine import backward, evaluate
+from bpcli.engine import backend, backward, evaluate
 from bpcli.errors import InputError
 from bpcli.explain.gradcheck import gradcheck
 from bpcli.train.run import execute, prepare
@@ -36,10 +40,11 @@ def randomize(model, seed):
 
 
 def central_differences(model, X, y, **mode):
-    """dL/dW_j = (L(W + h e_j) - L(W - h e_j)) / 2h for every entry of every parameter."""
+    """dL/dW_j = (L(W + h e_j) - L(W - h e_j)) / 2h for every entry of every parameter, on the
+    host; the pokes go into the model's own arrays, on its device."""
     numeric = {}
     for name, w in model.params.items():
-        numeric[name] = np.zeros_like(w)
+        numeric[name] = np.zeros(w.shape)
         for j in np.ndindex(w.shape):
             keep = w[j]
             w[j] = keep + H
@@ -55,22 +60,22 @@ def central_differences(model, X, y, **mode):
 DROPOUT_NET = [{"dense": {"units": 6}}, {"dropout": {"rate": 0.4}}, {"dense": {"units": 2}}]
 
 
-def test_dropout_in_training_is_x_times_mask_over_keep_probability():
+def test_dropout_in_training_is_x_times_mask_over_keep_probability(device):
     # y = x · mask / (1 - rate), the mask a 0/1 array drawn by the model from the given generator
-    model = bpcli.build(spec([5, 4], [{"dropout": {"rate": 0.3}}]))
+    model = bpcli.build(spec([5, 4], [{"dropout": {"rate": 0.3}}])).to(device)
     X = np.random.default_rng(0).standard_normal((50, 5, 4))
     masks = model.draw_masks(50, np.random.default_rng(1))
     assert list(masks) == ["layers.0.mask"]
     mask = masks["layers.0.mask"]
     assert mask.shape == X.shape and set(np.unique(mask)) == {0.0, 1.0}
     assert abs(1 - mask.mean() - 0.3) < 0.03                 # about rate of the entries dropped
-    np.testing.assert_array_equal(model.forward(X, train=True, masks=masks), X * mask * (1 / 0.7))
+    assert_same(device, model.forward(X, train=True, masks=masks), X * mask * (1 / 0.7))
 
 
-def test_dropout_in_evaluation_is_the_identity():
-    model = bpcli.build(spec([7], [{"dropout": {"rate": 0.5}}]))
+def test_dropout_in_evaluation_is_the_identity(device):
+    model = bpcli.build(spec([7], [{"dropout": {"rate": 0.5}}])).to(device)
     X = np.random.default_rng(0).standard_normal((4, 7))
-    np.testing.assert_array_equal(model.forward(X), X)
+    np.testing.assert_array_equal(model.forward(X), X)      # no arithmetic: the same bits anywhere
     assert not any(e.origin.layer() == 0 for e in model.program.eqns)
 
 
@@ -90,19 +95,20 @@ def test_training_mode_with_dropout_needs_its_masks():
         model.loss(X, Y, train=True)
 
 
-def test_dropout_gradients_with_a_fixed_mask_match_central_differences():
+def test_dropout_gradients_with_a_fixed_mask_match_central_differences(device):
     model = bpcli.build(spec([5], DROPOUT_NET))
     rng = randomize(model, 0)
+    model.to(device)
     X, Y = rng.standard_normal((6, 5)), rng.standard_normal((6, 2))
     masks = model.draw_masks(6, rng)
     L, grads = model.loss_and_grad(X, Y, train=True, masks=masks)
     assert L != model.loss(X, Y)                               # the mask changed the loss
     numeric = central_differences(model, X, Y, train=True, masks=masks)
-    for name in model.params:
-        np.testing.assert_allclose(grads[name], numeric[name], rtol=1e-6, atol=1e-8, err_msg=name)
+    for name, g in on_host(grads).items():
+        np.testing.assert_allclose(g, numeric[name], rtol=1e-6, atol=1e-8, err_msg=name)
     # with every unit dropped, the first layer no longer reaches the loss: no gradient for it
     none_kept = {"layers.1.mask": np.zeros_like(masks["layers.1.mask"])}
-    _, grads = model.loss_and_grad(X, Y, train=True, masks=none_kept)
+    grads = on_host(model.loss_and_grad(X, Y, train=True, masks=none_kept)[1])
     assert not grads["layers.0.weight"].any() and not grads["layers.0.bias"].any()
     assert grads["layers.2.bias"].any()
 
@@ -148,11 +154,12 @@ def copy_affine(torch, model, bn):
 
 
 @pytest.mark.parametrize("sample,cfg", [c[1:] for c in BN_CASES], ids=[c[0] for c in BN_CASES])
-def test_batchnorm_training_forward_and_gradients_match_torch(sample, cfg):
+def test_batchnorm_training_forward_and_gradients_match_torch(sample, cfg, device):
     torch = pytest.importorskip("torch")
     model = bn_model(sample, cfg)
     bn = torch_bn(torch, sample, cfg)
     copy_affine(torch, model, bn)
+    model.to(device)
     X = np.random.default_rng(1).standard_normal((6, *sample)) * 3 + 2
     x_t = torch.tensor(X, requires_grad=True)
     out_t = bn(x_t)
@@ -163,7 +170,7 @@ def test_batchnorm_training_forward_and_gradients_match_torch(sample, cfg):
     prog = model.train_program
     env = evaluate(prog, model.inputs(X, None))
     wrt = ["X", *model.params]
-    grads = backward(prog, env, "loss", wrt)
+    grads = on_host(backward(prog, env, "loss", wrt))
     np.testing.assert_allclose(grads["X"], x_t.grad.numpy(), rtol=1e-10, atol=1e-10)
     if bn.affine:
         np.testing.assert_allclose(grads["layers.0.weight"], bn.weight.grad.numpy(), rtol=1e-10)
@@ -173,21 +180,23 @@ def test_batchnorm_training_forward_and_gradients_match_torch(sample, cfg):
 
 
 @pytest.mark.parametrize("sample,cfg", [c[1:] for c in BN_CASES], ids=[c[0] for c in BN_CASES])
-def test_batchnorm_running_statistics_and_evaluation_match_torch(sample, cfg):
+def test_batchnorm_running_statistics_and_evaluation_match_torch(sample, cfg, device):
     # three training steps on different batches (the last one smaller), then evaluation
     torch = pytest.importorskip("torch")
     model = bn_model(sample, cfg)
     bn = torch_bn(torch, sample, cfg)
     copy_affine(torch, model, bn)
+    model.to(device)
     rng = np.random.default_rng(2)
     for n in (6, 6, 3):
         X = rng.standard_normal((n, *sample)) * 2 - 1
         bn(torch.tensor(X))
         stats = model.step(X, None, train=True, masks={}).batch_stats
         model.update_buffers(stats, n)
-        np.testing.assert_allclose(model.buffers["layers.0.running_mean"], bn.running_mean.numpy(),
+        buffers = on_host(model.buffers)
+        np.testing.assert_allclose(buffers["layers.0.running_mean"], bn.running_mean.numpy(),
                                    rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(model.buffers["layers.0.running_var"], bn.running_var.numpy(),
+        np.testing.assert_allclose(buffers["layers.0.running_var"], bn.running_var.numpy(),
                                    rtol=1e-12)
     bn.eval()
     X = rng.standard_normal((4, *sample))
@@ -195,35 +204,37 @@ def test_batchnorm_running_statistics_and_evaluation_match_torch(sample, cfg):
                                rtol=1e-12, atol=1e-12)
 
 
-def test_batchnorm_starts_as_torch_does_and_evaluates_with_running_statistics():
+def test_batchnorm_starts_as_torch_does_and_evaluates_with_running_statistics(device):
     # weight 1, bias 0, running mean 0 and var 1: evaluation at the start is x / sqrt(1 + eps)
-    model = bpcli.build(spec([3, 4], [{"batchnorm": {}}], loss="sum_squares"))
-    assert np.array_equal(model.params["layers.0.weight"], np.ones(3))
-    assert np.array_equal(model.params["layers.0.bias"], np.zeros(3))
-    assert np.array_equal(model.buffers["layers.0.running_mean"], np.zeros(3))
-    assert np.array_equal(model.buffers["layers.0.running_var"], np.ones(3))
+    model = bpcli.build(spec([3, 4], [{"batchnorm": {}}], loss="sum_squares")).to(device)
+    arrays = model.arrays(host=True)
+    assert np.array_equal(arrays["layers.0.weight"], np.ones(3))
+    assert np.array_equal(arrays["layers.0.bias"], np.zeros(3))
+    assert np.array_equal(arrays["layers.0.running_mean"], np.zeros(3))
+    assert np.array_equal(arrays["layers.0.running_var"], np.ones(3))
     X = np.random.default_rng(0).standard_normal((2, 3, 4))
     np.testing.assert_allclose(model.forward(X), X / np.sqrt(1 + 1e-5), rtol=1e-14)
-    model.buffers["layers.0.running_mean"][...] = [1.0, 2.0, 3.0]
-    model.buffers["layers.0.running_var"][...] = [4.0, 9.0, 16.0]
+    # written into the live buffers, moved as load_params moves a file's
+    model.buffers["layers.0.running_mean"][...] = backend.to_device(np.array([1.0, 2.0, 3.0]), device)
+    model.buffers["layers.0.running_var"][...] = backend.to_device(np.array([4.0, 9.0, 16.0]), device)
     mean, var = np.array([1.0, 2.0, 3.0])[:, None], np.array([4.0, 9.0, 16.0])[:, None]
     expect = (X - mean) / np.sqrt(var + 1e-5)
     np.testing.assert_allclose(model.forward(X), expect, rtol=1e-13)
 
 
-def test_running_statistics_are_state_not_parameters():
+def test_running_statistics_are_state_not_parameters(device):
     # not in params, so not in the gradients, the optimizer, gradcheck, regularization or init
     model = bpcli.build(spec([2, 6, 6], [{"conv2d": {"channels": 3, "kernel": 3}}, "batchnorm",
                                          "relu", {"dense": {"units": 1}}], loss="logistic",
-                            regularization={"l2": 0.1}))
+                            regularization={"l2": 0.1})).to(device)
     assert set(model.buffers) == {"layers.1.running_mean", "layers.1.running_var"}
     assert not set(model.buffers) & set(model.params)
     X = np.random.default_rng(0).standard_normal((4, 2, 6, 6))
     _, grads = model.loss_and_grad(X, np.arange(4) % 2)
     assert set(grads) == set(model.params)
     # the l2 penalty sees conv and dense weights only, not batchnorm's scale
-    penalty = 0.1 * sum(float((model.params[k] ** 2).sum()) for k in ("layers.0.weight",
-                                                                        "layers.3.weight"))
+    params = on_host(model.params)
+    penalty = 0.1 * sum(float((params[k] ** 2).sum()) for k in ("layers.0.weight", "layers.3.weight"))
     losses = model.step(*model.prepare(X, np.arange(4) % 2), grad=False)
     assert losses.reg_loss == pytest.approx(penalty, rel=1e-12)
     with pytest.raises(InputError, match="no weights to initialize"):
@@ -261,28 +272,29 @@ MODAL_NET = [{"conv2d": {"channels": 3, "kernel": 3, "pad": "same"}}, "batchnorm
              {"maxpool2d": {"size": 2}}, {"dropout": {"rate": 0.3}}, {"dense": {"units": 3}}]
 
 
-def test_gradcheck_passes_unchanged_in_evaluation_mode():
+def test_gradcheck_passes_unchanged_in_evaluation_mode(device):
     report = gradcheck(bpcli.load_spec(spec([2, 6, 6], MODAL_NET, loss="softmax_cross_entropy")),
-                       with_cost=False)
+                       with_cost=False, device=device)
     assert report["passed"]
     checked = {r["layer"] for r in report["layers"]}
     assert "layers[1] (batchnorm)" in checked
 
 
-def test_model_npz_holds_the_running_statistics_and_eval_uses_them(tmp_path):
+def test_model_npz_holds_the_running_statistics_and_eval_uses_them(tmp_path, device):
     s = spec([1, 8, 8], MODAL_NET, loss="softmax_cross_entropy",
              data={"builtin": "shapes", "n": 120}, optimizer={"name": "adam", "lr": 0.01},
              training={"epochs": 2, "batch_size": 16})
     p = prepare(bpcli.load_spec(s))
-    summary = execute(p, tmp_path / "run")
+    summary = execute(p, tmp_path / "run", device=device)
+    assert summary["device"] == device
     with np.load(tmp_path / "run" / "model.npz", allow_pickle=False) as f:
         saved = {k: f[k] for k in f.files}
     assert set(saved) == set(p.model.params) | set(p.model.buffers)
     assert not np.array_equal(saved["layers.1.running_mean"], np.zeros(3))  # they moved
-    again = bpcli.build(bpcli.load_spec(s))
+    again = bpcli.build(bpcli.load_spec(s)).to(device)
     again.load_params(tmp_path / "run" / "model.npz")
-    for k, v in again.arrays().items():
-        np.testing.assert_array_equal(v, saved[k])
+    for k, v in again.arrays(host=True).items():
+        np.testing.assert_array_equal(v, saved[k])          # copied, not computed: the same bits
     # validation ran in evaluation mode with the running statistics
     X, y = p.val                                 # prepared: y one-hot
     assert again.step(X, y, grad=False).loss == pytest.approx(summary["final"]["val_loss"], rel=1e-12)
@@ -291,7 +303,7 @@ def test_model_npz_holds_the_running_statistics_and_eval_uses_them(tmp_path):
 
 
 @pytest.mark.slow
-def test_training_with_batchnorm_and_dropout_matches_the_same_run_in_torch(tmp_path):
+def test_training_with_batchnorm_and_dropout_matches_the_same_run_in_torch(tmp_path, device):
     # plain sgd, no shuffling: bpcli's trainer and a torch loop take the same steps on the same
     # batches with the same masks; weights and running statistics agree after every step
     torch = pytest.importorskip("torch")
@@ -305,7 +317,7 @@ def test_training_with_batchnorm_and_dropout_matches_the_same_run_in_torch(tmp_p
     start = {k: torch.tensor(v, requires_grad=True) for k, v in model.params.items()}
     running = {k: torch.tensor(v) for k, v in model.buffers.items()}
     mask_rng = np.random.default_rng(0 + 3)      # the trainer's noise generator for seed 0
-    execute(p, tmp_path / "run")
+    execute(p, tmp_path / "run", device=device)
 
     opt = torch.optim.SGD(list(start.values()), lr=0.1)
     X, y = (torch.tensor(a) for a in p.train)
@@ -322,7 +334,7 @@ def test_training_with_batchnorm_and_dropout_matches_the_same_run_in_torch(tmp_p
             opt.zero_grad()
             F.cross_entropy(out, yb).backward()
             opt.step()
-    for k, v in model.params.items():
+    for k, v in on_host(model.params).items():
         np.testing.assert_allclose(v, start[k].detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=k)
-    for k, v in model.buffers.items():
+    for k, v in on_host(model.buffers).items():
         np.testing.assert_allclose(v, running[k].numpy(), rtol=1e-10, atol=1e-13, err_msg=k)

@@ -1,6 +1,10 @@
 """Every layer through ``bpcli.build``: gradients against central differences, conv1d against
 explicit loops, a hand-written Toeplitz matrix and PyTorch; conv2d, pooling, dense and the
-activations against PyTorch's definitions in float64 with copied weights."""
+activations against PyTorch's definitions in float64 with copied weights.
+
+Every comparison runs on every device (the ``device`` fixture): the weights are set on the host,
+then the model moves; the references (loops, matrices, PyTorch, differences of losses) stay on
+the host."""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_stand_in import numpy_arithmetic
 
 import bpcli
-from bpcli.engine import backward, evaluate
+from bpcli.engine import backend, backward, evaluate
 from bpcli.errors import InputError
 from bpcli.nn.layers import LAYERS
 from bpcli.nn.losses import LOSSES
@@ -21,6 +26,22 @@ H = 1e-6
 def spec(input_shape, layers, loss="mse", seed=0):
     return {"name": "t", "input": list(input_shape), "dtype": "float64", "seed": seed,
             "layers": layers, "loss": loss}
+
+
+def assert_same(device, actual, expected):
+    """The same bits where ``device`` computes with NumPy's arithmetic (cpu, the stand-in); the
+    same to rounding on a real GPU, which sums in another order (rtol 1e-10 in float64, 1e-4 in
+    float32)."""
+    if numpy_arithmetic(device):
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        rtol = 1e-4 if np.asarray(actual).dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(actual, expected, rtol=rtol)
+
+
+def on_host(arrays):
+    """A dict of arrays (gradients, parameters) as NumPy arrays, copied back from a device."""
+    return {k: backend.to_host(v) for k, v in arrays.items()}
 
 
 # ---------------------------------------------------------------- gradients of every layer
@@ -99,20 +120,22 @@ def test_every_layer_and_loss_has_a_gradient_case():
 
 @pytest.mark.parametrize("input_shape,layers,loss", [c[1:] for c in LAYER_CASES],
                          ids=[c[0] for c in LAYER_CASES])
-def test_loss_and_grad_matches_central_differences_on_every_parameter(input_shape, layers, loss):
+def test_loss_and_grad_matches_central_differences_on_every_parameter(input_shape, layers, loss,
+                                                                      device):
     # dL/dW_j == (L(W + h e_j) - L(W - h e_j)) / 2h for every entry j of every parameter
     model = bpcli.build(spec(input_shape, layers, loss))
     rng = np.random.default_rng(7)
     for w in model.params.values():  # nonzero biases too, so nothing sits on a ReLU kink by accident
         w[...] = rng.standard_normal(w.shape) * 0.7
+    model.to(device)
     X = rng.standard_normal((6, *input_shape))
     y = model.loss_def.example_labels(rng, 6, model.output_shape)
     L, grads = model.loss_and_grad(X, y)
-    assert L == model.loss(X, y)
+    assert_same(device, L, model.loss(X, y))
     assert set(grads) == set(model.params)
-    for name, w in model.params.items():
+    for name, w in model.params.items():  # w lives on the device: the pokes go where the model reads
         assert grads[name].shape == w.shape and grads[name].dtype == np.float64
-        numeric = np.zeros_like(w)
+        numeric = np.zeros(w.shape)
         for j in np.ndindex(w.shape):
             keep = w[j]
             w[j] = keep + H
@@ -121,7 +144,8 @@ def test_loss_and_grad_matches_central_differences_on_every_parameter(input_shap
             down = model.loss(X, y)
             w[j] = keep
             numeric[j] = (up - down) / (2 * H)
-        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(backend.to_host(grads[name]), numeric, rtol=1e-6, atol=1e-8,
+                                   err_msg=name)
 
 
 # ---------------------------------------------------------------- conv1d, written out
@@ -190,28 +214,27 @@ def _randomize(model, seed):
 
 
 @pytest.mark.parametrize("c_in,length,cfg", _conv_params, ids=_conv_ids)
-def test_conv1d_matches_cross_correlation_written_with_loops(c_in, length, cfg):
+def test_conv1d_matches_cross_correlation_written_with_loops(c_in, length, cfg, device):
     model = _conv_model(c_in, length, cfg)
     _randomize(model, 1)
     X = np.random.default_rng(2).standard_normal((3, c_in, length))
     stride, pad, dilation = _conv_geometry(cfg)
     expected = conv1d_reference(X, model.params["layers.0.weight"], model.params.get("layers.0.bias"),
                                 stride, pad, dilation)
-    np.testing.assert_allclose(model.forward(X), expected, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(model.to(device).forward(X), expected, rtol=1e-13, atol=1e-13)
 
 
-def test_conv1d_same_padding_puts_the_extra_zero_on_the_right():
+def test_conv1d_same_padding_puts_the_extra_zero_on_the_right(device):
     # kernel 2, pad same: one zero in all, on the right, so with w = [0, 1], y_t = x_{t+1} and y_4 = 0;
     # with w = [1, 0], y_t = x_t (no shift at all)
-    model = _conv_model(1, 5, {"channels": 1, "kernel": 2, "pad": "same", "bias": False})
     x = np.array([[[1.0, 2.0, 3.0, 4.0, 5.0]]])
-    model.params["layers.0.weight"][...] = [[[0.0, 1.0]]]
-    np.testing.assert_array_equal(model.forward(x), [[[2.0, 3.0, 4.0, 5.0, 0.0]]])
-    model.params["layers.0.weight"][...] = [[[1.0, 0.0]]]
-    np.testing.assert_array_equal(model.forward(x), x)
+    for w, expected in (([[[0.0, 1.0]]], [[[2.0, 3.0, 4.0, 5.0, 0.0]]]), ([[[1.0, 0.0]]], x)):
+        model = _conv_model(1, 5, {"channels": 1, "kernel": 2, "pad": "same", "bias": False})
+        model.params["layers.0.weight"][...] = w
+        assert_same(device, model.to(device).forward(x), expected)
 
 
-def test_conv1d_equals_multiplication_by_a_banded_toeplitz_matrix():
+def test_conv1d_equals_multiplication_by_a_banded_toeplitz_matrix(device):
     # kernel [a, b, c], pad same (one zero each side), length 5: y = T x with T written out
     a, b, c = 0.5, -2.0, 3.0
     T = np.array([[b, c, 0, 0, 0],
@@ -222,10 +245,10 @@ def test_conv1d_equals_multiplication_by_a_banded_toeplitz_matrix():
     model = bpcli.build(spec([5], [{"conv1d": {"channels": 1, "kernel": 3, "pad": "same", "bias": False}}]))
     model.params["layers.0.weight"][...] = [[[a, b, c]]]
     X = np.random.default_rng(3).standard_normal((4, 5))
-    np.testing.assert_allclose(model.forward(X)[:, 0, :], X @ T.T, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(model.to(device).forward(X)[:, 0, :], X @ T.T, rtol=1e-14, atol=1e-14)
 
 
-def test_strided_dilated_conv1d_equals_multiplication_by_a_banded_matrix():
+def test_strided_dilated_conv1d_equals_multiplication_by_a_banded_matrix(device):
     # kernel [a, b], stride 2, dilation 2, no padding, length 7: y_t = a x_{2t} + b x_{2t+2}, t = 0, 1, 2
     a, b = 1.5, -0.25
     M = np.array([[a, 0, b, 0, 0, 0, 0],
@@ -235,10 +258,10 @@ def test_strided_dilated_conv1d_equals_multiplication_by_a_banded_matrix():
                                                "bias": False}}]))
     model.params["layers.0.weight"][...] = [[[a, b]]]
     X = np.random.default_rng(4).standard_normal((3, 7))
-    np.testing.assert_allclose(model.forward(X)[:, 0, :], X @ M.T, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(model.to(device).forward(X)[:, 0, :], X @ M.T, rtol=1e-14, atol=1e-14)
 
 
-def test_multichannel_conv1d_equals_block_toeplitz_matrix():
+def test_multichannel_conv1d_equals_block_toeplitz_matrix(device):
     # out channel o = sum over in channels c of T_oc x_c, T_oc[t, j] = w[o, c, j - t + lo] inside the band
     c_in, c_out, L, K = 2, 3, 6, 3
     model = _conv_model(c_in, L, {"channels": c_out, "kernel": K, "pad": "same", "bias": False})
@@ -254,23 +277,23 @@ def test_multichannel_conv1d_equals_block_toeplitz_matrix():
                         big[o * L + t, c * L + j] = w[o, c, j - t + lo]
     X = np.random.default_rng(6).standard_normal((4, c_in, L))
     expected = (X.reshape(4, c_in * L) @ big.T).reshape(4, c_out, L)
-    np.testing.assert_allclose(model.forward(X), expected, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(model.to(device).forward(X), expected, rtol=1e-14, atol=1e-14)
 
 
 # ---------------------------------------------------------------- against PyTorch
 def _mse_grads_with_input(model, X, Y):
-    """bpcli's loss, parameter gradients and dL/dX (X is an input of the program too)."""
-    values = dict(model.params, X=X, y=Y)
-    env = evaluate(model.program, values)
+    """bpcli's loss, parameter gradients and dL/dX (X is an input of the program too), computed
+    on the model's device and brought back to the host."""
+    env = evaluate(model.program, model.inputs(X, Y))
     grads = backward(model.program, env, "loss", list(model.params) + ["X"])
-    return float(env[model.program.outputs["loss"].id]), grads
+    return float(env[model.program.outputs["loss"].id]), on_host(grads)
 
 
 # PyTorch warns that an even kernel with padding='same' makes it copy the input: expected here
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @pytest.mark.parametrize("impl", ["fast", "toeplitz"])
 @pytest.mark.parametrize("c_in,length,cfg", _conv_params, ids=_conv_ids)
-def test_conv1d_matches_torch_forward_and_gradients(c_in, length, cfg, impl):
+def test_conv1d_matches_torch_forward_and_gradients(c_in, length, cfg, impl, device):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     model = _conv_model(c_in, length, dict(cfg, impl=impl))
@@ -285,6 +308,7 @@ def test_conv1d_matches_torch_forward_and_gradients(c_in, length, cfg, impl):
            if "layers.0.bias" in model.params else None)
     x_t = torch.tensor(X, requires_grad=True)
     out_t = F.conv1d(x_t, w_t, b_t, stride=stride, padding=torch_padding, dilation=dilation)
+    model.to(device)
     np.testing.assert_allclose(model.forward(X), out_t.detach().numpy(), rtol=1e-13, atol=1e-13)
 
     Y = rng.standard_normal(tuple(out_t.shape))
@@ -299,7 +323,7 @@ def test_conv1d_matches_torch_forward_and_gradients(c_in, length, cfg, impl):
 
 
 @pytest.mark.parametrize("input_shape,bias", [([5], True), ([5], False), ([2, 3], True)])
-def test_dense_matches_torch_linear_forward_and_gradients(input_shape, bias):
+def test_dense_matches_torch_linear_forward_and_gradients(input_shape, bias, device):
     # y = x W^T + b with W (units, in): torch.nn.functional.linear, after flattening x in C order
     torch = pytest.importorskip("torch")
     model = bpcli.build(spec(input_shape, [{"dense": {"units": 4, "bias": bias}}]))
@@ -310,6 +334,7 @@ def test_dense_matches_torch_linear_forward_and_gradients(input_shape, bias):
     b_t = torch.tensor(model.params["layers.0.bias"], requires_grad=True) if bias else None
     x_t = torch.tensor(X, requires_grad=True)
     out_t = torch.nn.functional.linear(x_t.reshape(6, -1), w_t, b_t)
+    model.to(device)
     np.testing.assert_allclose(model.forward(X), out_t.detach().numpy(), rtol=1e-13, atol=1e-14)
 
     Y = rng.standard_normal((6, 4))
@@ -323,13 +348,15 @@ def test_dense_matches_torch_linear_forward_and_gradients(input_shape, bias):
     np.testing.assert_allclose(g["X"], x_t.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
-def against_torch(model, X, torch_forward, seed=0):
-    """bpcli against ``torch_forward(x, params)`` in float64 with the same weights: the forward,
-    then L = mean((f - Y)^2) and its gradients wrt every parameter and the input X."""
+def against_torch(model, device, X, torch_forward, seed=0):
+    """bpcli on ``device`` against ``torch_forward(x, params)`` in float64 with the same weights
+    (copied from the host model before it moves): the forward, then L = mean((f - Y)^2) and its
+    gradients wrt every parameter and the input X."""
     torch = pytest.importorskip("torch")
     params_t = {k: torch.tensor(v, requires_grad=True) for k, v in model.params.items()}
     x_t = torch.tensor(X, requires_grad=True)
     out_t = torch_forward(x_t, params_t)
+    model.to(device)
     np.testing.assert_allclose(model.forward(X), out_t.detach().numpy(), rtol=1e-13, atol=1e-13)
 
     Y = np.random.default_rng(seed).standard_normal(tuple(out_t.shape))
@@ -364,7 +391,7 @@ CONV2D_CASES = [
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @pytest.mark.parametrize("impl", ["fast", "toeplitz"])
 @pytest.mark.parametrize("sample,cfg", [c[1:] for c in CONV2D_CASES], ids=[c[0] for c in CONV2D_CASES])
-def test_conv2d_matches_torch_forward_and_gradients(sample, cfg, impl):
+def test_conv2d_matches_torch_forward_and_gradients(sample, cfg, impl, device):
     torch = pytest.importorskip("torch")
     model = bpcli.build(spec(sample, [{"conv2d": dict(cfg, impl=impl)}]))
     _randomize(model, 12)
@@ -377,7 +404,7 @@ def test_conv2d_matches_torch_forward_and_gradients(sample, cfg, impl):
         return torch.nn.functional.conv2d(x, p["layers.0.weight"], p.get("layers.0.bias"),
                                           stride=_pair(cfg.get("stride", 1)), padding=padding,
                                           dilation=_pair(cfg.get("dilation", 1)))
-    against_torch(model, X, conv2d)
+    against_torch(model, device, X, conv2d)
 
 
 # ---------------------------------------------------------------- pooling against PyTorch
@@ -412,41 +439,41 @@ def torch_pool(torch, layer, cfg):
 
 
 @pytest.mark.parametrize("layer,sample,cfg", [c[1:] for c in POOL_CASES], ids=[c[0] for c in POOL_CASES])
-def test_pooling_matches_torch_forward_and_input_gradient(layer, sample, cfg):
+def test_pooling_matches_torch_forward_and_input_gradient(layer, sample, cfg, device):
     torch = pytest.importorskip("torch")
     model = bpcli.build(spec(sample, [{layer: cfg}]))
     X = np.random.default_rng(14).standard_normal((3, *sample))
-    against_torch(model, X, torch_pool(torch, layer, cfg))
+    against_torch(model, device, X, torch_pool(torch, layer, cfg))
 
 
 @pytest.mark.parametrize("layer,sample,cfg", [c[1:] for c in POOL_CASES if c[1].startswith("max")],
                          ids=[c[0] for c in POOL_CASES if c[1].startswith("max")])
-def test_max_pooling_breaks_ties_as_torch_does(layer, sample, cfg):
+def test_max_pooling_breaks_ties_as_torch_does(layer, sample, cfg, device):
     # inputs drawn from {0, 1, 2}: most windows hold several maxima; PyTorch gives each window's
     # gradient to its first maximum in window order, and overlapping windows add up
     torch = pytest.importorskip("torch")
-    model = bpcli.build(spec(sample, [{layer: cfg}]))
+    model = bpcli.build(spec(sample, [{layer: cfg}])).to(device)
     X = np.random.default_rng(15).integers(0, 3, (4, *sample)).astype(np.float64)
     x_t = torch.tensor(X, requires_grad=True)
     out_t = torch_pool(torch, layer, cfg)(x_t, {})
     G = np.random.default_rng(16).integers(1, 10, tuple(out_t.shape)).astype(np.float64)  # exact sums
     out_t.backward(torch.tensor(G))
-    env = evaluate(model.program, dict(X=X), until="output")
-    grads = backward(model.program, env, "output", ["X"], seed=G)
-    np.testing.assert_array_equal(grads["X"], x_t.grad.numpy())
+    env = evaluate(model.program, model.inputs(X), until="output")
+    grads = backward(model.program, env, "output", ["X"], seed=backend.to_device(G, device))
+    assert_same(device, backend.to_host(grads["X"]), x_t.grad.numpy())
 
 
-def test_max_pooling_padding_never_wins():
+def test_max_pooling_padding_never_wins(device):
     # all-negative input: the -inf padding is never a window's maximum (zero padding would be)
-    model = bpcli.build(spec([4], [{"maxpool1d": {"size": 2, "stride": 1, "pad": 1}}]))
+    model = bpcli.build(spec([4], [{"maxpool1d": {"size": 2, "stride": 1, "pad": 1}}])).to(device)
     X = np.array([[-3.0, -1.0, -2.0, -4.0]])
-    np.testing.assert_array_equal(model.forward(X), [[-3.0, -1.0, -1.0, -2.0, -4.0]])
+    assert_same(device, model.forward(X), [[-3.0, -1.0, -1.0, -2.0, -4.0]])
 
 
-def test_average_pooling_counts_padding_zeros_in_the_mean():
-    model = bpcli.build(spec([4], [{"avgpool1d": {"size": 2, "pad": 1}}]))
+def test_average_pooling_counts_padding_zeros_in_the_mean(device):
+    model = bpcli.build(spec([4], [{"avgpool1d": {"size": 2, "pad": 1}}])).to(device)
     X = np.array([[2.0, 4.0, 6.0, 8.0]])
-    np.testing.assert_array_equal(model.forward(X), [[1.0, 5.0, 4.0]])    # (0+2)/2, (4+6)/2, (8+0)/2
+    assert_same(device, model.forward(X), [[1.0, 5.0, 4.0]])    # (0+2)/2, (4+6)/2, (8+0)/2
 
 
 # ---------------------------------------------------------------- activations against PyTorch
@@ -460,14 +487,14 @@ def test_average_pooling_counts_padding_zeros_in_the_mean():
     ("tanh", "tanh", {}, {}),
     ("softplus", "softplus", {}, {}),
 ], ids=lambda v: v if isinstance(v, str) else None)
-def test_activation_matches_torch_including_at_zero(layer, torch_name, fields, torch_args):
+def test_activation_matches_torch_including_at_zero(layer, torch_name, fields, torch_args, device):
     # exact zeros in X: the derivative at the kink follows PyTorch's convention
     torch = pytest.importorskip("torch")
     model = bpcli.build(spec([3, 4], [{layer: fields} if fields else layer]))
     X = np.random.default_rng(17).standard_normal((5, 3, 4)) * 3
     X[:, 0, :2] = 0.0
     fn = getattr(torch.nn.functional, torch_name)
-    against_torch(model, X, lambda x, p: fn(x, **torch_args))
+    against_torch(model, device, X, lambda x, p: fn(x, **torch_args))
 
 
 # ---------------------------------------------------------------- shape errors name the field
@@ -498,9 +525,11 @@ def test_shape_errors_point_at_the_field_and_its_line(tmp_path, entries, key, li
 
 
 # ---------------------------------------------------------------- dtype
-def test_float32_spec_gives_float32_parameters_and_gradients():
-    # the lecture spec trains in float32 by default: nothing on the way silently promotes to float64
-    model = bpcli.build(Path(__file__).resolve().parent.parent / "specs" / "lecture_cnn.yaml")
+def test_float32_spec_gives_float32_parameters_and_gradients(device):
+    # the lecture spec trains in float32 by default: nothing on the way silently promotes to float64;
+    # the float64 reference is the same model on the host
+    lecture = Path(__file__).resolve().parent.parent / "specs" / "lecture_cnn.yaml"
+    model = bpcli.build(lecture).to(device)
     rng = np.random.default_rng(16)
     X, y = rng.standard_normal((8, 64)), np.arange(8) % 2
     L, grads = model.loss_and_grad(X, y)
@@ -508,22 +537,22 @@ def test_float32_spec_gives_float32_parameters_and_gradients():
     assert all(g.dtype == np.float32 for g in grads.values())
     assert model.forward(X).dtype == np.float32
     # and float32 agrees with the same model in float64 to float32 accuracy
-    model64 = bpcli.build(Path(__file__).resolve().parent.parent / "specs" / "lecture_cnn.yaml",
-                          dtype="float64")
+    model64 = bpcli.build(lecture, dtype="float64")
     L64, grads64 = model64.loss_and_grad(X, y)
     np.testing.assert_allclose(L, L64, rtol=1e-5)
-    for k in grads:
-        np.testing.assert_allclose(grads[k], grads64[k], rtol=1e-3, atol=1e-5 * np.abs(grads64[k]).max())
+    for k, g in on_host(grads).items():
+        np.testing.assert_allclose(g, grads64[k], rtol=1e-3, atol=1e-5 * np.abs(grads64[k]).max())
 
 
-def test_float32_image_layers_stay_float32():
-    # the new primitives too: -inf padding, argmax routing, the Toeplitz matrix's gather
+def test_float32_image_layers_stay_float32(device):
+    # the new primitives too: -inf padding, argmax routing, the Toeplitz matrix's gather; on the
+    # device in float32, against the host in float64
     model = bpcli.build(spec([2, 8, 8], [
         {"conv2d": {"channels": 3, "kernel": 3, "pad": "same"}}, {"leaky_relu": {"slope": 0.1}},
         {"maxpool2d": {"size": 3, "stride": 2, "pad": 1}},
         {"conv2d": {"channels": 2, "kernel": 2, "impl": "toeplitz"}}, "elu",
         {"avgpool2d": {"size": 2, "pad": 1}}, {"dense": {"units": 1}}], loss="logistic"))
-    model32 = bpcli.build(model.spec, dtype="float32")
+    model32 = bpcli.build(model.spec, dtype="float32").to(device)
     X = np.random.default_rng(18).standard_normal((4, 2, 8, 8))
     y = np.arange(4) % 2
     L, grads = model32.loss_and_grad(X, y)
@@ -531,5 +560,5 @@ def test_float32_image_layers_stay_float32():
     assert all(g.dtype == np.float32 for g in grads.values())
     L64, grads64 = model.loss_and_grad(X, y)
     np.testing.assert_allclose(L, L64, rtol=1e-5)
-    for k in grads:
-        np.testing.assert_allclose(grads[k], grads64[k], rtol=1e-3, atol=1e-5 * np.abs(grads64[k]).max())
+    for k, g in on_host(grads).items():
+        np.testing.assert_allclose(g, grads64[k], rtol=1e-3, atol=1e-5 * np.abs(grads64[k]).max())
