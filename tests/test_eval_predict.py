@@ -85,6 +85,43 @@ def test_roc_auc_written_out_and_undefined_with_one_class():
     assert metrics.roc_auc([1, 1, 1], [0.1, 0.2, 0.3]) is None
 
 
+def _probabilities(seed, n=300, k=4):
+    # softmax of class scores that lean towards the truth, rounded to 2 digits: many ties
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    f = rng.standard_normal((n, k)) + 1.5 * np.eye(k)[truth]
+    e = np.exp(f)
+    return truth, np.round(e / e.sum(axis=1, keepdims=True), 2)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_vs_rest_and_macro_roc_auc_are_scikit_learns(sklearn, seed):
+    truth, p = _probabilities(seed)
+    p = p / p.sum(axis=1, keepdims=True)  # scikit-learn wants rows summing to 1
+    each = metrics.roc_auc_one_vs_rest(truth, p)
+    for k in range(p.shape[1]):
+        assert each[k] == pytest.approx(sklearn.roc_auc_score(truth == k, p[:, k]), abs=1e-12)
+    assert metrics.macro_roc_auc(each) == pytest.approx(
+        sklearn.roc_auc_score(truth, p, multi_class="ovr", average="macro"), abs=1e-12)
+
+
+def test_a_class_absent_from_the_labels_has_no_auc_and_is_left_out_of_the_mean():
+    # class 2 never occurs: no positives, no area. Class 0: its positives 0.7, 0.6 against its
+    # negatives 0.2, 0.5, 0.6 win 5 pairs and tie 1 -> 5.5 / 6; class 1 ranks by column 1
+    truth = np.array([0, 0, 1, 1, 1])
+    p = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1],
+                  [0.6, 0.3, 0.1]])
+    each = metrics.roc_auc_one_vs_rest(truth, p)
+    assert each[0] == pytest.approx(5.5 / 6)
+    # class 1: positives 0.7, 0.4, 0.3 against negatives 0.2, 0.3: 5 won, 1 tied -> 5.5 / 6
+    assert each[1] == pytest.approx(5.5 / 6)
+    assert each[2] is None
+    assert metrics.macro_roc_auc(each) == pytest.approx(5.5 / 6)  # (each[0] + each[1]) / 2
+    assert metrics.macro_roc_auc([None, None]) is None
+    # one class alone: no negatives anywhere, so no class has an area
+    assert metrics.roc_auc_one_vs_rest([1, 1], p[:2]) == [None, None, None]
+
+
 @pytest.mark.parametrize("outputs", [1, 3])
 def test_regression_scores_are_scikit_learns(sklearn, outputs):
     rng = np.random.default_rng(outputs)
@@ -114,10 +151,20 @@ def expected_keys(loss_def) -> set:
     keys = {"loss", "n", "data", "checkpoint"}
     if loss_def.classifier is not None:
         keys |= {"accuracy", "classes", "confusion_matrix", "per_class", "macro_f1"}
-        if loss_def.classifier.score is not None:
+        if loss_def.classifier.score is not None or loss_def.classifier.probabilities is not None:
             keys.add("roc_auc")
     if loss_def.regressor:
         keys |= {"mae", "rmse", "r2"}
+    return keys
+
+
+def expected_class_keys(loss_def, k) -> set:
+    """The keys of each class in eval --json's per_class: with K > 2 class probabilities and no
+    binary score (softmax), each class's one-vs-rest roc_auc too."""
+    clf = loss_def.classifier
+    keys = {"precision", "recall", "f1", "support"}
+    if clf.score is None and clf.probabilities is not None and k > 2:
+        keys.add("roc_auc")
     return keys
 
 
@@ -132,29 +179,31 @@ def expected_columns(loss_def, classes) -> list:
     return ["prediction", *(f"p_{c}" for c in shown)]
 
 
+def train_on_random(root: Path, name: str, loss: str, k: int):
+    """A run of the ``loss`` with ``k`` outputs trained 2 epochs on random inputs with labels its
+    LossDef draws, and a data file of N samples (X, y) to score: (run folder, data file)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N, FEATURES))
+    y = LOSSES[loss].example_labels(rng, N, (None, k))
+    data = root / f"{name}.npz"
+    np.savez(data, X=X, **({} if y is None else {"y": y}))
+    spec = root / f"{name}.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": name, "input": [FEATURES], "seed": 0,
+        "data": {"path": str(data), "val_split": 0.25},
+        "layers": [{"dense": {"units": 8}}, "relu", {"dense": {"units": k}}],
+        "loss": loss, "optimizer": {"name": "adam", "lr": 0.01},
+        "training": {"epochs": 2, "batch_size": 10}}))
+    assert main(["train", str(spec), "--out", str(root / name), "-q"]) == 0
+    return root / name, data
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """For each loss: a run trained 2 epochs on random inputs with labels its LossDef draws, and
-    a data file of N samples (X, y) to score."""
+    """For each loss: :func:`train_on_random` with 3 outputs where the loss takes them."""
     root = tmp_path_factory.mktemp("losses")
-    made = {}
-    for name, loss_def in LOSSES.items():
-        rng = np.random.default_rng(0)
-        k = outputs_for(loss_def)
-        X = rng.standard_normal((N, FEATURES))
-        y = loss_def.example_labels(rng, N, (None, k))
-        data = root / f"{name}.npz"
-        np.savez(data, X=X, **({} if y is None else {"y": y}))
-        spec = root / f"{name}.yaml"
-        spec.write_text(yaml.safe_dump({
-            "name": name, "input": [FEATURES], "seed": 0,
-            "data": {"path": str(data), "val_split": 0.25},
-            "layers": [{"dense": {"units": 8}}, "relu", {"dense": {"units": k}}],
-            "loss": name, "optimizer": {"name": "adam", "lr": 0.01},
-            "training": {"epochs": 2, "batch_size": 10}}))
-        assert main(["train", str(spec), "--out", str(root / name), "-q"]) == 0
-        made[name] = (root / name, data)
-    return made
+    return {name: train_on_random(root, name, name, outputs_for(loss_def))
+            for name, loss_def in LOSSES.items()}
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
@@ -182,11 +231,13 @@ def test_eval_json_has_every_field_of_its_kind_of_loss(name, runs, capfd):
         assert list(s["per_class"]) == s["classes"]
         assert [c["support"] for c in s["per_class"].values()] == [sum(row) for row in cm]
         for c in s["per_class"].values():
-            assert set(c) == {"precision", "recall", "f1", "support"}
+            assert set(c) == expected_class_keys(loss_def, k)
         assert s["macro_f1"] == pytest.approx(np.mean([c["f1"] for c in s["per_class"].values()]))
         if clf.score is not None:
             assert s["roc_auc"] == pytest.approx(
                 metrics.roc_auc(truth == 1, model.forward(d["X"])[:, 0]))
+    else:
+        assert "roc_auc" not in s  # a regression (or sum_squares) run has no classes to rank
     if loss_def.regressor:
         f = model.forward(d["X"]).astype(float)
         assert s["mae"] == pytest.approx(np.abs(f - y).mean(), rel=1e-6)
@@ -202,6 +253,8 @@ def test_eval_text_shows_the_same_scores(name, runs, capfd):
     if "classes" in s:
         assert f"accuracy {s['accuracy']:.4f}" in out and "per class" in out
         assert "confusion matrix" in out and all(c in out for c in s["classes"])
+    if s.get("roc_auc") is not None:
+        assert f"ROC AUC {s['roc_auc']:.4f}" in out
     if "r2" in s:
         assert f"R² {s['r2']:.4f}" in out
 
@@ -228,6 +281,58 @@ def test_predict_csv_columns_rows_and_order(name, runs, capfd):
         for k, c in enumerate(p.classes):
             if f"p_{c}" in df:
                 np.testing.assert_allclose(df[f"p_{c}"], p.probabilities[:, k], rtol=1e-6)
+
+
+def _eval_json(capfd, run, data) -> dict:
+    return json.loads(ok(capfd, "eval", run, "--data", data, "--json")[0])
+
+
+@pytest.fixture(scope="module")
+def softmax_2(tmp_path_factory):
+    """A softmax_cross_entropy run over 2 classes (:func:`train_on_random`)."""
+    return train_on_random(tmp_path_factory.mktemp("softmax_2"), "softmax_2",
+                           "softmax_cross_entropy", 2)
+
+
+def test_eval_of_two_class_softmax_is_scikit_learns_auc_of_the_second_class(sklearn, softmax_2,
+                                                                           capfd):
+    run, data = softmax_2
+    d = np.load(data)
+    p = bpcli.load_run(run).predict(d["X"]).probabilities
+    s = _eval_json(capfd, run, data)
+    assert s["roc_auc"] == pytest.approx(sklearn.roc_auc_score(d["y"], p[:, 1]), abs=1e-12)
+    assert all(set(c) == {"precision", "recall", "f1", "support"}
+               for c in s["per_class"].values())  # 2 classes: one area, no per-class column
+    assert f"ROC AUC {s['roc_auc']:.4f}" in ok(capfd, "eval", run, "--data", data)[0]
+
+
+def test_eval_of_three_class_softmax_is_scikit_learns_macro_one_vs_rest(sklearn, runs, capfd):
+    run, data = runs["softmax_cross_entropy"]
+    d = np.load(data)
+    p = bpcli.load_run(run).predict(d["X"]).probabilities.astype(float)
+    assert set(d["y"]) == {0, 1, 2}
+    s = _eval_json(capfd, run, data)
+    assert s["roc_auc"] == pytest.approx(
+        sklearn.roc_auc_score(d["y"], p, multi_class="ovr", average="macro"), abs=1e-12)
+    for k, name in enumerate(s["classes"]):
+        assert s["per_class"][name]["roc_auc"] == pytest.approx(
+            sklearn.roc_auc_score(d["y"] == k, p[:, k]), abs=1e-12)
+
+
+def test_eval_of_softmax_without_a_class_in_the_labels_averages_the_others(runs, capfd,
+                                                                           tmp_path):
+    run, data = runs["softmax_cross_entropy"]
+    d = np.load(data)
+    keep = d["y"] != 2
+    two = tmp_path / "no_class_2.npz"
+    np.savez(two, X=d["X"][keep], y=d["y"][keep])
+    p = bpcli.load_run(run).predict(d["X"][keep]).probabilities
+    s = _eval_json(capfd, run, two)
+    y = d["y"][keep]
+    each = [metrics.roc_auc(y == k, p[:, k]) for k in (0, 1)]
+    assert [s["per_class"][c]["roc_auc"] for c in ("0", "1")] == pytest.approx(each)
+    assert s["per_class"]["2"]["roc_auc"] is None  # null in the JSON: no sample of class 2
+    assert s["roc_auc"] == pytest.approx(np.mean(each))
 
 
 def test_prediction_of_the_python_api(runs):

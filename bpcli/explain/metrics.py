@@ -3,8 +3,9 @@
 Classification takes class indices 0..K-1 (``truth``, ``predicted``: shape (N,)); regression
 takes arrays of shape (N,) or (N, outputs). The tests check every function against its
 scikit-learn namesake (``confusion_matrix``, ``precision_recall_fscore_support`` with
-``zero_division=0``, ``f1_score(average="macro")``, ``roc_auc_score``, ``mean_absolute_error``,
-``root_mean_squared_error``, ``r2_score``).
+``zero_division=0``, ``f1_score(average="macro")``, ``roc_auc_score`` (binary, and
+``multi_class="ovr", average="macro"``), ``mean_absolute_error``, ``root_mean_squared_error``,
+``r2_score``).
 """
 
 from __future__ import annotations
@@ -73,6 +74,32 @@ def roc_auc(positive, score) -> float | None:
         return None
     r_pos = ranks(np.asarray(score, dtype=float).reshape(-1))[positive].sum()
     return float((r_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def roc_auc_one_vs_rest(truth, probabilities) -> list[float | None]:
+    """The ROC AUC of each class k against all the others: :func:`roc_auc` of ``truth == k`` by
+    ``probabilities[:, k]``, for class indices ``truth`` (N,) and class probabilities (N, K).
+
+    A class absent from ``truth`` (no positives), or the only class in it (no negatives), has no
+    area: None. Where every class is present this is scikit-learn's per-class one-vs-rest AUC,
+    ``roc_auc_score(truth == k, probabilities[:, k])``.
+    """
+    truth = np.asarray(truth).reshape(-1)
+    probabilities = np.asarray(probabilities)
+    return [roc_auc(truth == k, probabilities[:, k]) for k in range(probabilities.shape[1])]
+
+
+def macro_roc_auc(per_class_auc) -> float | None:
+    """The unweighted mean of the classes' one-vs-rest AUCs (:func:`roc_auc_one_vs_rest`) over the
+    classes that have one; None when none has.
+
+    With every class present it is scikit-learn's ``roc_auc_score(truth, probabilities,
+    multi_class="ovr", average="macro")``. A class absent from the scored labels is left out of
+    the mean, where scikit-learn raises (without ``labels=``) or answers NaN (with them): the
+    classes that were scored still say how well the model ranks them.
+    """
+    defined = [a for a in per_class_auc if a is not None]
+    return float(np.mean(defined)) if defined else None
 
 
 # ---------------------------------------------------------------- regression

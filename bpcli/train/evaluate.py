@@ -20,6 +20,7 @@ from . import data
 from ..errors import InputError
 from ..explain import metrics
 from ..explain import score_plots
+from ..nn.losses import Classifier
 from ..nn.model import PREDICT_BATCH, Model, Prediction
 from ..spec.validate import apply_sets, set_value
 from .run import fit
@@ -89,8 +90,8 @@ def evaluate(model: Model, dataset: data.Dataset, *, chunk: int = PREDICT_BATCH)
 
     ``scores``: ``loss``, ``n``; classifiers add ``accuracy``, ``classes``, ``confusion_matrix``
     (rows true, columns predicted), ``per_class`` (``precision``, ``recall``, ``f1``,
-    ``support`` by class name) and ``macro_f1``, binary ones ``roc_auc`` (None when only one
-    class is present); regressors add ``mae``, ``rmse`` and ``r2``.
+    ``support`` by class name) and ``macro_f1``, and those with a score or probabilities
+    ``roc_auc`` (:func:`add_roc_auc`); regressors add ``mae``, ``rmse`` and ``r2``.
     """
     loss_def = model.loss_def
     n = dataset.X.shape[0]
@@ -113,8 +114,7 @@ def evaluate(model: Model, dataset: data.Dataset, *, chunk: int = PREDICT_BATCH)
         truth = clf.truth(truth)
         scores.update(classification_scores(truth, clf.decide(prediction.output),
                                             prediction.classes))
-        if clf.score is not None:
-            scores["roc_auc"] = metrics.roc_auc(truth == 1, clf.score(prediction.output))
+        add_roc_auc(scores, clf, truth, prediction)
     elif loss_def.regressor:
         scores.update(mae=metrics.mae(truth, prediction.output),
                       rmse=metrics.rmse(truth, prediction.output),
@@ -133,6 +133,35 @@ def classification_scores(truth, predicted, classes: list[str]) -> dict:
                                  for k, v in each.items()}
                           for i, name in enumerate(classes)},
             "macro_f1": metrics.macro_f1(cm)}
+
+
+def add_roc_auc(scores: dict, clf: Classifier, truth, prediction: Prediction) -> None:
+    """``scores["roc_auc"]`` of a classifier (``clf``, its loss's ``Classifier``) from what it
+    ranks samples by, each as scikit-learn's ``roc_auc_score`` (None where it is undefined):
+
+    - a binary one's ``score`` (logistic, hinge: the output f), class "+1" positive;
+    - else two class probabilities (softmax over 2 outputs): the second's, class index 1
+      positive, as ``roc_auc_score(truth, p[:, 1])``;
+    - else K > 2 probabilities: the macro one-vs-rest AUC, as ``roc_auc_score(truth, p,
+      multi_class="ovr", average="macro")``, and each class's own AUC as ``roc_auc`` in
+      ``scores["per_class"]``; a class absent from ``truth`` (or the only one in it) has None
+      there and is left out of the mean (:func:`metrics.macro_roc_auc`).
+
+    A classifier with neither adds nothing.
+    """
+    if clf.score is not None:
+        scores["roc_auc"] = metrics.roc_auc(truth == 1, clf.score(prediction.output))
+        return
+    p = prediction.probabilities
+    if p is None:
+        return
+    if p.shape[1] == 2:
+        scores["roc_auc"] = metrics.roc_auc(truth == 1, p[:, 1])
+        return
+    each = metrics.roc_auc_one_vs_rest(truth, p)
+    scores["roc_auc"] = metrics.macro_roc_auc(each)
+    for name, auc in zip(prediction.classes, each):
+        scores["per_class"][name]["roc_auc"] = auc
 
 
 def check_plot(model: Model, out) -> None:
