@@ -333,6 +333,9 @@ def test_eval_of_softmax_without_a_class_in_the_labels_averages_the_others(runs,
     assert [s["per_class"][c]["roc_auc"] for c in ("0", "1")] == pytest.approx(each)
     assert s["per_class"]["2"]["roc_auc"] is None  # null in the JSON: no sample of class 2
     assert s["roc_auc"] == pytest.approx(np.mean(each))
+    text = ok(capfd, "eval", run, "--data", two)[0]
+    assert "ROC AUC (one vs rest)" in text and f"{each[0]:.4g}" in text
+    assert "left out (not in the labels): 2" in text
 
 
 def test_prediction_of_the_python_api(runs):

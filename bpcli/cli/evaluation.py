@@ -41,8 +41,8 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
           device: Optional[str] = device_option(),
           threads: Optional[int] = threads_option()):
     """Loss and scores of a trained run: accuracy, confusion matrix, per-class precision, recall
-    and F1, macro F1 and (logistic, hinge) ROC AUC for classifiers; MAE, RMSE and R² for
-    regression. Without --data, the run's validation split (an error when it has none)."""
+    and F1, macro F1 and ROC AUC for classifiers (past 2 classes one vs rest, macro); MAE, RMSE
+    and R² for regression. Without --data, the run's validation split (an error when it has none)."""
     from .. import load_run
     from ..train import evaluate as ev
 
@@ -76,10 +76,20 @@ def _show(s: dict) -> None:
     out.print(line, markup=False)
     if "classes" not in s:
         return
-    per_class = Table("class", "precision", "recall", "F1", "support", title="per class")
+    keys = ("precision", "recall", "f1", "support")
+    heads = ["precision", "recall", "F1", "support"]
+    if "roc_auc" in next(iter(s["per_class"].values())):  # more than 2 softmax classes
+        keys, heads = keys + ("roc_auc",), heads + ["ROC AUC (one vs rest)"]
+    per_class = Table("class", *heads, title="per class")
     for name, row in s["per_class"].items():
-        per_class.add_row(name, *(cell(row[k]) for k in ("precision", "recall", "f1", "support")))
+        per_class.add_row(name, *(cell(row[k]) if row[k] is not None or k != "roc_auc" else "—"
+                                  for k in keys))
     out.print(per_class)
+    absent = [name for name, row in s["per_class"].items()
+              if "roc_auc" in row and row["roc_auc"] is None]
+    if absent:
+        out.print(f"ROC AUC: the macro one-vs-rest mean over the classes present; left out (not "
+                  f"in the labels): {', '.join(absent)}", markup=False)
     confusion = Table("true \\ predicted", *s["classes"], title="confusion matrix (rows: true class)")
     for name, row in zip(s["classes"], s["confusion_matrix"]):
         confusion.add_row(name, *map(str, row))
