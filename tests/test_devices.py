@@ -310,3 +310,24 @@ def test_gradcheck_on_the_stand_in_gpu_gives_the_cpu_report(workdir, stand_in_gp
         reports.append(report)
     assert reports[0] == reports[1]
     assert reports[0]["passed"] and reports[0]["linear"]   # the dot-tests and Toeplitz rows ran
+
+
+def test_a_sweep_variant_on_the_stand_in_gpu_gives_the_cpu_bits(workdir, stand_in_gpu):
+    """A sweep's task (what a GPU worker process runs) trains where --device says, to the bits
+    of the same variant on the CPU."""
+    import io
+
+    from bpcli.spec.validate import load
+    from bpcli.train import sweep as sw
+
+    (workdir / "spec.yaml").write_text(SPEC)
+    spec = load(workdir / "spec.yaml")
+    results = {d: sw.run_variant(spec.data, None, {"optimizer.lr": 0.02}, 3, None, None, 1,
+                                 device=d) for d in ("cpu", "gpu")}
+    for d, r in results.items():
+        assert r["status"] == "ok", r["message"]
+        assert r["summary"]["device"] == d
+    weights = [np.load(io.BytesIO(results[d]["files"]["model.npz"])) for d in ("cpu", "gpu")]
+    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0].files)
+    assert results["cpu"]["files"]["metrics.csv"].split(b"\n")[1].split(b",")[:6] == \
+        results["gpu"]["files"]["metrics.csv"].split(b"\n")[1].split(b",")[:6]

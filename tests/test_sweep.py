@@ -119,3 +119,66 @@ def test_dask_local_cluster_gives_the_same_sweep_csv(spec):
                                   dask[["optimizer.lr", "seed", *METRICS]])
     assert sorted(p.name for p in Path("dask").iterdir() if p.is_dir()) == \
         sorted(p.name for p in Path("local").iterdir() if p.is_dir())
+
+
+# ---------------------------------------------------------------- --device gpu: one variant per GPU
+def test_a_gpu_sweep_without_a_gpu_is_refused_before_its_folder(spec, capsys):
+    assert main(["sweep", str(spec), "--grid", "optimizer.lr=0.3,0.03", "--device", "gpu",
+                 "--out", "g"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bpcli: error: --device: gpu needs CuPy") and "Traceback" not in err
+    assert not Path("g").exists()
+
+
+def test_each_local_gpu_worker_sees_only_its_own_gpu():
+    # the worker processes a GPU sweep runs on: one per GPU (not one per --workers), each with
+    # CUDA_VISIBLE_DEVICES naming its own GPU, set before anything in it can load CuPy
+    import os
+
+    pool = sw._local_executor(4, ["5", "7"])
+    try:
+        seen = {pool.submit(os.getenv, "CUDA_VISIBLE_DEVICES").result() for _ in range(12)}
+        assert pool._max_workers == 2 and seen <= {"5", "7"}
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.parametrize("visible, count, ids", [(None, 2, ["0", "1"]), ("3,1", 2, ["3", "1"]),
+                                                 ("2, 5 ,6", 2, ["2", "5"])])
+def test_local_gpus_are_cudas_visible_devices(monkeypatch, visible, count, ids):
+    import types
+
+    from bpcli.engine import backend
+
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: count)
+    monkeypatch.setattr(backend, "_cupy", lambda: types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=runtime)))
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert sw.local_gpus() == ids
+
+
+@pytest.mark.slow
+def test_a_dask_gpu_sweep_needs_workers_that_offer_a_gpu_and_runs_on_them(spec, capsys):
+    distributed = pytest.importorskip("dask.distributed")
+    args = ["sweep", str(spec), "--grid", "optimizer.lr=0.3,0.03", "--device", "gpu",
+            "--executor", "dask"]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        assert main([*args, "--scheduler", cluster.scheduler_address, "--out", "none"]) == 2
+        err = capsys.readouterr().err
+        assert "--device: no worker of this Dask cluster offers a GPU" in err
+        assert "--resources GPU=1" in err and "Traceback" not in err
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  resources={"GPU": 1}) as cluster:
+        # the variants reach the GPU worker with --device gpu; it has no CuPy, and says so
+        assert main([*args, "--scheduler", cluster.scheduler_address, "--out", "one"]) == 0
+        err = capsys.readouterr().err
+        assert "(1 GPUs, one variant each at a time)" in err
+    table = _table("one")
+    assert list(table["status"]) == ["failed", "failed"]
+    assert all("gpu needs CuPy" in m for m in table["message"])
+    assert json.loads(Path("one/sweep.json").read_text())["device"] == "gpu"

@@ -38,11 +38,17 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
           scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address, e.g. "
                                                              "tcp://127.0.0.1:8786"),
           resume: Optional[Path] = typer.Option(None, help="finish this interrupted sweep folder"),
-          threads: Optional[int] = threads_option()):
+          threads: Optional[int] = threads_option(),
+          device: Optional[str] = option(None, check=spec_check("training.device"),
+                                         help="cpu or gpu for every variant [default: each "
+                                              "variant's training.device]; gpu: one variant "
+                                              "per GPU at a time (local: one process per GPU; "
+                                              "Dask: workers with --resources GPU=1)")):
     """Train many variants of SPEC in parallel: grids, random draws, seeds; sweep.csv and sweep.png.
 
     Each variant runs with --threads BLAS threads (its worker's limit), so a variant gives the
-    bits of `bpcli train` with the same spec, data, seed and --threads."""
+    bits of `bpcli train` with the same spec, data, seed and --threads. With --device gpu each
+    GPU trains one variant at a time."""
     from ..train import sweep as sw
     from ..spec.validate import apply_sets, load, set_value
 
@@ -52,7 +58,8 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
         given = [name for name, v in (("SPEC", spec), ("--grid", grid), ("--range", range_),
                                       ("--random", random), ("--seeds", seeds != 1),
                                       ("--set", set_), ("--epochs", epochs), ("--data", data),
-                                      ("--out", out_dir), ("--threads", threads)) if v]
+                                      ("--out", out_dir), ("--threads", threads),
+                                      ("--device", device)) if v]
         if given:
             raise InputError(f"{', '.join(given)} cannot change a sweep being resumed (it "
                              f"finishes its own plan)", path="--resume")
@@ -67,8 +74,10 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
         g, r = sw.parse_grid(grid), sw.parse_ranges(range_)
         sw.check_paths(s, {**{p: "--grid" for p in g}, **{p: "--range" for p in r}})
         variants = sw.plan(s, g, r, random, seeds, s.data["seed"])
+        if device == "gpu" and executor == "local":  # no GPU here: refused before the folder
+            sw.local_gpus()
         folder = sw.new_sweep(s, variants, out_dir or Path("runs") / f"{s.data['name']}-sweep",
-                              data, target, threads)
+                              data, target, threads, device)
     try:
         rows = sw.run_sweep(folder, workers=workers, executor=executor, scheduler=scheduler,
                             echo=lambda m: err.print(m, markup=False))

@@ -62,6 +62,11 @@ def check(device: str) -> None:
                          f"CUDA_VISIBLE_DEVICES, or use --device cpu)")
 
 
+def gpu_count() -> int:
+    """How many CUDA GPUs CuPy sees (call after :func:`check`)."""
+    return int(_cupy().cuda.runtime.getDeviceCount())
+
+
 def on_device(x) -> bool:
     """True for a CuPy array; False for NumPy arrays (subclasses included) and host scalars."""
     return not isinstance(x, np.ndarray) and type(x).__module__.startswith("cupy")

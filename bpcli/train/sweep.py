@@ -5,7 +5,9 @@ syntax as ``--set``) and a seed. Variants come from a grid (every combination
 of ``--grid`` values), random draws (``--random N`` over ``--range`` bounds),
 and ``--seeds``. Each runs as a normal run in its own folder inside the sweep
 folder. The work is done by local processes (one BLAS thread each, so the cores
-are not oversubscribed) or by a Dask distributed cluster; either way a task
+are not oversubscribed; with ``--device gpu`` one process per GPU, each seeing
+only its own) or by a Dask distributed cluster (GPU variants on workers that
+offer a ``GPU`` resource, one at a time on each); either way a task
 trains in a scratch folder and sends the run folder's files back, so the sweep
 folder looks the same whoever ran it.
 
@@ -174,7 +176,7 @@ def plan(spec: Spec, grid: dict, ranges: dict, n_random: int, seeds: int, seed: 
 # ---------------------------------------------------------------- one task
 def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
                 data: str | None, target: str | None, threads: int | None = None,
-                shipped: dict | None = None) -> dict:
+                shipped: dict | None = None, device: str | None = None) -> dict:
     """Train one variant in a scratch folder; return its status, summary and the run files' bytes.
 
     Runs in a worker process or on a Dask worker: everything it needs comes in as plain data,
@@ -183,6 +185,8 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
     written into the scratch folder and trained on there, and the run folder still names
     ``data`` (the client's path), as a local sweep's does. ``threads``: the BLAS thread limit
     of this variant (as ``bpcli train --threads``; the same count gives the same bits).
+    ``device``: where it trains (as ``bpcli train --device``; None: its spec's training.device);
+    a GPU worker sees the one GPU it was given as its only one.
     """
     from . import run
     from ..engine.memory import keep_freed_memory
@@ -201,9 +205,9 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
             spec = set_value(spec, path, value)
         spec = set_value(spec, "seed", seed)
         local = data if shipped is None else unpack_data(shipped, data, scratch / "data")
-        p = run.prepare(spec, local, target)
+        p = run.prepare(spec, local, target, device=device)
         result["summary"] = run.execute(p, scratch / "run", command="bpcli sweep",
-                                        threads=threads)
+                                        threads=threads, device=device)
         if shipped is not None:   # name the client's file, not the worker's copy of it
             _renamed_data(RunFolder(scratch / "run"), p.model.spec, data)
     except InputError as e:
@@ -250,12 +254,46 @@ def _renamed_data(run: RunFolder, spec: Spec, data: str) -> None:
 
 
 # ---------------------------------------------------------------- executors
-def _local_executor(workers: int):
+def _local_executor(workers: int, gpus: list[str] | None = None):
+    """Worker processes; with ``gpus`` (CUDA device ids), one worker per GPU, each seeing only
+    its own (CUDA_VISIBLE_DEVICES, set before CuPy loads), so a GPU trains one variant at a time."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    # each variant limits its own BLAS threads in-process (bpcli.engine.threads.limit)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    context = mp.get_context("spawn")
+    if not gpus:
+        # each variant limits its own BLAS threads in-process (bpcli.engine.threads.limit)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    queue = context.Queue()
+    for gpu in gpus:
+        queue.put(gpu)
+    return ProcessPoolExecutor(max_workers=min(workers, len(gpus)), mp_context=context,
+                               initializer=take_a_gpu, initargs=(queue,))
+
+
+def take_a_gpu(queue) -> None:
+    """A worker process's start: claim one GPU id from ``queue`` and make it the only one this
+    process sees (before CuPy is imported, which reads CUDA_VISIBLE_DEVICES once)."""
+    import os
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(queue.get())
+
+
+def local_gpus() -> list[str]:
+    """The CUDA device ids this process may use, as CUDA_VISIBLE_DEVICES names them (or 0..n-1);
+    InputError (path --device) when there is no GPU here."""
+    import os
+
+    from ..engine import backend
+
+    try:
+        backend.check("gpu")
+    except InputError as e:
+        raise InputError(e.message, path="--device") from None
+    count = backend.gpu_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else []
+    return (ids or [str(i) for i in range(count)])[:count]
 
 
 class _DaskExecutor:
@@ -273,8 +311,21 @@ class _DaskExecutor:
             raise InputError(f"cannot reach the Dask scheduler at {address}: {e}",
                              path="--scheduler") from None
 
-    def submit(self, fn, *args, **kwargs):
-        return self.client.submit(fn, *args, pure=False, **kwargs)
+    def submit(self, fn, *args, gpu: bool = False, **kwargs):
+        # a GPU variant takes a worker's GPU resource: one at a time on each GPU worker
+        return self.client.submit(fn, *args, pure=False, resources={"GPU": 1} if gpu else None,
+                                  **kwargs)
+
+    def check_gpus(self) -> int:
+        """How many GPUs the cluster's workers offer (their ``GPU`` resources); InputError when
+        none does, as a GPU variant would then wait forever."""
+        workers = self.client.scheduler_info()["workers"].values()
+        gpus = sum(int(w.get("resources", {}).get("GPU", 0)) for w in workers)
+        if gpus < 1:
+            raise InputError("no worker of this Dask cluster offers a GPU: start one worker per "
+                             "GPU, each seeing its own, e.g. CUDA_VISIBLE_DEVICES=0 dask worker "
+                             "ADDRESS --nthreads 1 --resources GPU=1", path="--device")
+        return gpus
 
     def share(self, value):
         """Send ``value`` once to every worker; a future that tasks receive in its place."""
@@ -296,12 +347,13 @@ def _as_completed(futures, executor):
 
 # ---------------------------------------------------------------- the sweep
 def new_sweep(spec: Spec, variants: list[Variant], out: Path, data, target,
-              threads: int | None = None) -> Path:
+              threads: int | None = None, device: str | None = None) -> Path:
     folder = RunFolder.create(out).path
     plan_ = {"spec": spec.data, "spec_file": spec.file,
              "data": None if data is None else str(Path(data).resolve()), "target": target,
-             "threads": resolve_threads(threads), "variants": [{"index": v.index, "values": v.values, "seed": v.seed,
-                                             "name": v.name} for v in variants]}
+             "threads": resolve_threads(threads), "device": device,
+             "variants": [{"index": v.index, "values": v.values, "seed": v.seed, "name": v.name}
+                          for v in variants]}
     (folder / SWEEP_PLAN).write_text(json.dumps(plan_, indent=2) + "\n")
     return folder
 
@@ -315,22 +367,42 @@ def load_plan(folder: Path):
     return p, variants
 
 
+def variant_device(p: dict, v: Variant) -> str:
+    """Where a variant trains: the sweep's --device, else its own training.device (a grid may
+    vary it), else the spec's."""
+    return (p.get("device") or v.values.get("training.device")
+            or p["spec"]["training"]["device"])
+
+
 def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler: str | None = None,
               echo=print) -> list[dict]:
-    """Run every variant of the sweep in ``folder`` that has no finished run folder yet."""
+    """Run every variant of the sweep in ``folder`` that has no finished run folder yet. GPU
+    variants run one per GPU: on local worker processes each given one GPU, or on Dask workers
+    offering a ``GPU`` resource."""
     p, variants = load_plan(folder)
     todo = [v for v in variants if not _finished(folder, v)]
-    pool = _DaskExecutor(scheduler) if executor == "dask" else _local_executor(workers)
+    on_gpu = {v.index: variant_device(p, v) == "gpu" for v in todo}
+    if executor == "dask":
+        pool = _DaskExecutor(scheduler)
+        where = f"Dask at {scheduler}"
+        if any(on_gpu.values()):
+            where += f" ({pool.check_gpus()} GPUs, one variant each at a time)"
+    else:
+        gpus = local_gpus() if any(on_gpu.values()) else None
+        pool = _local_executor(workers, gpus)
+        where = (f"{min(workers, len(gpus))} local processes, one GPU each" if gpus
+                 else f"{workers} local processes")
     # a Dask worker may not share this disk: the data goes to every worker once, through Dask
     shipped = pool.share(ship_data(p["data"])) if executor == "dask" and p["data"] else None
     echo(f"{len(variants)} variants, {len(variants) - len(todo)} already done, running {len(todo)} "
-         f"on {'Dask at ' + scheduler if executor == 'dask' else f'{workers} local processes'}"
-         + (" (the data sent to every worker)" if shipped is not None else ""))
+         f"on {where}" + (" (the data sent to every worker)" if shipped is not None else ""))
     futures = {}
     try:
         for v in todo:
+            gpu = {"gpu": on_gpu[v.index]} if executor == "dask" else {}
             futures[pool.submit(run_variant, p["spec"], p["spec_file"], v.values, v.seed,
-                                p["data"], p["target"], p.get("threads"), shipped)] = v
+                                p["data"], p["target"], p.get("threads"), shipped,
+                                p.get("device"), **gpu)] = v
         for fut in _as_completed(list(futures), pool):
             v = futures[fut]
             result = fut.result()
