@@ -2,7 +2,8 @@
 # The GPU half of issue 15 in one run on a CUDA machine (CuPy, PyTorch with CUDA, no network):
 #   1. the device-parametrised tests on the real GPU (the `gpu` cases; cpu and stand-in skipped),
 #   2. every shipped spec trained in full on both devices: the same curve (benchmarks/curves.py),
-#   3. the GPU rows of benchmarks/devices.py: bpcli on CuPy against PyTorch CUDA.
+#   3. a two-variant sweep with --device gpu (one worker process per GPU),
+#   4. the GPU rows of benchmarks/devices.py: bpcli on CuPy against PyTorch CUDA.
 # Results go to $OUT (the device tool sets it; default benchmarks/results/gpu).
 #
 # Such a machine takes bpcli with pip --no-deps, and the pure-Python packages it lacks (pytest,
@@ -41,6 +42,9 @@ timeout 270 $PY -m pytest -q -p no:cacheprovider --continue-on-collection-errors
 echo "pytest exit $?"; tail -25 "$OUT/pytest.txt"
 step curves
 timeout 150 $PY benchmarks/curves.py --out "$OUT"
+step sweep
+timeout 90 $PY -c "from bpcli.cli import run; run()" sweep specs/pulse_cnn.yaml --grid optimizer.lr=0.003,0.001 --epochs 2 \
+    --device gpu --out "$OUT/sweep" && cat "$OUT/sweep/sweep.csv"
 step bench
 timeout 90 $PY benchmarks/devices.py --devices gpu --batches 100 4096 --rounds 3 --out "$OUT"
 step done
