@@ -47,12 +47,14 @@ def gradcheck(spec: Path = SPEC,
     from ..nn.model import Model
     from ..spec.validate import apply_sets, load, with_data
     from ..train import data as data_mod
-    from ..train.run import fit
+    from ..train.run import check_data, fit
 
     model = Model(apply_sets(load(spec), set_, data=data), dtype=np.float64)
     X = y = None
-    if data is not None:  # the first samples, prepared as training sees them
-        X, y = fit(model, data_mod.from_spec(with_data(model.spec, data, target)))
+    if data is not None:  # the first samples, prepared and checked as training sees them
+        dataset = data_mod.from_spec(with_data(model.spec, data, target))
+        check_data(model.spec, model, dataset)
+        X, y = fit(model, dataset)
     report = run_check(model, X, y, n=samples, seed=seed, eps=eps, mode=mode,
                        directions=directions, with_sweep=sweep, device=device)
     if sweep:

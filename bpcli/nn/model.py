@@ -318,6 +318,23 @@ class Model:
         probabilities = None if clf.probabilities is None else clf.probabilities(output)
         return Prediction(output, probabilities, np.asarray(classes)[clf.decide(output)], classes)
 
+    @property
+    def n_classes(self) -> int | None:
+        """How many classes the loss tells apart (softmax cross-entropy: one per output; the ±1
+        losses: 2, from 1 output), None for a loss without classes."""
+        clf = self.loss_def.classifier
+        return None if clf is None else len(clf.names(self.output_shape))
+
+    def outputs_key(self) -> str | None:
+        """The key path that sets how many outputs the network gives, ``layers[i].dense.units``
+        of the last dense layer when its units are the output's width; else None."""
+        dense = [(i, params) for i, (name, params) in enumerate(self.spec.layer_list())
+                 if name == "dense"]
+        if not dense or len(self.output_shape) != 2:
+            return None
+        i, params = dense[-1]
+        return f"layers[{i}].dense.units" if params["units"] == self.output_shape[1] else None
+
     def classes(self) -> list[str] | None:
         """The names of the classes in index order, None for a loss without classes: the spec's
         ``data.classes`` when it lists names, else the loss's own ("0" .. "K-1"; "-1", "+1")."""
