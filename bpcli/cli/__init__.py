@@ -11,6 +11,7 @@ test would want to call directly: that lives in the library.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import typer
@@ -25,8 +26,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   rich_markup_mode=None,  # help texts show [default: ...] literally
                   help="Train and check neural networks written as YAML specs, with bpcli's own "
                        "NumPy backpropagation.")
-out = Console(highlight=False, soft_wrap=True)   # results: what a pipe or a file receives
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages and progress
+
+
+class _Console(Console):
+    """Rich's console, but a reader that went away (``bpcli eval RUN | head -1``) is told to
+    :func:`command` as the BrokenPipeError it is, instead of Rich's own exit code 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+out = _Console(highlight=False, soft_wrap=True)   # results: what a pipe or a file receives
+err = _Console(stderr=True, highlight=False, soft_wrap=True)  # messages and progress
 
 SPEC = typer.Argument(..., help="YAML spec file", show_default=False)
 
@@ -42,7 +54,8 @@ def command(fn):
     """Register a command; bad input of any kind becomes one paragraph on stderr and exit code 2.
 
     This is the one place where errors turn into exit codes: InputError -> 2,
-    CheckFailed -> 1, Ctrl-C -> 130; usage errors are Typer's (also 2). Options declared with
+    CheckFailed -> 1, Ctrl-C -> 130; usage errors are Typer's (also 2); a closed stdout (the
+    reader of a pipe went away) ends the command quietly with 0. Options declared with
     :func:`~bpcli.cli.options.option` are checked here, before the command does any work, and
     a command with a ``threads`` option (:func:`~bpcli.cli.options.threads_option`) runs with its
     BLAS pools limited to it (:func:`bpcli.engine.threads.limit`).
@@ -54,9 +67,15 @@ def command(fn):
         try:
             kwargs = check_all(checks, kwargs)
             if "threads" not in kwargs:
-                return fn(*args, **kwargs)
-            with limit(kwargs["threads"]):
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+            else:
+                with limit(kwargs["threads"]):
+                    result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a reader gone while print()'s buffer waited is told here
+            return result
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            raise typer.Exit(0) from None
         except InputError as e:
             print(f"bpcli: error: {e}", file=sys.stderr)
             raise typer.Exit(2) from None
@@ -74,6 +93,19 @@ def command(fn):
                   "this machine (see bpcli inspect SPEC for sizes)", file=sys.stderr)
             raise typer.Exit(2) from None
     return app.command(fn.__name__.rstrip("_"))(wrapper)
+
+
+def _stdout_to_devnull() -> None:
+    """Python's recipe for a closed stdout (library/signal.html, "Note on SIGPIPE"): point it
+    at devnull, so that the interpreter's final flush of what is left in its buffer does not fail
+    again. A stdout without a file descriptor (a test's capture) is left as it is."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def main(argv=None) -> int:

@@ -202,7 +202,7 @@ def graph(target: str = typer.Argument(..., help="a spec file, or an expression 
     """Draw the forward graph and the backward graph reverse mode walks."""
     from ..explain.graphs import backward_graph, forward_graph, to_dot, to_png
 
-    if target.endswith((".yaml", ".yml")) or Path(target).is_file():
+    if target.endswith((".yaml", ".yml")) or _is_file(target):
         from .. import build
 
         model = build(Path(target))
@@ -217,5 +217,19 @@ def graph(target: str = typer.Argument(..., help="a spec file, or an expression 
     if dot:
         print(to_dot(graphs).rstrip("\n"))
     # with --dot, stdout is the Graphviz text alone: the note goes to stderr
-    (err if dot else out).print(f"graphs: {path} ({len(graphs[0].nodes)} forward nodes, "
-                                f"{len(graphs[1].nodes)} backward nodes)", markup=False)
+    forward, backward = (len(g.nodes) for g in graphs)
+    (err if dot else out).print(f"graphs: {path} ({_count(forward, 'forward node')}, "
+                                f"{_count(backward, 'backward node')})", markup=False)
+
+
+def _is_file(target: str) -> bool:
+    """Whether ``target`` names a file; a text that cannot be a file name (too long for one, or
+    refused by the system) is not one, and graph reads it as an expression."""
+    try:
+        return Path(target).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")

@@ -69,9 +69,9 @@ def _layer_tables(report: dict) -> list:
         out.append(t)
     if "cost" in report:
         c = report["cost"]
-        t = Table(title=f"the full gradient of {c['parameters']} parameters, three ways "
-                        "(per-pass times measured here)")
-        for col in ("method", "work", "time", "vs reverse"):
+        t = Table(title=f"the full gradient of {c['parameters']} parameters, three ways: "
+                        "estimated times (one pass of each timed here, times the passes it takes)")
+        for col in ("method", "work", "est. time", "vs reverse"):
             t.add_column(col, justify="left" if col == "method" else "right")
         rev = c["reverse_mode"]["seconds"] or 1e-12
         rows = [("numerical", f"{c['numerical']['loss_evaluations']} loss evaluations",
