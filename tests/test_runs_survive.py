@@ -60,7 +60,7 @@ def test_a_finished_run_needs_more_epochs_to_resume(workdir, capsys):
     spec = spec_file(workdir / "s.yaml", 1)
     assert main(["train", str(spec), "-q", "--out", "r"]) == 0
     assert main(["train", "--resume", "r", "-q"]) == 2
-    assert "already finished its 1 epochs" in capsys.readouterr().err
+    assert "already finished its 1 epoch;" in capsys.readouterr().err
 
 
 def _wait_for_rows(metrics: Path, rows: int, proc, timeout=60):

@@ -342,7 +342,8 @@ class Trainer:
                     self.checkpoint(force=True)
                 elif (st.epoch - 1) % self.checkpoint_every == 0:
                     self.checkpoint()
-        return self.finish(log, stop or f"finished {tcfg['epochs']} epochs")
+        n = tcfg["epochs"]
+        return self.finish(log, stop or f"finished {n} epoch{'' if n == 1 else 's'}")
 
     def _batch(self, start):
         """This step's samples: a slice (a view) or the shuffled order's gather, cast, augmented."""
@@ -529,9 +530,10 @@ def resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> di
     t.restore(folder.last)
     done, asked = t.state.epoch - 1, t.tcfg["epochs"]  # epochs trained; epochs the spec asks for
     if done >= asked:
-        where = (f"this run already finished its {asked} epochs" if done == asked and
-                 not t.state.batch else f"this run is at epoch {done}, past the {asked} epochs "
-                                        f"asked for")
+        plural = "" if asked == 1 else "s"
+        where = (f"this run already finished its {asked} epoch{plural}"
+                 if done == asked and not t.state.batch
+                 else f"this run is at epoch {done}, past the {asked} epoch{plural} asked for")
         raise InputError(f"{where}; give --epochs N with N > {done} to train further",
                          file=str(folder))
     return t.run(MetricsLog(folder.metrics, t.columns, keep_until_step=t.state.steps))
