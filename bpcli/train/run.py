@@ -21,6 +21,7 @@ from ..spec.document import Spec, differences
 from ..spec.fields import Invalid
 from ..spec.validate import set_value, with_data
 from .run_folder import RunFolder
+from .tables import few, is_number
 
 
 @dataclass
@@ -69,14 +70,14 @@ def _check_classes(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
     """Named classes: a classification loss that tells exactly as many apart."""
     k, loss = model.n_classes, model.loss_def.name
     classes = [str(c) for c in dataset.classes]
-    count, names = len(classes), _few(classes)
+    count, names = len(classes), few(classes)
     table, pictures = dataset.target is not None, dataset.names is not None
     if k is None:
         what = (f"{dataset.source}: column {dataset.target!r} holds class names" if table else
                 f"{dataset.source} holds pictures in class folders" if pictures else
                 f"the labels of {dataset.source} are indices into data.classes")
-        texts = [c for c in classes if not _is_number(c)]
-        numbers = (f"; or, if the column holds numbers, mend its cells that are not: {_few(texts)}"
+        texts = [c for c in classes if not is_number(c)]
+        numbers = (f"; or, if the column holds numbers, mend its cells that are not: {few(texts)}"
                    if table and len(texts) < count else "")
         raise spec.error("loss", f"{what} ({names}), so a classifier is meant, but {loss} is a "
                                  f"regression loss: {_classifier(spec, model, count)}{numbers}")
@@ -162,19 +163,6 @@ def _sets(changes: dict) -> str:
 
 def _yaml(value) -> str:
     return f"[{', '.join(map(str, value))}]" if isinstance(value, list) else str(value)
-
-
-def _few(names: list[str], limit: int = 8) -> str:
-    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def recorded(spec: Spec, data=None, target=None, val_data=None) -> Spec:

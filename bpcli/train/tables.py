@@ -55,9 +55,9 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) 
     first = _fields(lines[0], sep)
     header = cfg["header"]
     if header == "auto":
-        header = not all(_is_number(f) for f in first)
+        header = not all(is_number(f) for f in first)
         if not header:
-            notes.append(f"{source}: line {cfg['skip_rows'] + 1} ({_few(first)}) is all numbers: "
+            notes.append(f"{source}: line {cfg['skip_rows'] + 1} ({few(first)}) is all numbers: "
                          f"read as data, not column names (data.header: true says it is a "
                          f"header)")
     start = cfg["skip_rows"] + 1  # the file line of the first line read
@@ -65,7 +65,7 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) 
     if names is not None:
         seen = {n for n in names if names.count(n) > 1}
         if seen:
-            raise InputError(f"the header (line {start}) names column(s) {_few(sorted(seen))} "
+            raise InputError(f"the header (line {start}) names column(s) {few(sorted(seen))} "
                              f"more than once", file=source, line=start)
         if len(lines) > 1 and len(_fields(lines[1], sep)) > len(names):
             raise _too_many(source, start + 1, len(_fields(lines[1], sep)), names, start, True)
@@ -85,7 +85,7 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) 
         raise InputError("CSV has no data rows", file=source)
     if names is not None and df.shape[1] != len(names):
         raise InputError(f"line {start + 1} has {df.shape[1]} fields but the header (line {start}) "
-                         f"has {len(names)} names ({_few(names)})", file=source, line=start + 1)
+                         f"has {len(names)} names ({few(names)})", file=source, line=start + 1)
     df.columns = names if names is not None else list(range(df.shape[1]))
     line_of = _LineOf(path, cfg["skip_rows"] + bool(header))
     target = _target(cfg["target"], list(df.columns), labels, cfg["features"], source, header)
@@ -144,7 +144,8 @@ def _fields(line: str, sep: str | None) -> list[str]:
     return [f.strip() for f in next(csv.reader([line], delimiter=sep, skipinitialspace=True))]
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether a table cell reads as a number (float() takes it)."""
     try:
         float(text)
         return True
@@ -152,7 +153,8 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _few(items, limit: int = 8) -> str:
+def few(items, limit: int = 8) -> str:
+    """The first ``limit`` items for a message, and how many there are in all."""
     items = [str(i) for i in items]
     return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
@@ -198,7 +200,7 @@ def _target(given, columns: list, labels: str, features, source: str, header: bo
     if labels != "required":
         return None
     if header:
-        raise InputError(f"no label column {given!r}; columns are {_few(columns, 20)} (choose one "
+        raise InputError(f"no label column {given!r}; columns are {few(columns, 20)} (choose one "
                          f"with --target or data.target: a name, or a position, -1 for the last)",
                          file=source)
     raise InputError(f"no label column {given!r}: the file has no header row, so its {len(columns)} "
@@ -214,15 +216,15 @@ def _features(given, columns: list, target, source: str, header: bool, notes: li
     named = [f for f in given if isinstance(f, str)]
     if named and not header:
         raise InputError(f"has no header row, so its columns cannot be matched to the feature "
-                         f"columns the run was trained on ({_few(given)}); add their names as "
+                         f"columns the run was trained on ({few(given)}); add their names as "
                          f"line 1", file=source)
     missing = [f for f in given if f not in columns]
     if missing:
-        raise InputError(f"lacks feature column(s) {_few(missing)} that the run was trained on "
-                         f"(it has {_few(columns, 20)})", file=source)
+        raise InputError(f"lacks feature column(s) {few(missing)} that the run was trained on "
+                         f"(it has {few(columns, 20)})", file=source)
     extra = [c for c in columns if c not in given and c != target]
     if extra:
-        notes.append(f"{source}: ignored column(s) {_few(extra)}: not among the run's features")
+        notes.append(f"{source}: ignored column(s) {few(extra)}: not among the run's features")
     return list(given)
 
 
@@ -245,7 +247,7 @@ def _numbers(column, name, source: str, line_of):
 def _too_many(source, line, fields, names, header_line, header):
     if header:
         return InputError(f"cannot read CSV: line {line} has {fields} fields, more fields than the "
-                          f"header (line {header_line}) has names ({len(names)}: {_few(names)}); if "
+                          f"header (line {header_line}) has names ({len(names)}: {few(names)}); if "
                           f"line {header_line} is not a header, set data.header: false, or skip it "
                           f"with data.skip_rows: {header_line}", file=source, line=line)
     return InputError(f"cannot read CSV: line {line} has {fields} fields but line {header_line} "
