@@ -182,3 +182,40 @@ def test_a_dask_gpu_sweep_needs_workers_that_offer_a_gpu_and_runs_on_them(spec, 
     assert list(table["status"]) == ["failed", "failed"]
     assert all("gpu needs CuPy" in m for m in table["message"])
     assert json.loads(Path("one/sweep.json").read_text())["device"] == "gpu"
+
+
+# ---------------------------------------------------------------- refused before the sweep folder
+PETS = """\
+input: [2]
+layers: [{dense: {units: 5}}]
+loss: softmax_cross_entropy
+optimizer: {name: sgd, lr: 0.1}
+training: {epochs: 1, batch_size: 8}
+"""
+
+
+@pytest.fixture
+def pets(tmp_path, monkeypatch):
+    """A 2-class CSV (cat, dog) and a spec whose last layer gives 5 outputs."""
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    X = np.random.default_rng(0).standard_normal((60, 2))
+    pd.DataFrame({"u": X[:, 0], "v": X[:, 1], "y": np.where(X[:, 0] > 0, "cat", "dog")}).to_csv(
+        "pets.csv", index=False)
+    Path("s.yaml").write_text(PETS)
+
+
+def test_what_would_fail_every_variant_is_refused_before_the_sweep_folder(pets, capsys):
+    assert main(["sweep", "s.yaml", "--data", "pets.csv", "--grid", "optimizer.lr=0.1,0.01",
+                 "--out", "sw"]) == 2
+    err = capsys.readouterr().err
+    assert "layers[0].dense.units: pets.csv holds 2 classes" in err and "Traceback" not in err
+    assert not Path("sw").exists()
+
+
+def test_an_error_at_a_varied_key_is_left_to_the_variants(pets, capsys):
+    # the grid changes the very key the shared spec gets wrong: one variant trains
+    assert main(["sweep", "s.yaml", "--data", "pets.csv", "--grid", "layers[0].dense.units=2,5",
+                 "--out", "sw"]) == 0
+    assert sorted(_table("sw")["status"]) == ["failed", "ok"]

@@ -76,6 +76,7 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
         variants = sw.plan(s, g, r, random, seeds, s.data["seed"])
         if device == "gpu" and executor == "local":  # no GPU here: refused before the folder
             sw.local_gpus()
+        sw.check_shared(s, data, target, [*g, *r])  # what would fail every variant alike
         folder = sw.new_sweep(s, variants, out_dir or Path("runs") / f"{s.data['name']}-sweep",
                               data, target, threads, device)
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import shutil
 import tempfile
 import time
@@ -100,6 +101,28 @@ def check_paths(spec: Spec, paths: dict[str, str]) -> None:
             raise InputError(f"{path!r} is not a key path of this spec (e.g. optimizer.lr, "
                              f"training.batch_size, layers[0].conv1d.kernel)", file=spec.file,
                              path=path) from None
+
+
+def check_shared(spec: Spec, data, target, varied) -> None:
+    """Prepare ``spec`` (with its --set values, before any variant's) once, here, and raise its
+    InputError unless a varied path could change the key it names: such an error (the data,
+    a layer that does not fit the data's classes) would fail every variant alike, so it is
+    refused before the sweep folder exists. Errors at a varied key are left to the variants
+    (a grid over the batch size may include one that gd refuses)."""
+    from . import run
+
+    try:
+        run.prepare(spec, data, target, device="cpu")  # where it trains is each variant's affair
+    except InputError as e:
+        key = _dotted(e.path or "")
+        if key and any(key.startswith(_dotted(v)) or _dotted(v).startswith(key) for v in varied):
+            return
+        raise
+
+
+def _dotted(path: str) -> str:
+    """layers[2].dense.units -> layers.2.dense.units, for comparing key paths."""
+    return re.sub(r"\[(\d+)\]", r".\1", path)
 
 
 def _current(data, path):
