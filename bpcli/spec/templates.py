@@ -59,8 +59,12 @@ training:
 CNN2D = """\
 # A small 2-D convolutional classifier for 28x28 grey images: which shape is in the picture?
 # The builtin shapes set draws noisy, blurred discs, squares, crosses, triangles and rings.
-# On your own images: bpcli train {file} --data images.npz, with X of shape (N, 1, 28, 28)
-# and y integers 0..K-1, and the last layer's units set to K.
+# On your own images, with K classes: set the last layer's units to K, and give either
+#   --data DIR: a folder with one subfolder of pictures per class (DIR/cat/*.png, DIR/dog/*.jpg),
+#     the folder names the classes; pictures of another size than 28x28 need data.resize: true
+#     (--set data.resize=true), colour ones input: [3, 28, 28] (else read as grey); or
+#   --data images.npz: an array X of shape (N, 1, 28, 28) and labels y, integers 0..K-1.
+# For DIR/cat and DIR/dog: bpcli train {file} --data DIR --set 'layers[6].dense.units=2'
 {editor}version: 1
 input: [1, 28, 28]     # [channels, height, width]
 seed: 0
@@ -79,8 +83,34 @@ optimizer: {{name: adam, lr: 0.003}}
 training: {{epochs: 10, batch_size: 32}}
 """
 
+CLASSIFIER = """\
+# A multilayer perceptron that classifies the rows of a table (CSV): numbers in the feature
+# columns, a class name (or an index 0..K-1) in the label column.
+# As written it trains on a stand-in table: builtin pulses, rows of 16 numbers (a noisy signal
+# read as 16 feature columns) labelled 0 or 1 (is there a pulse in it?), so 2 classes.
+# For your CSV, change the two lines marked CHANGE and give the file and its label column:
+#   bpcli train {file} --data FILE.csv --target COLUMN
+# (or data: {{path: FILE.csv, target: COLUMN}} in place of the builtin line). Every other column
+# is a feature; the class names are read from COLUMN and numbered in sorted order
+# (data.classes: [name, ...] gives the order). The same from the command line, for 4 feature
+# columns and 3 classes: --set 'input=[4]' --set 'layers[2].dense.units=3'
+{editor}version: 1
+input: [16]            # CHANGE: [number of feature columns], every column but the label
+seed: 0
+data: {{builtin: pulses, n: 1000, val_split: 0.2}}   # the stand-in; --data FILE.csv wins
+preprocess: standardize          # each column to mean 0, std 1 (from the training split)
+layers:
+  - dense: {{units: 32}}
+  - relu
+  - dense: {{units: 2}}  # CHANGE: the number of classes, one score each
+loss: softmax_cross_entropy      # the class with the highest score is the prediction
+optimizer: {{name: adam, lr: 0.01}}
+training: {{epochs: 30, batch_size: 32}}
+"""
+
 MLP = """\
 # A multilayer perceptron for regression: y = f(x) from 8 numbers per sample.
+# To classify (labels that are class names): bpcli init --template classifier
 {editor}version: 1
 input: [8]
 seed: 0
@@ -98,7 +128,8 @@ regularization: {{l2: 1.0e-4}}    # lambda sum w^2 over the weights
 training: {{epochs: 50, batch_size: 32}}
 """
 
-TEMPLATES = {"lecture": LECTURE, "cnn1d": CNN1D, "cnn2d": CNN2D, "mlp": MLP}
+TEMPLATES = {"lecture": LECTURE, "classifier": CLASSIFIER, "cnn1d": CNN1D, "cnn2d": CNN2D,
+             "mlp": MLP}
 
 
 def render(template: str, file: str) -> str:
