@@ -11,7 +11,9 @@ call the way CuPy 14 does (tests/cupy_api.py records what CuPy has):
 - a method binds CuPy's signature (``x.max(initial=0)`` is refused), and NumPy's methods and
   attributes CuPy lacks are not there (``x.flags.writeable``, ``x.setflags``);
 - a host array mixed into any of these, as an operand, an index or a value, is refused, as
-  CuPy refuses an implicit host-to-device copy.
+  CuPy refuses an implicit host-to-device copy;
+- once :func:`install` ed, ``np.asarray``/``np.array`` of a device array is refused, as CuPy's
+  ``__array__`` refuses the implicit copy back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from cupy_api import load, signature
 
 API = load()
+ASARRAY, ARRAY = np.asarray, np.array  # NumPy's own, whatever install() puts in their place
 CUPY = f"CuPy {API['cupy']}"
 FUNCTIONS = {name: signature(p) for name, p in API["functions"].items()}
 UFUNC_METHODS = {name: signature(p) for name, p in API["ufunc_methods"].items()}
@@ -35,6 +38,11 @@ class NotOnCuPy(TypeError):
 
 class HostArrayMixedIn(NotOnCuPy):
     """A plain host array met a device array, which CuPy refuses."""
+
+
+class ImplicitCopyToHost(NotOnCuPy):
+    """``np.asarray``/``np.array`` of a device array: CuPy refuses the implicit copy (its
+    ``__array__`` raises TypeError; ``x.get()`` or ``backend.to_host`` is the explicit one)."""
 
 
 def _host(a):
@@ -82,8 +90,8 @@ class DeviceArray(np.ndarray):
             raise NotOnCuPy(f"np.{name} on a device array: {CUPY} has no cupy.{name}, so NumPy's "
                             f"dispatch finds no implementation")
         _bind(f"np.{name} -> cupy.{name}", FUNCTIONS[name], args, kwargs)
-        if func is np.asarray:  # asarray(a, like=device array): the one explicit move, as CuPy's
-            return np.asarray(*args, **kwargs).view(DeviceArray)
+        if name in ("asarray", "array"):  # (a, like=device array): the one explicit move, as CuPy's
+            return ARRAY(*args, **kwargs).view(DeviceArray)
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
 
     def __getitem__(self, key):
@@ -147,7 +155,7 @@ def _wrap(r):
     if isinstance(r, np.ndarray):
         return r.view(DeviceArray)
     if isinstance(r, np.generic):  # a full reduction: CuPy gives a 0-d array, not a scalar
-        return np.asarray(r).view(DeviceArray)
+        return ASARRAY(r).view(DeviceArray)
     if isinstance(r, (tuple, list)):
         return type(r)(_wrap(v) for v in r)
     return r
@@ -155,7 +163,7 @@ def _wrap(r):
 
 def dev(a):
     """``a`` as a device array."""
-    return np.array(a).view(DeviceArray)
+    return ARRAY(a).view(DeviceArray)
 
 
 def as_strided(x, shape, strides):
@@ -172,7 +180,7 @@ def install(monkeypatch) -> str:
 
     cupy = types.ModuleType("cupy")
     cupy.STAND_IN = True
-    cupy.asarray = lambda a: np.array(a).view(DeviceArray)
+    cupy.asarray = lambda a: ARRAY(a).view(DeviceArray)
     stream = types.SimpleNamespace(synchronize=lambda: None)
     cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
                                       get_current_stream=lambda: stream)
@@ -182,7 +190,22 @@ def install(monkeypatch) -> str:
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setattr(backend, "_cupy", lambda: cupy)
     monkeypatch.setattr(backend, "on_device", lambda x: isinstance(x, DeviceArray))
+    # an ndarray subclass has no hook for np.asarray(x); CuPy's __array__ refuses it, so here the
+    # two NumPy entry points do, for the code under test (NumPy's own C calls are not affected)
+    for name in ("asarray", "array", "asanyarray"):
+        monkeypatch.setattr(np, name, _no_implicit_copy(getattr(np, name)))
     return "gpu"
+
+
+def _no_implicit_copy(convert):
+    def checked(a, *args, **kwargs):
+        if isinstance(a, DeviceArray) and kwargs.get("like") is None:
+            raise ImplicitCopyToHost(f"np.{convert.__name__} of a device array of shape {a.shape}: "
+                                     f"CuPy refuses the implicit copy to the host (use "
+                                     f"backend.to_host)")
+        return convert(a, *args, **kwargs)
+    checked.__name__ = convert.__name__
+    return checked
 
 
 def numpy_arithmetic(device: str) -> bool:

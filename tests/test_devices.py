@@ -16,7 +16,8 @@ import types
 
 import numpy as np
 import pytest
-from device_stand_in import DeviceArray, HostArrayMixedIn, NotOnCuPy, dev, numpy_arithmetic
+from device_stand_in import (DeviceArray, HostArrayMixedIn, ImplicitCopyToHost, NotOnCuPy, dev,
+                             numpy_arithmetic)
 from helpers import run_arrays, tiny_spec
 from test_primitives import CASES, In, Traced
 
@@ -52,6 +53,15 @@ def test_the_stand_in_catches_host_arrays():
 def test_the_stand_in_refuses_what_cupy_refuses(call, says):
     with pytest.raises((NotOnCuPy, AttributeError), match=says):
         call(dev([1.0, -2.0]))
+
+
+def test_installed_the_stand_in_refuses_an_implicit_copy_to_the_host(stand_in_gpu):
+    x = dev([1.0, -2.0])
+    for convert in (np.asarray, np.array, np.asanyarray):
+        with pytest.raises(ImplicitCopyToHost):
+            convert(x)
+    assert type(np.asarray([3.0], like=x)) is DeviceArray      # the explicit move, NEP 35
+    assert backend.to_host(x).tolist() == [1.0, -2.0]           # the explicit copy back
 
 
 def test_the_stand_in_takes_what_cupy_takes():
