@@ -84,7 +84,11 @@ class Bpcli:
         return s.loss
 
     def prepare(self, X, y):
-        return self.model.prepare(X, y)
+        # on the device, as PyTorch's prepare puts its tensors there: a timed step then moves no
+        # data (an epoch prepares every batch, so both libraries pay the copy there)
+        X, y = self.model.prepare(X, y)
+        device = self.model.device
+        return backend.to_device(X, device), None if y is None else backend.to_device(y, device)
 
 
 class Torch:
