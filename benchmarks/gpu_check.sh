@@ -36,7 +36,7 @@ except Exception as e:
 PY
 step tests
 timeout 270 $PY -m pytest -q -p no:cacheprovider --continue-on-collection-errors -rs \
-    -k "gpu and not stand" tests/test_primitives.py tests/test_devices.py tests/test_layers.py \
+    -k "gpu and not stand or record_of_cupy" tests/test_primitives.py tests/test_devices.py tests/test_layers.py \
     tests/test_dropout_batchnorm.py tests/test_losses.py tests/test_optim.py tests/test_engine.py \
     tests/test_regularization.py > "$OUT/pytest.txt" 2>&1
 echo "pytest exit $?"; tail -25 "$OUT/pytest.txt"
