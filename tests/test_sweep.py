@@ -80,6 +80,19 @@ def test_unknown_paths_and_bad_grids_are_refused_up_front(spec, capsys):
     assert not Path("runs").exists()
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--grid", "optimizer.lr=0.01,-1"], "--grid optimizer.lr=-1: must be a number > 0, got -1"),
+    (["--grid", "training.batch_size=16,zero"], "--grid training.batch_size=zero:"),
+    (["--range", "training.epochs=0:3:int", "--random", "2"],
+     "--range training.epochs=0: must be a positive integer, got 0"),
+])
+def test_a_value_its_own_key_refuses_is_refused_before_the_sweep_folder(spec, capsys, args, says):
+    assert main(["sweep", str(spec), *args, "--out", "sw"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert not Path("sw").exists()
+
+
 @pytest.mark.slow
 def test_random_search_draws_within_the_range(spec):
     assert main(["sweep", str(spec), "--random", "3", "--range", "optimizer.lr=0.001:0.5:log",

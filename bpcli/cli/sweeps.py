@@ -73,6 +73,7 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
             s = set_value(s, "training.epochs", epochs)
         g, r = sw.parse_grid(grid), sw.parse_ranges(range_)
         sw.check_paths(s, {**{p: "--grid" for p in g}, **{p: "--range" for p in r}})
+        sw.check_values(s, g, r)
         variants = sw.plan(s, g, r, random, seeds, s.data["seed"])
         if device == "gpu" and executor == "local":  # no GPU here: refused before the folder
             sw.local_gpus()

@@ -103,6 +103,22 @@ def check_paths(spec: Spec, paths: dict[str, str]) -> None:
                              path=path) from None
 
 
+def check_values(spec: Spec, grid: dict, ranges: dict) -> None:
+    """Each --grid value and --range bound set into ``spec`` alone: a value its own key refuses
+    (optimizer.lr=-1) is a mistake in the command, refused before the sweep folder exists.
+    A value that is fine by itself but impossible with the rest of the spec (stride 2 with pad
+    same) is an outcome of the sweep: that variant fails alone."""
+    given = [(path, v, "--grid") for path, values in grid.items() for v in values]
+    given += [(path, int(v) if scale == "int" else v, "--range")
+              for path, (low, high, scale) in ranges.items() for v in (low, high)]
+    for path, value, option in given:
+        try:
+            set_value(spec, path, value)
+        except InputError as e:
+            if _dotted(e.path or "") == _dotted(path):
+                raise InputError(e.message, path=f"{option} {path}={value}") from None
+
+
 def check_shared(spec: Spec, data, target, varied) -> None:
     """Prepare ``spec`` (with its --set values, before any variant's) once, here, and raise its
     InputError unless a varied path could change the key it names: such an error (the data,
