@@ -459,3 +459,16 @@ def test_max_sends_the_whole_gradient_to_the_first_maximum_in_window_order():
                   [4.0, 2.0, 0.0]])
     (g,), _ = _grad_of_sum("max", x, axis=0)
     np.testing.assert_array_equal(g, [[0, 1, 1], [1, 0, 0], [0, 0, 0]])
+
+
+def test_max_over_a_window_gives_the_losers_exactly_zero_even_under_an_inf():
+    # the VJP's fast path multiplies g by 0/1 masks; inf * 0 would be NaN where the losers'
+    # gradient is 0 by definition (the whole upstream gradient goes to the winner)
+    from bpcli.engine import PRIMITIVES
+
+    x = np.array([[1.0, 3.0, 2.0, 0.0]]).reshape(1, 2, 2)
+    prim = PRIMITIVES["max"]
+    y, saved = prim.impl(x, axis=(2,))
+    g = np.array([[np.inf, -np.inf]])
+    gx = prim.vjp[0](g, y, x, axis=(2,), saved=saved)
+    assert gx.tolist() == [[[0.0, np.inf], [-np.inf, 0.0]]]

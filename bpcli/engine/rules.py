@@ -361,11 +361,17 @@ def _max_vjp(g, y, x, *, axis=None, keepdims=False, saved):
         np.put_along_axis(gx, saved, np.reshape(g, saved.shape), axis=-1)
         gx = gx.reshape(tuple(x.shape[a] for a in kept + axes))
         return gx.transpose(_inverse(kept + axes))
-    # each element of x sits at one position of one window: written once, in x's own layout
+    # each element of x sits at one position of one window: written once, in x's own layout.
+    # g times 0/1 is the fast way; an inf or NaN in g would make inf * 0 = NaN where the losers'
+    # gradient is exactly 0, so then the winners get g and the rest zeros, by masks
     g = np.reshape(g, saved.shape)
     gx = np.empty(x.shape, dtype=g.dtype, like=g)
+    finite = bool(np.isfinite(g).all())
     for r, w in enumerate(_positions(gx, axes)):
-        np.multiply(g, saved == r, out=w)
+        if finite:
+            np.multiply(g, saved == r, out=w)
+        else:
+            w[...] = np.where(saved == r, g, 0)
     return gx
 
 
