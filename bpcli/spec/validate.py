@@ -23,6 +23,10 @@ from .overrides import with_sets
 from .sections import DEFAULT_INIT, AUGMENT, DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
 
 
+# layers other libraries put at a classifier's end that bpcli's losses apply themselves
+IN_THE_LOSS = {"softmax": "softmax_cross_entropy", "log_softmax": "softmax_cross_entropy"}
+
+
 def load(source, *, name: str | None = None) -> Spec:
     """A path to a YAML file, YAML text via a path-like, or a dict -> validated :class:`Spec`.
 
@@ -133,6 +137,12 @@ def _layer(i, entry, report):
     else:
         report(path, f"a layer is a name (relu) or a one-key mapping (conv1d: {{...}}), "
                      f"got {quoted(entry)}")
+        raise Skipped
+    if lname in IN_THE_LOSS:
+        report(path, f"{lname} is not a layer here: the {IN_THE_LOSS[lname]} loss applies it to "
+                     f"the network's output itself (as PyTorch's CrossEntropyLoss takes logits), "
+                     f"so end the network with dense: {{units: K}}, one output per class, and "
+                     f"leave {lname} out; eval and predict report the probabilities")
         raise Skipped
     if lname not in LAYERS:
         report(path, f"unknown layer {quoted(lname)}{did_you_mean(lname, LAYERS)}; known layers: "
