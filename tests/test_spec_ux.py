@@ -89,15 +89,28 @@ def test_a_misspelt_required_key_is_reported_once(capsys, workdir):
     assert "missing required key 'kernel'" not in err
 
 
-def test_load_still_raises_the_first_error_alone():
-    with pytest.raises(InputError) as first:
-        load({"input": [4], "layers": ["rleu", {"dense": {"units": 0}}], "loss": "mse"})
-    assert first.value.errors == [first.value]
-    assert first.value.path == "layers[0]"
-    with pytest.raises(InputError) as every:
-        check({"input": [4], "layers": ["rleu", {"dense": {"units": 0}}], "loss": "mse"})
-    assert [e.path for e in every.value.errors] == ["layers[0]", "layers[1].dense.units"]
-    assert str(every.value).splitlines() == [str(e) for e in every.value.errors]
+def test_load_raises_every_problem_in_file_order_as_check_does():
+    # train, gradcheck, ... load their spec: a user sees every problem at once, from the top
+    spec = {"input": [4], "layers": ["rleu", {"dense": {"units": 0}}], "loss": "mse"}
+    for read in (load, check):
+        with pytest.raises(InputError) as every:
+            read(spec)
+        assert [e.path for e in every.value.errors] == ["layers[0]", "layers[1].dense.units"]
+        assert str(every.value).splitlines() == [str(e) for e in every.value.errors]
+    with pytest.raises(InputError) as one:  # one problem: the error itself, with its path
+        load({"input": [4], "layers": ["rleu"], "loss": "mse"})
+    assert one.value.errors == [one.value] and one.value.path == "layers[0]"
+
+
+def test_train_prints_every_problem_of_its_spec_first_line_first(workdir, capsys):
+    Path("bad.yaml").write_text("input: [4]\ndata: {builtin: linear, traget: y}\n"
+                                "layers: [{dense: {units: 1}}]\nloss: mse\n"
+                                "training: {epochs: 2, batchsize: 8}\n")
+    assert main(["train", "bad.yaml"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("bpcli: error: bad.yaml:2:") and "data.traget" in err[0]
+    assert err[1].startswith("bpcli: error: bad.yaml:5:") and "training.batchsize" in err[1]
+    assert err[2] == "bpcli: 2 errors in bad.yaml"
 
 
 def test_dependent_checks_are_skipped_after_an_error():

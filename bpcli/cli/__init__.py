@@ -77,7 +77,11 @@ def command(fn):
             _stdout_to_devnull()
             raise typer.Exit(0) from None
         except InputError as e:
-            print(f"bpcli: error: {e}", file=sys.stderr)
+            for one in e.errors:  # several: each on its own line, in file order, then a count
+                print(f"bpcli: error: {one}", file=sys.stderr)
+            if len(e.errors) > 1:
+                print(f"bpcli: {len(e.errors)} errors in {e.errors[0].file or 'the spec'}",
+                      file=sys.stderr)
             raise typer.Exit(2) from None
         except CheckFailed as e:
             print(f"bpcli: {e}", file=sys.stderr)

@@ -32,21 +32,11 @@ def validate(spec: Path = SPEC,
                 {"file": x.file, "line": x.line, "column": x.column, "path": x.path,
                  "message": x.message} for x in e.errors]}))
             raise typer.Exit(2) from None
-        _every_error(e)
+        raise
     if as_json:
         print(json.dumps({"ok": True, **summary}))
     else:
         out.print(summary_line(summary), markup=False)
-
-
-def _every_error(e: InputError):
-    """Each problem on its own line (``bpcli validate`` and ``show`` find them all), exit code 2."""
-    if len(e.errors) == 1:
-        raise e
-    for one in e.errors:
-        print(f"bpcli: error: {one}", file=sys.stderr)
-    print(f"bpcli: {len(e.errors)} errors in {e.errors[0].file or 'the spec'}", file=sys.stderr)
-    raise typer.Exit(2)
 
 
 @command
@@ -67,10 +57,7 @@ def show(spec: Path = SPEC,
     if training and not program:
         raise InputError("--training shows the training program: give it with --program",
                          path="--training")
-    try:
-        s = check(spec, sets=set_)
-    except InputError as e:
-        _every_error(e)
+    s = check(spec, sets=set_)  # every problem at once: the command wrapper prints each
     if program:
         from ..nn.model import Model
 

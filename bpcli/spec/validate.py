@@ -30,14 +30,15 @@ IN_THE_LOSS = {"softmax": "softmax_cross_entropy", "log_softmax": "softmax_cross
 def load(source, *, name: str | None = None) -> Spec:
     """A path to a YAML file, YAML text via a path-like, or a dict -> validated :class:`Spec`.
 
-    The first problem raises an :class:`InputError`; :func:`check` finds them all.
+    Every problem in the spec raises together, in file order, as one :class:`InputError`
+    whose ``errors`` lists each (as :func:`check`, which also applies ``--set`` items): a
+    user mends them all in one go, starting from the top of the file.
     """
     if isinstance(source, Spec):
         return source
     raw, file, positions, default_name, duplicates = read(source, name)
-    if duplicates:
-        raise duplicates[0]
-    return validate(raw, file=file, positions=positions, default_name=default_name)
+    return validate(raw, file=file, positions=positions, default_name=default_name,
+                    collect=True, found=duplicates)
 
 
 def check(source, *, name: str | None = None, sets=()) -> Spec:
