@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..spec.fields import closest, did_you_mean
 
 
 @dataclass
@@ -23,7 +24,8 @@ class Dataset:
     ``names``: per-sample identifiers (image files relative to the folder) or None;
     ``classes``: class names in index order (y holds indices into it) or None;
     ``features``: the feature columns of a table (names, or positions without a header) or None;
-    ``target``: the label column of a table (name or position) or None.
+    ``target``: the label column of a table (name or position) or None;
+    ``line_of(i)``: the file line (1-based) of sample i of a table, for messages, or None.
     """
     X: np.ndarray
     y: np.ndarray | None
@@ -32,6 +34,7 @@ class Dataset:
     classes: list | None = None
     features: list | None = None
     target: str | int | None = None
+    line_of: object = None
 
 
 LABELS = ("required", "optional", "none")
@@ -162,7 +165,8 @@ def load_file(path, target: str = "y") -> Dataset:
                  dtype=np.float64, source=str(path), notes=[])
 
 
-def read(spec, path=None, *, labels: str = "required") -> Dataset:
+def read(spec, path=None, *, labels: str = "required", shown_as=None,
+         classes_from: str = "run") -> Dataset:
     """The data a spec reads: from ``path`` (a file or folder, relative to the working folder) or
     else the spec's ``data.path`` (relative to the spec file) or builtin set, with the spec's
     data options (header, skip_rows, delimiter, target, features, classes, resize).
@@ -176,6 +180,11 @@ def read(spec, path=None, *, labels: str = "required") -> Dataset:
 
     Reading with a trained run's resolved spec reproduces the training's reading options,
     class indices and feature columns. Raises InputError naming the file, line and column.
+
+    ``shown_as``: the path as the user typed it (--data), named in messages and ``source``
+    instead of the resolved one. ``classes_from``: whose classes a label outside the spec's
+    ``data.classes`` is measured against in a message: "run" (a trained run's, for eval and
+    predict) or "spec" (the spec's own, while training).
     """
     if labels not in LABELS:
         raise ValueError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
@@ -193,7 +202,9 @@ def read(spec, path=None, *, labels: str = "required") -> Dataset:
             path = spec.base_dir / path
     path, notes = Path(path), []
     d = _load(path, options(**(cfg or {})), labels=labels, shape=spec.data["input"],
-              dtype=np.dtype(spec.data["dtype"]), source=str(shown(path)), notes=notes)
+              dtype=np.dtype(spec.data["dtype"]),
+              source=str(shown(path) if shown_as is None else shown_as), notes=notes,
+              classes_from=classes_from)
     if d.y is None and labels == "required":
         raise InputError(f"the {spec.data['loss']['name']} loss needs labels y, and this data has "
                          f"none (.npz: an array y beside X; a folder: y.npy beside X.npy)",
@@ -214,24 +225,27 @@ def _builtin(spec, cfg) -> Dataset:
     return BUILTINS[cfg["builtin"]](cfg["n"], spec.data["input"], spec.data["seed"])
 
 
-def _load(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str, notes: list) -> Dataset:
+def _load(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str, notes: list,
+          classes_from: str = "run") -> Dataset:
     from . import images, tables
 
     if not path.exists():
         raise InputError("data file not found", file=source)
     suffix = path.suffix.lower()
     if path.is_dir() and images.is_image_folder(path):
-        return _pictures(path, cfg, labels=labels, shape=shape, dtype=dtype, source=source)
+        return _pictures(path, cfg, labels=labels, shape=shape, dtype=dtype, source=source,
+                         classes_from=classes_from)
     if path.is_dir() or suffix == ".npy":
-        d = _load_npy(path if path.is_dir() else path.parent)
+        d = _load_npy(path if path.is_dir() else path.parent,
+                      source if path.is_dir() else str(Path(source).parent))
     elif suffix == ".npz":
-        d = _load_npz(path)
+        d = _load_npz(path, source)
     elif tables.is_table(path):
         t = tables.read_table(path, cfg, labels=labels, source=source, notes=notes)
         y, classes = (None, None) if t.labels is None else class_indices(
-            t.labels, cfg["classes"], source, lambda i: f"line {t.line_of(i)}")
+            t.labels, cfg["classes"], source, lambda i: f"line {t.line_of(i)}", classes_from)
         return _checked(Dataset(t.X, y, source, classes=classes, features=t.features,
-                                target=t.target))
+                                target=t.target, line_of=t.line_of))
     else:
         raise InputError(f"unknown data file type {path.suffix!r}: use .npz (arrays X and y), .csv "
                          f"(labels in column {cfg['target']!r}; .csv.gz, .bz2, .zip, .xz too), a "
@@ -240,36 +254,41 @@ def _load(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str, note
     if labels == "none":
         d.y = None
     elif d.y is not None and isinstance(cfg["classes"], list):
-        d.y, d.classes = class_indices(d.y, cfg["classes"], source, lambda i: f"sample {i}")
+        d.y, d.classes = class_indices(d.y, cfg["classes"], source, lambda i: f"sample {i}",
+                                       classes_from)
     return d
 
 
-def _pictures(folder: Path, cfg: dict, *, labels: str, shape, dtype, source: str) -> Dataset:
+def _pictures(folder: Path, cfg: dict, *, labels: str, shape, dtype, source: str,
+              classes_from: str) -> Dataset:
     from . import images
 
     if shape is None or len(shape) != 3 or shape[0] not in images.MODES:
         raise InputError(f"is a folder of pictures: the spec's input must be [channels, height, "
                          f"width] with channels {', '.join(map(str, images.MODES))} (grayscale, "
                          f"RGB, RGBA), got {shape}", file=source)
-    files, folders = images.listing(folder, labelled=labels == "required", source=source)
+    files, folders = images.listing(folder, labelled=labels == "required", source=source,
+                                    splits=labels != "none")
     names = [f.relative_to(folder).as_posix() for f in files]
     y = classes = None
     if folders is not None and labels != "none":
         # a class folder training never saw is an error before any picture is decoded
         y, classes = class_indices(np.array(folders, dtype=object), cfg["classes"], source,
-                                   lambda i: f"folder {folders[i]!r} ({names[i]})")
+                                   lambda i: f"folder {folders[i]!r} ({names[i]})", classes_from)
     X = images.read_images(files, shape, resize=cfg["resize"], dtype=dtype, folder=folder,
                            source=source)
     return Dataset(X, y, source, names=names, classes=classes)
 
 
-def class_indices(labels, classes, source: str, where) -> tuple[np.ndarray, list | None]:
+def class_indices(labels, classes, source: str, where,
+                  classes_from: str = "run") -> tuple[np.ndarray, list | None]:
     """Labels (N,) -> (class indices int64, class names in index order).
 
     Strings (class names) are numbered in sorted order, or in the order of ``classes`` when it
-    is given (a run's recorded classes): a name not among them is an error naming it and
-    ``where(i)`` its place. Numbers are kept as they are, unless ``classes`` is given: then they
-    must be indices 0..K-1 into it.
+    is given (a run's recorded classes, or the spec's data.classes: ``classes_from`` "run" or
+    "spec", for the message): a name not among them is an error naming it and ``where(i)`` its
+    place. Numbers are kept as they are, unless ``classes`` is given: then they must be indices
+    0..K-1 into it.
     """
     labels = np.asarray(labels)
     if labels.dtype.kind in "biuf":
@@ -286,11 +305,17 @@ def class_indices(labels, classes, source: str, where) -> tuple[np.ndarray, list
     known = list(classes) if classes is not None else sorted(set(text))
     index = {c: i for i, c in enumerate(known)}
     unknown = [i for i, v in enumerate(text) if v not in index]
-    if unknown:
+    if unknown:  # only with ``classes`` given: the names found are all known otherwise
         i = unknown[0]
-        whose = "the run was trained on (data.classes)" if classes is not None else "known"
-        raise InputError(f"{where(i)}: class {text[i]!r} is not one of the classes {whose}: "
-                         f"{', '.join(known)}", file=source)
+        if classes_from == "spec":
+            meant = closest(text[i], known)
+            ask = f": did you mean {meant!r}? Mend" if meant else "; mend"
+            raise InputError(f"{where(i)}: class {text[i]!r} is not one of data.classes "
+                             f"({', '.join(known)}){ask} the label, or add the class to "
+                             f"data.classes", file=source)
+        raise InputError(f"{where(i)}: class {text[i]!r} is not one of the classes the run was "
+                         f"trained on (data.classes): {', '.join(known)}"
+                         f"{did_you_mean(text[i], known)}", file=source)
     return np.array([index[v] for v in text], dtype=np.int64), known
 
 
@@ -304,41 +329,59 @@ def _shaped(d: Dataset, shape, notes: list) -> Dataset:
     return d
 
 
-def _load_npy(folder: Path) -> Dataset:
-    """X.npy and y.npy, memory-mapped: a data set larger than memory is read batch by batch."""
+def _load_npy(folder: Path, source: str) -> Dataset:
+    """X.npy and y.npy, memory-mapped: a data set larger than memory is read batch by batch.
+    ``source``: the folder as messages name it."""
     arrays = {}
     for name in ("X", "y"):
-        path = folder / f"{name}.npy"
+        path, shown_path = folder / f"{name}.npy", f"{source}/{name}.npy"
         if not path.exists():
             if name == "y":
                 arrays[name] = None
                 continue
-            raise InputError("needs X.npy (and y.npy for labels) in this folder", file=str(folder))
+            raise _not_data(folder, source)
         try:
             arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as e:
-            raise InputError(f"cannot memory-map: {e} (object arrays are refused)", file=str(path)) from None
+            raise InputError(f"cannot memory-map: {e} (object arrays are refused)",
+                             file=shown_path) from None
         except OSError as e:
-            raise InputError(f"cannot read .npy: {e}", file=str(path)) from None
+            raise InputError(f"cannot read .npy: {e}", file=shown_path) from None
         if not np.issubdtype(arrays[name].dtype, np.number) or np.iscomplexobj(arrays[name]):
-            raise InputError(f"has dtype {arrays[name].dtype}; real numbers are needed", file=str(path))
+            raise InputError(f"has dtype {arrays[name].dtype}; real numbers are needed",
+                             file=shown_path)
     y = arrays["y"]
-    return _checked(Dataset(arrays["X"], None if y is None else np.asarray(y), str(folder)))
+    return _checked(Dataset(arrays["X"], None if y is None else np.asarray(y), source))
 
 
-def _load_npz(path: Path) -> Dataset:
+def _not_data(folder: Path, source: str) -> InputError:
+    """A folder with neither X.npy nor pictures: what it holds, and what a data folder holds."""
+    from .images import SUFFIXES
+    from .tables import few, is_table
+
+    held = sorted(p.name + "/" * p.is_dir() for p in folder.iterdir() if not p.name.startswith("."))
+    found = (f"holds {few(held)}, but neither X.npy nor pictures ({', '.join(SUFFIXES[:3])}, ...)"
+             if held else "is an empty folder")
+    tables = [name for name in held if is_table(Path(name))]
+    give = f"; a table is given as the file itself: --data {source}/{tables[0]}" if tables else ""
+    return InputError(f"{found}: a data folder holds X.npy (and y.npy for labels), or one "
+                      f"sub-folder of pictures per class ({source}/cat/*.png, {source}/dog/*.png)"
+                      f"{give}", file=source)
+
+
+def _load_npz(path: Path, source: str) -> Dataset:
     import zipfile
 
     if not zipfile.is_zipfile(path):
         # np.load would try such a file as a pickle and report it as "object arrays"
         raise InputError("is not a .npz file (a zip archive of .npy arrays, as np.savez writes)",
-                         file=str(path))
+                         file=source)
     try:
         with np.load(path, allow_pickle=False) as f:
             names = list(f.files)
             if "X" not in names:
                 raise InputError(f"needs an array named X (and y for labels); it has "
-                                 f"{', '.join(names) or 'no arrays'}", file=str(path))
+                                 f"{', '.join(names) or 'no arrays'}", file=source)
             X = f["X"]
             y = f["y"] if "y" in names else None
     except InputError:
@@ -346,16 +389,16 @@ def _load_npz(path: Path) -> Dataset:
     except ValueError as e:
         if "pickle" in str(e).lower():
             raise InputError("holds object arrays, which would need pickle to read; bpcli reads "
-                             "numeric arrays only", file=str(path)) from None
-        raise InputError(f"cannot read .npz: {e}", file=str(path)) from None
+                             "numeric arrays only", file=source) from None
+        raise InputError(f"cannot read .npz: {e}", file=source) from None
     except (OSError, EOFError) as e:
-        raise InputError(f"cannot read .npz: {e}", file=str(path)) from None
+        raise InputError(f"cannot read .npz: {e}", file=source) from None
     for name, a in (("X", X), ("y", y)):
         if a is not None and (not (np.issubdtype(a.dtype, np.number) or a.dtype == bool)
                               or np.issubdtype(a.dtype, np.complexfloating)):
             raise InputError(f"array {name} has dtype {a.dtype}; real numbers are needed",
-                             file=str(path))
-    return _checked(Dataset(X, y, str(path)))
+                             file=source)
+    return _checked(Dataset(X, y, source))
 
 
 def _checked(d: Dataset) -> Dataset:

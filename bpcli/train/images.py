@@ -16,6 +16,10 @@ from ..errors import InputError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # the spec's channels -> the Pillow mode read
+# folder names of a split of the data, never of a class
+TRAINING = ("train", "training")
+VALIDATION = ("val", "valid", "validation")
+TESTING = ("test", "testing")
 CHUNK = 256  # images decoded between progress updates
 PROGRESS_FROM = 2000  # folders with at least this many images show a progress bar on stderr
 
@@ -31,9 +35,12 @@ def is_image_folder(folder: Path) -> bool:
         p.suffix.lower() in SUFFIXES for p in folder.rglob("*") if p.is_file())
 
 
-def listing(folder: Path, *, labelled: bool, source: str):
+def listing(folder: Path, *, labelled: bool, source: str, splits: bool = True):
     """(files, class names per file or None): the class subfolders' images, sorted by class then
-    path, or the folder's own images when it has no class subfolders."""
+    path, or the folder's own images when it has no class subfolders.
+
+    ``splits``: refuse a folder laid out by split (:func:`split_layout`), whose subfolders
+    would otherwise be read as classes "train" and "val"."""
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     own = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
     if subfolders and own:
@@ -46,15 +53,50 @@ def listing(folder: Path, *, labelled: bool, source: str):
                              f"labels: put each class's images in a subfolder (DIR/cat/..., "
                              f"DIR/dog/...)", file=source)
         return own, None
+    found = {sub.name: _images(sub) for sub in subfolders}
+    if splits:
+        split_layout(found, folder, source)
     files, classes = [], []
-    for sub in subfolders:
-        found = _images(sub)
-        if not found:
-            raise InputError(f"class folder {sub.name!r} holds no images ({', '.join(SUFFIXES)})",
+    for name, images in found.items():
+        if not images:
+            raise InputError(f"class folder {name!r} holds no images ({', '.join(SUFFIXES)})",
                              file=source)
-        files += found
-        classes += [sub.name] * len(found)
+        files += images
+        classes += [name] * len(images)
     return files, classes
+
+
+def split_layout(found: dict, folder: Path, source: str) -> None:
+    """InputError when the would-be class folders are splits of the data (``DIR/train/cat/``,
+    ``DIR/val/cat/``): all named as splits (train, val, test, ...), or each holding its pictures
+    in sub-folders only, with the same sub-folder names in every one (at least 2). Class folders
+    with sub-folders of their own (``cat/siamese/``, ``dog/pug/``) stay classes."""
+    names = list(found)
+    inner = []  # each folder's sub-folders of pictures; None if it has pictures of its own
+    for name, images in found.items():
+        parts = [p.relative_to(folder / name).parts for p in images]
+        inner.append({q[0] for q in parts} if parts and all(len(q) > 1 for q in parts) else None)
+    nested = all(sub is not None and len(sub) >= 2 for sub in inner)
+    shared = set.intersection(*inner) if names and nested else set()
+    named = all(n.lower() in TRAINING + VALIDATION + TESTING for n in names)
+    if not names or not (named or (nested and len(shared) >= 2)):
+        return
+    first = lambda kinds: next((n for n in names if n.lower() in kinds), None)  # noqa: E731
+    train = first(TRAINING) or names[0]
+    val = first(VALIDATION) or first(TESTING) or next((n for n in names if n != train), None)
+    test = first(TESTING) if val != first(TESTING) else None
+    give = f"--data {source}/{train}" + (f" --val-data {source}/{val}" if val else "")
+    keep = f", and keep {source}/{test} for bpcli eval RUN --data {source}/{test}" if test else ""
+    one = len(names) == 1
+    what = f"its only folder {names[0]!r}" if one else f"its folders {', '.join(names)}"
+    split = "a split" if one else "splits"
+    why = (f"{'holds' if one else 'each hold'} sub-folders of pictures "
+           f"({', '.join(sorted(shared))}): {'it looks like' if one else 'they look like'} "
+           f"{split} of the data" if nested else
+           f"{'is' if one else 'are'} named as {split} of the data")
+    raise InputError(f"{what} {why}, not classes. "
+                     f"Give each split's folder, each holding one sub-folder of pictures per "
+                     f"class: {give} (data.path and data.val_path in a spec){keep}", file=source)
 
 
 def read_images(files: list[Path], shape, *, resize: bool, dtype, folder: Path, source: str):

@@ -18,7 +18,7 @@ from ..errors import CheckFailed, InputError
 from ..nn.losses import LOSSES
 from ..nn.model import Model
 from ..spec.document import Spec, differences
-from ..spec.fields import Invalid
+from ..spec.fields import Invalid, closest
 from ..spec.validate import set_value, with_data
 from .run_folder import RunFolder
 from .tables import few, is_number
@@ -88,11 +88,50 @@ def _check_classes(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
                          f"classes or more", file=dataset.source)
     whose = f"{dataset.source} holds" if table or pictures else "data.classes names"
     what, key = f"{whose} {count} classes ({names})", model.outputs_key()
+    # more classes than outputs, one of them on a row or two: a misspelt label, most likely
+    listed = isinstance((spec.data["data"] or {}).get("classes"), list)
+    rare = _rare(dataset) if count > k and not listed else ""
+    if rare:
+        rare = f"{rare}. If there are {count} classes, "
     if k == model.output_shape[1] and key is not None:  # one output per class: the layer's units
         raise spec.error(key, f"{what}, but this layer gives {k} outputs and the {loss} loss "
-                              f"tells one class apart per output: {_change(spec, {key: count})}")
+                              f"tells one class apart per output: {rare}"
+                              f"{_change(spec, {key: count})}")
     raise spec.error("loss", f"{what}, but the {loss} loss tells {k} apart: "
-                             f"{_fit_classes(spec, model, count)}")
+                             f"{rare}{_fit_classes(spec, model, count)}")
+
+
+def _rare(dataset: data_mod.Dataset) -> str:
+    """The classes of a table or picture folder with few samples beside the others' many (at
+    most 2, or under 1% of them, and a fifth of the commonest class at most), each with its lines
+    or files and the class it looks like, and what to do about a misspelt label; "" if none."""
+    y, classes = np.asarray(dataset.y), [str(c) for c in dataset.classes]
+    if y.ndim != 1 or (dataset.line_of is None and dataset.names is None):
+        return ""
+    counts = np.bincount(y, minlength=len(classes))
+    rare = [c for c, n in enumerate(counts)
+            if (n <= 2 or n < 0.01 * len(y)) and 5 * n <= counts.max()]
+    common = [classes[c] for c in range(len(classes)) if c not in rare]
+    if not rare or len(common) < 2:
+        return ""
+    texts = []
+    for c in rare:
+        n, at = int(counts[c]), np.flatnonzero(y == c)[:3]
+        more = ", ..." if n > len(at) else ""
+        if dataset.line_of is not None:
+            lines = ", ".join(str(dataset.line_of(int(i))) for i in at)
+            s = "s" * (n > 1)
+            text = f"{classes[c]!r} appears on {n} row{s} (line{s} {lines}{more})"
+        else:
+            files = ", ".join(dataset.names[i] for i in at)
+            text = f"{classes[c]!r} holds {n} picture{'s' * (n > 1)} ({files}{more})"
+        like = closest(classes[c], common)
+        texts.append(text + (f", like {like!r}" if like else ""))
+    fix = ("fix the file" if dataset.line_of is not None else
+           "move the pictures to their class's folder")
+    return (f"{'; '.join(texts)}: {'a typo' if len(rare) == 1 else 'typos'}? {fix.capitalize()}, "
+            f"or list the classes with data.classes ({_sets({'data.classes': common})}): bpcli "
+            f"then names each label outside them")
 
 
 def _check_indices(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
@@ -201,9 +240,9 @@ def prepare(spec: Spec, data=None, target=None, val_data=None, device=None) -> P
     # a loss without labels (sum_squares) trains on a table without a label column too
     needs = LOSSES[spec.data["loss"]["name"]].label_shape((None, 1)) is not None
     labels = "required" if needs else "optional"
-    dataset = data_mod.read(spec, labels=labels)
-    if data is not None:  # messages and summary.json name the file as it was given
-        dataset.source = str(data)
+    # messages and summary.json name the files as they were given; a label outside the spec's
+    # data.classes is one of the spec's, not of a trained run's
+    dataset = data_mod.read(spec, labels=labels, shown_as=data, classes_from="spec")
     spec = learned(spec, dataset)
     model = Model(spec)
     check_data(given, model, dataset)
@@ -217,9 +256,9 @@ def prepare(spec: Spec, data=None, target=None, val_data=None, device=None) -> P
     val_path = spec.data["data"]["val_path"]
     if val_path is not None:
         # read with the training file's options, classes and columns
-        val = data_mod.read(spec, val_path, labels=labels)
-        if val_data is not None:
-            val.source = str(val_data)
+        mine = isinstance((given.data["data"] or {}).get("classes"), list)
+        val = data_mod.read(spec, val_path, labels=labels, shown_as=val_data,
+                            classes_from="spec" if mine else "run")
         train, val = fit(model, dataset), fit(model, val)
     else:
         (Xtr, ytr), val = data_mod.split(dataset, spec.data["data"]["val_split"], spec.data["seed"])

@@ -15,11 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..spec.fields import did_you_mean
 
 COMPRESSED = (".gz", ".bz2", ".zip", ".xz")
 SUFFIXES = (".csv", ".tsv")
 _PEEK = 64  # lines read to find the delimiter
 _INTEGER = re.compile(r"^[-+]?\d+$")
+# pandas' default missing-value texts: bpcli reads them as text, so that a message shows the cell
+# as written ('n/a' is not a number) and only an empty cell is empty
+NA_TEXTS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                      "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
 @dataclass
@@ -72,7 +77,8 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) 
     try:
         df = pd.read_csv(path, sep=r"\s+" if sep is None else sep, header=None,
                          skiprows=cfg["skip_rows"] + bool(header), skipinitialspace=True,
-                         encoding="utf-8-sig", low_memory=False)
+                         keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+                         low_memory=False)
     except pd.errors.EmptyDataError:
         raise InputError("CSV has no data rows" + (f" after the header (line {start})" if header
                                                    else ""), file=source) from None
@@ -94,12 +100,7 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) 
         df[col] = _numbers(df[col], col, source, line_of)
     y = None
     if target is not None and labels != "none":
-        missing = df[target].isna().to_numpy()
-        if missing.any():
-            line = line_of(int(np.argmax(missing)))
-            raise InputError(f"line {line}, column {target!r}: the label is missing", file=source,
-                             line=line)
-        y = df[target].to_numpy()
+        y = _labels(df[target], target, source, line_of)
     X = df[features].to_numpy(dtype=np.float64) if features else np.empty((len(df), 0))
     return Table(X, y, features, target, line_of)
 
@@ -200,7 +201,8 @@ def _target(given, columns: list, labels: str, features, source: str, header: bo
     if labels != "required":
         return None
     if header:
-        raise InputError(f"no label column {given!r}; columns are {few(columns, 20)} (choose one "
+        raise InputError(f"no label column {given!r}{did_you_mean(given, columns)}; columns are "
+                         f"{few(columns, 20)} (choose one "
                          f"with --target or data.target: a name, or a position, -1 for the last)",
                          file=source)
     raise InputError(f"no label column {given!r}: the file has no header row, so its {len(columns)} "
@@ -238,10 +240,32 @@ def _numbers(column, name, source: str, line_of):
         row = int(np.argmax(bad))
         line = line_of(row)
         cell = column.iloc[row]
-        what = "is empty" if pd.isna(cell) else f"{cell!r} is not a number"
-        raise InputError(f"row {line}, column {name!r}: {what} (line {line} of the file)",
-                         file=source, line=line)
+        if pd.isna(cell):
+            what = "the cell is empty: fill it in"
+        elif str(cell).strip() in NA_TEXTS:
+            what = f"{cell!r} is not a number: fill in the missing value"
+        else:
+            what = f"{cell!r} is not a number: mend the cell"
+        raise InputError(f"line {line}, column {name!r}: {what}, or drop the row", file=source,
+                         line=line)
     return values.astype(np.float64)
+
+
+def _labels(column, name, source: str, line_of) -> np.ndarray:
+    """The label column as read; an empty cell, or one of pandas' missing-value texts (n/a, NA),
+    is a missing label naming its line."""
+    import pandas as pd
+
+    missing = column.isna().to_numpy()
+    if column.dtype.kind not in "biufb":
+        missing = missing | column.astype(str).str.strip().isin(NA_TEXTS).to_numpy(dtype=bool)
+    if missing.any():
+        row = int(np.argmax(missing))
+        line, cell = line_of(row), column.iloc[row]
+        written = "" if pd.isna(cell) else f" ({cell!r})"
+        raise InputError(f"line {line}, column {name!r}: the label is missing{written}; give "
+                         f"every row a label, or drop the row", file=source, line=line)
+    return column.to_numpy()
 
 
 def _too_many(source, line, fields, names, header_line, header):

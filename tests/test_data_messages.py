@@ -1,0 +1,227 @@
+"""What a newcomer's own data ran into, each refused as one paragraph that names the culprit and
+what to do (exit code 2, no traceback, no run folder): a picture folder laid out by split, a class
+misspelt on one row, a cell reading ``n/a``, a misspelt label column, a folder with nothing bpcli
+reads in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from helpers import cli, ok
+
+# Line numbers: 1 name  2 input  3 seed  4 layers:  5 dense 8  6 relu  7 dense 3  8 loss
+CLASSIFIER = """\
+name: messages
+input: [2]
+seed: 0
+layers:
+  - dense: {units: 8}
+  - relu
+  - dense: {units: 3}
+loss: softmax_cross_entropy
+optimizer: {name: adam, lr: 0.01}
+training: {epochs: 1, batch_size: 8}
+"""
+
+PICTURES = """\
+name: pictures
+input: [1, 8, 8]
+seed: 0
+layers:
+  - conv2d: {channels: 2, kernel: 3, pad: same}
+  - relu
+  - dense: {units: 2}
+loss: softmax_cross_entropy
+optimizer: {name: adam, lr: 0.01}
+training: {epochs: 1, batch_size: 4}
+"""
+
+
+def refused(capfd, *args) -> str:
+    """bpcli ARGS must exit 2 with one paragraph on stderr, nothing on stdout, no run folder."""
+    code, out, err = cli(capfd, *args)
+    assert code == 2, f"exit code {code}\nstdout: {out}\nstderr: {err}"
+    assert err.startswith("bpcli: error: ") and err.count("\n") == 1, err
+    assert out == "" and not Path("runs").exists() and not Path("out").exists()
+    return err
+
+
+def pictures(folder: Path, n: int = 3) -> None:
+    """``n`` small grayscale PNGs in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(str(folder)))
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / f"{i}.png")
+
+
+def animals(path: Path, odd: dict | None = None, n: int = 300) -> Path:
+    """A CSV of ``n`` rows: columns height, weight and label (dog, cat, bird in turn); ``odd`` maps
+    a data row (0-based) to the label it holds instead. Data row i is on line i + 2."""
+    labels = np.resize(np.array(["dog", "cat", "bird"], dtype=object), n)
+    for row, label in (odd or {}).items():
+        labels[row] = label
+    rng = np.random.default_rng(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"height": rng.standard_normal(n), "weight": rng.standard_normal(n),
+                  "label": labels}).to_csv(path, index=False)
+    return path
+
+
+# ---------------------------------------------------------------- 1. a folder laid out by split
+def test_a_folder_of_train_and_val_folders_is_not_two_classes(workdir, capfd):
+    """ds/train/<class>, ds/val/<class>: the classes are a level down; read as two classes
+    "train" and "val", the outputs check would ask for 2 units and lock the mistake in."""
+    for split in ("train", "val"):
+        for kind in ("cat", "dog"):
+            pictures(workdir / "ds" / split / kind)
+    (workdir / "p.yaml").write_text(PICTURES)
+    err = refused(capfd, "train", "p.yaml", "--data", "ds", "-q")
+    assert "ds: " in err and "--data ds/train --val-data ds/val" in err, err
+    assert "cat, dog" in err and "units" not in err
+    # what it suggests trains
+    ok(capfd, "train", "p.yaml", "--data", "ds/train", "--val-data", "ds/val", "-q", "--out", "r")
+
+
+def test_class_folders_with_shared_sub_folders_of_pictures_are_a_split_too(workdir, capfd):
+    """Not named as splits, but each holds the same sub-folders of pictures: a split layout."""
+    for split in ("first", "second"):
+        for kind in ("cat", "dog"):
+            pictures(workdir / "ds" / split / kind)
+    (workdir / "p.yaml").write_text(PICTURES)
+    err = refused(capfd, "train", "p.yaml", "--data", "ds", "-q")
+    assert "--data ds/first --val-data ds/second" in err, err
+
+
+def test_folders_named_as_splits_are_not_classes(workdir, capfd):
+    """ds/train/*.png and ds/test/*.png: pictures without classes, in folders named as splits."""
+    pictures(workdir / "ds" / "train")
+    pictures(workdir / "ds" / "test")
+    (workdir / "p.yaml").write_text(PICTURES)
+    err = refused(capfd, "train", "p.yaml", "--data", "ds", "-q")
+    assert "train, test" in err or "test, train" in err, err
+    assert "--data ds/train --val-data ds/test" in err, err
+    assert "one sub-folder of pictures per class" in err
+
+
+def test_classes_with_sub_folders_of_their_own_are_still_classes(workdir, capfd):
+    """cat/{siamese, persian}, dog/{poodle, pug}: pictures at any depth below a class folder."""
+    for kind, breeds in (("cat", ("siamese", "persian")), ("dog", ("poodle", "pug"))):
+        for breed in breeds:
+            pictures(workdir / "ds" / kind / breed)
+    (workdir / "p.yaml").write_text(PICTURES)
+    ok(capfd, "train", "p.yaml", "--data", "ds", "-q", "--out", "r")
+
+
+# ---------------------------------------------------------------- 2. a class misspelt on a row
+def test_a_rare_class_is_named_with_its_line_and_the_class_it_looks_like(workdir, capfd):
+    """One row of 'dgo' among 300 of dog, cat, bird: 4 classes for 3 outputs. Before "set units:
+    4", the message names the rare class, its line and the likely class it misspells."""
+    animals(workdir / "a.csv", {5: "dgo"})
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q")
+    rare = "'dgo' appears on 1 row (line 7), like 'dog': a typo?"
+    assert rare in err and "data.classes" in err, err
+    assert "units: 4" in err and err.index(rare) < err.index("units: 4"), err
+
+
+def test_two_rows_of_a_rare_class_name_both_lines(workdir, capfd):
+    animals(workdir / "a.csv", {5: "brid", 40: "brid"})
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q")
+    assert "'brid' appears on 2 rows (lines 7, 42), like 'bird'" in err, err
+
+
+def test_classes_that_are_all_common_are_not_called_typos(workdir, capfd):
+    """4 classes of 75 rows each for 3 outputs: no class is rare, the units are what is wrong."""
+    pd.DataFrame({"a": np.arange(300.0), "b": np.arange(300.0),
+                  "label": np.resize(["dog", "cat", "bird", "fish"], 300)}).to_csv(
+        workdir / "a.csv", index=False)
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q")
+    assert "typo" not in err and "units: 4" in err, err
+
+
+def test_a_rare_class_folder_of_pictures_is_named_with_its_file(workdir, capfd):
+    pictures(workdir / "ds" / "cat", 12)
+    pictures(workdir / "ds" / "dog", 12)
+    pictures(workdir / "ds" / "dgo", 1)
+    (workdir / "p.yaml").write_text(PICTURES)
+    err = refused(capfd, "train", "p.yaml", "--data", "ds", "-q")
+    assert "'dgo' holds 1 picture (dgo/0.png), like 'dog': a typo?" in err, err
+
+
+def test_a_label_outside_the_spec_classes_names_data_classes_at_train_time(workdir, capfd):
+    """No run exists while training: the classes are the spec's data.classes."""
+    animals(workdir / "a.csv", {5: "dgo"})
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q",
+                  "--set", "data.classes=[bird, cat, dog]")
+    assert "a.csv: line 7: class 'dgo' is not one of data.classes (bird, cat, dog): did you mean " \
+           "'dog'?" in err and "trained" not in err, err
+
+
+# ---------------------------------------------------------------- 3. n/a and NA cells
+def test_a_cell_reading_n_a_is_reported_as_its_text_and_its_place_once(workdir, capfd):
+    animals(workdir / "a.csv")
+    text = Path("a.csv").read_text().splitlines()
+    height, _, label = text[5].split(",")
+    text[5] = f"{height},n/a,{label}"  # line 6
+    Path("a.csv").write_text("\n".join(text) + "\n")
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q")
+    assert "a.csv:6: line 6, column 'weight': 'n/a' is not a number" in err, err
+    assert "is empty" not in err and "row 6" not in err and "of the file" not in err
+
+
+def test_na_is_text_and_an_empty_cell_is_empty(workdir, capfd):
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    Path("a.csv").write_text("height,weight,label\n1,2,dog\n3,NA,cat\n")
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q")
+    assert "a.csv:3: line 3, column 'weight': 'NA' is not a number" in err, err
+    Path("a.csv").write_text("height,weight,label\n1,2,dog\n3,,cat\n")
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q")
+    assert "a.csv:3: line 3, column 'weight': the cell is empty" in err, err
+
+
+def test_a_label_reading_n_a_is_named_as_written(workdir, capfd):
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    Path("a.csv").write_text("height,weight,label\n1,2,dog\n3,4,n/a\n")
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q")
+    assert "a.csv:3: line 3, column 'label': the label is missing ('n/a')" in err, err
+
+
+# ---------------------------------------------------------------- 4. a misspelt label column
+def test_a_misspelt_target_column_gets_a_suggestion(workdir, capfd):
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    Path("iris.csv").write_text("length,width,species\n1,2,setosa\n3,4,virginica\n")
+    err = refused(capfd, "train", "c.yaml", "--data", "iris.csv", "--target", "specie", "-q")
+    assert "no label column 'specie' (did you mean 'species'?)" in err, err
+
+
+# ---------------------------------------------------------------- 5. a folder with nothing to read
+def test_an_empty_folder_says_what_a_data_folder_holds_and_is_named_as_typed(workdir, capfd):
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    (workdir / "data" / "empty").mkdir(parents=True)
+    err = refused(capfd, "train", "c.yaml", "--data", "data/empty", "-q")
+    assert "bpcli: error: data/empty: " in err and str(workdir) not in err, err
+    assert "X.npy" in err and "y.npy" in err and "one sub-folder of pictures per class" in err
+
+
+def test_a_folder_outside_the_working_folder_is_named_as_typed(workdir, capfd, monkeypatch):
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    (workdir / "empty").mkdir()
+    (workdir / "inner").mkdir()
+    monkeypatch.chdir(workdir / "inner")
+    err = refused(capfd, "train", "../c.yaml", "--data", "../empty", "-q")
+    assert "bpcli: error: ../empty: " in err and str(workdir) not in err, err
+
+
+def test_a_folder_of_tables_points_at_the_files(workdir, capfd):
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    animals(workdir / "data" / "train.csv")
+    err = refused(capfd, "train", "c.yaml", "--data", "data", "-q")
+    assert "train.csv" in err and "--data data/train.csv" in err, err
