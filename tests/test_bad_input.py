@@ -238,7 +238,7 @@ TRAIN_CASES = {
     "nan-in-X": (_data(_nan_npz), ["nan.npz", "non-finite value nan", "sample 3", "position [7]"]),
     "inf-in-y": (_data(_npz("infy.npz", y=np.r_[np.zeros(50), np.inf, np.zeros(49)])),
                  ["infy.npz", "y has a non-finite value at sample 50"]),
-    "non-numeric-csv-cell": (_data(_text_in_csv), ["cells.csv", "row 5", "column 'f5'", "'abc'",
+    "non-numeric-csv-cell": (_data(_text_in_csv), ["cells.csv", "line 5", "column 'f5'", "'abc'",
                                                    "not a number"]),
     "csv-without-label-column": (_data(_csv_without_y), ["t.csv", "no label column 'y'",
                                                          "label", "--target"]),
@@ -349,7 +349,7 @@ GRADCHECK_CASES = {
     "labels-0-to-4": (lambda w: write_pulses(w / "f.npz", y=np.arange(100) % 5)
                       or ["base.yaml", "--data", "f.npz"], ["f.npz", "logistic", "[2, 3, 4]"]),
     "non-numeric-csv-cell": (lambda w: ["base.yaml", "--data", _text_in_csv(w)],
-                             ["cells.csv", "row 5", "column 'f5'", "'abc'"]),
+                             ["cells.csv", "line 5", "column 'f5'", "'abc'"]),
 }
 
 

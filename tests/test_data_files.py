@@ -67,7 +67,7 @@ def test_header_true_and_false_override_the_guess(workdir):
     d = read("t.csv", header=True, target="3")  # the names are 1, 2, 3
     assert d.features == ["1", "2"] and d.X.shape == (2, 2)
     Path("u.csv").write_text("a,b,y\n4,5,0\n")
-    with pytest.raises(InputError, match=r"row 1, column 0: 'a' is not a number"):
+    with pytest.raises(InputError, match=r"line 1, column 0: 'a' is not a number"):
         read("u.csv", header=False, target=-1)
 
 
@@ -108,7 +108,7 @@ def test_a_given_delimiter_wins_over_the_sniffer(workdir):
     Path("t.csv").write_text("a;b,y\n1;2,0\n3;4,1\n")
     d = read("t.csv", delimiter=";", target="b,y", input_shape=(1,))
     assert d.features == ["a"] and d.classes == ["2,0", "4,1"]
-    with pytest.raises(InputError, match=r"row 2, column 'a;b': '1;2' is not a number"):
+    with pytest.raises(InputError, match=r"line 2, column 'a;b': '1;2' is not a number"):
         read("t.csv", delimiter=",", input_shape=(1,))
 
 
