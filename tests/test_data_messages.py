@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from helpers import cli, ok
+from helpers import cli, ok, tiny_spec
 
 # Line numbers: 1 name  2 input  3 seed  4 layers:  5 dense 8  6 relu  7 dense 3  8 loss
 CLASSIFIER = """\
@@ -225,3 +225,18 @@ def test_a_folder_of_tables_points_at_the_files(workdir, capfd):
     animals(workdir / "data" / "train.csv")
     err = refused(capfd, "train", "c.yaml", "--data", "data", "-q")
     assert "train.csv" in err and "--data data/train.csv" in err, err
+
+
+def test_eval_of_a_table_without_labels_points_to_predict(workdir, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2))
+    pd.DataFrame({"u": X[:, 0], "v": X[:, 1], "y": np.where(X[:, 0] > 0, "b", "a")}).to_csv(
+        "t.csv", index=False)
+    pd.DataFrame({"u": X[:5, 0], "v": X[:5, 1]}).to_csv("new.csv", index=False)
+    Path("s.yaml").write_text(tiny_spec(input=[2], data=None, layers=[{"dense": {"units": 2}}],
+                                        loss="softmax_cross_entropy", training={"epochs": 1}))
+    ok(capsys, "train", "s.yaml", "--data", "t.csv", "-q", "--out", "r")
+    code, _, err = cli(capsys, "eval", "r", "--data", "new.csv")
+    assert code == 2 and "holds the run's feature columns (u, v) but no label column 'y'" in err
+    assert "use bpcli predict RUN --data new.csv" in err
+    ok(capsys, "predict", "r", "--data", "new.csv")

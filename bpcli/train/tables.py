@@ -200,6 +200,11 @@ def _target(given, columns: list, labels: str, features, source: str, header: bo
         return given
     if labels != "required":
         return None
+    if header and features is not None and set(columns) == set(features):  # eval of new data
+        raise InputError(f"holds the run's feature columns ({few(columns)}) but no label column "
+                         f"{given!r}: eval scores the model's answers against labels; for the "
+                         f"answers alone, on data without labels, use bpcli predict RUN --data "
+                         f"{source}", file=source)
     if header:
         raise InputError(f"no label column {given!r}{did_you_mean(given, columns)}; columns are "
                          f"{few(columns, 20)} (choose one "
