@@ -59,14 +59,15 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
     if as_json:
         print(json.dumps(scores))
         return
-    _show(scores)
+    _show(scores, RunFolder(run).weights_note(checkpoint))
 
 
-def _show(s: dict) -> None:
-    """eval's scores for a person: a line, then the per-class and confusion tables."""
+def _show(s: dict, weights: str) -> None:
+    """eval's scores for a person: a line (``weights`` says which were read), then the
+    per-class and confusion tables."""
     from rich.table import Table
 
-    line = f"{s['data']}: loss {s['loss']:.6g} on {s['n']} samples (checkpoint {s['checkpoint']})"
+    line = f"{s['data']}: loss {s['loss']:.6g} on {s['n']} samples ({weights})"
     if "accuracy" in s:
         line += f", accuracy {s['accuracy']:.4f}, macro F1 {s['macro_f1']:.4f}"
     if s.get("roc_auc") is not None:
@@ -85,9 +86,13 @@ def _show(s: dict) -> None:
         per_class.add_row(name, *(cell(row[k]) if row[k] is not None or k != "roc_auc" else "—"
                                   for k in keys))
     out.print(per_class)
+    present = [name for name, row in s["per_class"].items() if row["support"]]
     absent = [name for name, row in s["per_class"].items()
-              if "roc_auc" in row and row["roc_auc"] is None]
-    if absent:
+              if "roc_auc" in row and not row["support"]]
+    if "roc_auc" in s and s["roc_auc"] is None and len(present) == 1:
+        out.print(f"ROC AUC: undefined: the labels hold one class only ({present[0]}), and one "
+                  f"class alone cannot be ranked against another", markup=False)
+    elif absent and s.get("roc_auc") is not None:
         out.print(f"ROC AUC: the macro one-vs-rest mean over the classes present; left out (not "
                   f"in the labels): {', '.join(absent)}", markup=False)
     confusion = Table("true \\ predicted", *s["classes"], title="confusion matrix (rows: true class)")

@@ -20,14 +20,27 @@ from .render import cell, runs_table
 @command
 def runs(folder: Path = typer.Argument(Path("runs"), help="a folder of runs, or a sweep folder"),
          as_json: bool = typer.Option(False, "--json", help="print JSON rows")):
-    """List runs (or a sweep's variants) with their final metrics."""
+    """List runs (or a sweep's variants): how each stands (finished, interrupted, diverged,
+    killed), epochs done of those asked for, and final metrics."""
+    from ..train.run_folder import STATUSES
     from ..train.runs import list_runs
 
     rows = list_runs(folder)
     if as_json:
         print(json.dumps(rows))
         return
-    out.print(runs_table(rows, str(folder)))
+    out.print(runs_table([{**r, "epochs": epochs_cell(r)} for r in rows], str(folder)))
+    for status in dict.fromkeys(r["status"] for r in rows):
+        if status != "finished" and status in STATUSES:
+            out.print(f"{status}: {STATUSES[status]}", markup=False)
+
+
+def epochs_cell(row: dict) -> str | None:
+    """``26/300``: the epochs done of those asked for."""
+    if row.get("epochs") is None:
+        return None
+    asked = row.get("epochs_asked")
+    return f"{row['epochs']}/{asked}" if asked is not None else str(row["epochs"])
 
 
 @command
@@ -61,6 +74,10 @@ def diff(run_a: Path = typer.Argument(..., help="a run folder"),
         table.add_column(col, overflow="fold")
     for key, a, b in report["spec"]:
         table.add_row(key, cell(a), cell(b))
+    states = report["state"]
+    table.add_row("status", *(s.status for s in states))
+    table.add_row("epochs", *(epochs_cell({"epochs": s.epochs, "epochs_asked": s.epochs_asked})
+                              for s in states))
     for key, a, b in report["final"]:
         table.add_row(f"final {key}", cell(a), cell(b))
     out.print(table)

@@ -56,11 +56,11 @@ def default_path(run, checkpoint: str) -> Path:
 
 
 def export_run(run, out=None, *, checkpoint: str = "final", opset: int = DEFAULT_OPSET,
-               fmt: str = "onnx") -> Exported:
+               fmt: str = "onnx", force: bool = False) -> Exported:
     """Write the network of the run folder ``run`` (its ``checkpoint``, final or best) to ``out``
     (default :func:`default_path`) as ONNX (``fmt``, the one format) at ``opset``: whole to a
-    temporary name, then renamed, so nothing half-written is left. Raises InputError for bad
-    input, before writing anything."""
+    temporary name, then renamed, so nothing half-written is left. A file already at ``out``
+    is replaced only with ``force``. Raises InputError for bad input, before writing anything."""
     from ..train.run_folder import RunFolder, atomic_write
 
     if fmt not in FORMATS:
@@ -70,8 +70,16 @@ def export_run(run, out=None, *, checkpoint: str = "final", opset: int = DEFAULT
         raise InputError("the file name must end in .onnx", file=str(path), path="--out")
     if not path.parent.is_dir():
         raise InputError("its folder does not exist", file=str(path), path="--out")
+    if path.is_dir():
+        raise InputError("is a folder: give a file name", file=str(path), path="--out")
+    if path.exists() and not force:
+        raise InputError("the file exists, and bpcli export never replaces a file unless told: "
+                         "give --force to replace it, or --out another name", file=str(path),
+                         path="--out")
+    folder = RunFolder.open(run)
+    folder.weights(checkpoint)  # a run without them says what to do, with or without onnx
     require("onnx")  # before any work
-    model = RunFolder.open(run).load_model(checkpoint)
+    model = folder.load_model(checkpoint)
     proto = to_onnx(model, opset=opset, checkpoint=checkpoint)
     atomic_write(path, lambda f: f.write(proto.SerializeToString()))
     dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731

@@ -12,6 +12,7 @@ with probabilities (``LossDef.onnx_probabilities``), ``probabilities`` (N, K), w
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import onnx
 from onnx import helper
@@ -44,7 +45,8 @@ def _lower_layers(g: GraphWriter, model, x: Value) -> Value:
 
 
 def metadata(model, checkpoint: str | None) -> dict[str, str]:
-    """Provenance: bpcli version, spec name and fingerprint, checkpoint, loss, class names."""
+    """Provenance: bpcli version, spec name and fingerprint, checkpoint, loss, class names; and
+    what X holds when the model was trained on a table or pictures (:func:`input_metadata`)."""
     props = {"bpcli_version": __version__, "spec_name": model.spec.data["name"],
              "spec_fingerprint": model.spec.fingerprint(), "loss": model.loss_def.name}
     if checkpoint:
@@ -52,7 +54,38 @@ def metadata(model, checkpoint: str | None) -> dict[str, str]:
     classes = model.classes()
     if classes is not None:
         props["classes"] = json.dumps(classes)
-    return props
+    return {**props, **input_metadata(model.spec)}
+
+
+def input_metadata(spec) -> dict[str, str]:
+    """What bpcli does before the graph, for a spec trained on a CSV or on pictures (JSON text):
+
+    - a CSV: ``input_columns``, the feature columns in the order X holds them (names, or
+      positions for a file without a header), and ``label_column``;
+    - a folder of pictures (when it is still there to tell): ``input_pictures``, how a picture
+      becomes one sample of X: decoded by Pillow, resized (bilinear) or not, converted to the
+      Pillow ``mode`` of the spec's channels, each 8-bit value divided by 255 (16-bit by
+      65535), laid out channels, height, width.
+
+    Nothing for builtin data or arrays (.npz, .npy): X is then what the file holds.
+    """
+    from ..train import images
+
+    cfg = spec.data["data"] or {}
+    if cfg.get("features") is not None:
+        props = {"input_columns": json.dumps(list(cfg["features"]))}
+        if cfg.get("target") is not None:
+            props["label_column"] = json.dumps(cfg["target"])
+        return props
+    path = Path(cfg["path"]) if cfg.get("path") else None
+    if path is None or not path.is_dir() or not images.is_image_folder(path):
+        return {}
+    channels, height, width = spec.data["input"]
+    return {"input_pictures": json.dumps({
+        "layout": ["channels", "height", "width"], "channels": channels, "height": height,
+        "width": width, "mode": images.MODES[channels],
+        "resize": "bilinear" if cfg.get("resize") else "none",
+        "divide_by": {"8-bit": 255, "16-bit": 65535}, "range": [0, 1]})}
 
 
 def build(model, *, opset: int, checkpoint: str | None = None) -> onnx.ModelProto:

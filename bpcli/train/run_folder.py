@@ -15,12 +15,18 @@ A run folder is made by ``bpcli train`` (or one variant of ``bpcli sweep``) and 
 
 Every file but metrics.csv is written whole to a temporary name and renamed, so a reader
 never sees half of one; a sweep folder is marked by its plan, ``sweep.json``.
+
+What a run folder holds also says how its training stands (:meth:`RunFolder.state`, one of
+:data:`STATUSES`): summary.json is written only when training ends, so a folder without one
+was killed (or is still training), and a last.npz that has taken more steps than summary.json
+counts was resumed since that summary and then killed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +41,50 @@ _NEEDED_FOR = {"model.npz": "the final weights (written when training ends)",
                "best.npz": "the best checkpoint (written once validation has improved)",
                "metrics.csv": "the metrics rows (written from the first epoch on)",
                "summary.json": "the summary (written when training ends)"}
+
+# how a run stands, by what its folder holds: bpcli runs shows it, and docs/training.md
+STATUSES = {
+    "finished": "training ended as its spec asks (all its epochs, converged, or stopped early)",
+    "interrupted": "stopped by Ctrl-C or SIGTERM with its checkpoint saved: bpcli train --resume "
+                   "RUN continues it",
+    "diverged": "stopped at a non-finite loss or gradient; the last finite weights are kept",
+    "killed": "no summary.json (kill -9, a crash, a lost machine; or still training): bpcli train "
+              "--resume RUN continues it from last.npz",
+    "started": "no checkpoint yet: in its first epoch, or killed there; nothing to resume",
+}
+RESUMABLE = ("interrupted", "killed")
+FINAL_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")  # summary's "final"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """How far a run got (:meth:`RunFolder.state`): ``status`` (a key of :data:`STATUSES`),
+    ``epochs`` with a metrics row (the last row's epoch) of the ``epochs_asked`` by its spec
+    (None without a readable spec.yaml), optimizer ``steps``, the ``final`` metrics (the last
+    row's: summary.json's, or metrics.csv's when there is no summary), ``best_val_loss``, the
+    summary's ``stop_reason`` (None without one) and its ``skipped`` batches."""
+
+    status: str
+    epochs: int
+    epochs_asked: int | None
+    steps: int
+    final: dict = field(default_factory=dict)
+    best_val_loss: float | None = None
+    stop_reason: str | None = None
+    skipped: int = 0
+
+    @property
+    def resumable(self) -> bool:
+        """Whether ``bpcli train --resume`` continues it (as it is, without more --epochs)."""
+        return self.status in RESUMABLE
+
+
+def stopped_as(stop_reason: str) -> str:
+    """The status a summary.json's ``stop_reason`` tells: interrupted, diverged or finished."""
+    for status in ("interrupted", "diverged"):
+        if stop_reason.startswith(status):
+            return status
+    return "finished"
 
 
 def atomic_write(path: Path, write: Callable) -> None:
@@ -111,12 +161,68 @@ class RunFolder:
     status = property(lambda self: self.path / self.STATUS)
 
     def weights(self, checkpoint: str = "final") -> Path:
-        """model.npz (``final``) or best.npz (``best``), which must exist."""
+        """model.npz (``final``) or best.npz (``best``), which must exist: without model.npz, an
+        InputError saying how the run stands and what to do (resume it, or read best.npz)."""
         if checkpoint not in self.CHECKPOINTS:
             raise InputError(f"checkpoint must be {' or '.join(self.CHECKPOINTS)}, got "
                              f"{checkpoint!r}", path="--checkpoint")
         name = self.CHECKPOINTS[checkpoint]
+        folder = RunFolder.open(self.path)
+        if checkpoint == "final" and not folder.model.is_file():
+            folder._no_final_weights()
         return RunFolder.open(self.path, name).file(name)
+
+    def _no_final_weights(self):
+        """Raise the InputError for a run without model.npz: why it has none, what to do."""
+        state = self.state()
+        of = f" of {state.epochs_asked}" if state.epochs_asked is not None else ""
+        if state.status == "killed":
+            why = (f"training never ended (no summary.json: it was killed after epoch "
+                   f"{state.epochs}{of}, or is still running)")
+            todo = f"finish it with bpcli train --resume {self.path} (it continues from last.npz)"
+        elif state.status == "started":
+            why = ("training never ended, and it has no checkpoint to resume from (it was killed "
+                   "in its first epoch, or is still in it)")
+            todo = f"train it again with bpcli train {self.spec}"
+        elif state.status == "interrupted":
+            why = f"training was {state.stop_reason}"
+            todo = f"finish it with bpcli train --resume {self.path}"
+        else:
+            raise InputError(f"the run folder has no {self.MODEL}: {_NEEDED_FOR[self.MODEL]}",
+                             file=str(self.path))
+        best = self.checkpoint_state(self.best) if self.best.is_file() else None
+        if best and best.get("best"):
+            b = best["best"]
+            todo += (f", or use --checkpoint best for {self.BEST} (the best {b['metric']} so far, "
+                     f"{b['value']:.4g} at epoch {b['epoch']})")
+        raise InputError(f"the run folder has no {self.MODEL}, the weights training ends with: "
+                         f"{why}. To use this run, {todo}", file=str(self.path))
+
+    def weights_note(self, checkpoint: str = "final") -> str:
+        """What the weights of ``checkpoint`` are, for eval's first line: ``checkpoint final``
+        for the model.npz of a finished run, else the file and where training stood when it
+        was written (``model.npz, written when training was interrupted by SIGINT at epoch 3,
+        step 20: 2 of 10 epochs done``)."""
+        if checkpoint == "best":
+            best = (self.checkpoint_state(self.best) or {}).get("best")
+            if not best:
+                return "checkpoint best"
+            return (f"checkpoint best: {self.BEST}, the best {best['metric']} "
+                    f"({best['value']:.4g}) at epoch {best['epoch']}, step {best['step']}")
+        summary, state = self.read_summary(), self.state()
+        if summary is None:
+            return f"checkpoint final: {self.MODEL}"
+        if state.status == "finished":
+            return "checkpoint final"
+        of = f" of {state.epochs_asked}" if state.epochs_asked is not None else ""
+        if state.status == "killed":  # this summary and model.npz are of an earlier stop
+            return (f"{self.MODEL}, written when training stopped at step {summary['steps']} "
+                    f"({summary['epochs']}{of} epochs done); the run was resumed since, then "
+                    f"killed: bpcli train --resume {self.path} finishes it")
+        stopped = summary["stop_reason"].split(":")[0]
+        was = "was " if state.status == "interrupted" else ""
+        return (f"{self.MODEL}, written when training {was}{stopped}: {summary['epochs']}{of} "
+                f"epochs done")
 
     # ------------------------------------------------------------ reading and writing
     def write_spec(self, spec) -> None:
@@ -136,6 +242,66 @@ class RunFolder:
     def read_summary(self) -> dict | None:
         """summary.json, or None while the run has not finished."""
         return self.read_json(self.summary) if self.summary.is_file() else None
+
+    def checkpoint_state(self, path: Path) -> dict | None:
+        """The training state a checkpoint (last.npz, best.npz) was saved with, as JSON (the
+        ``TrainState`` of :mod:`bpcli.train.checkpoint`: ``epoch`` in progress, ``steps``,
+        ``best`` row, ...); None when the file is missing or unreadable."""
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return json.loads(str(f["__state__"]))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def epochs_asked(self) -> int | None:
+        """``training.epochs`` of spec.yaml (the run's resolved spec); None if unreadable."""
+        import yaml
+
+        try:
+            return int(yaml.safe_load(self.spec.read_text())["training"]["epochs"])
+        except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+            return None
+
+    def state(self) -> RunState:
+        """How the run stands (:class:`RunState`), from what its folder holds.
+
+        With summary.json: finished, interrupted or diverged, as its ``stop_reason`` says, unless
+        last.npz has taken more steps since (resumed, then killed). Without one (or with such a
+        stale one): killed when there is a last.npz to resume from, else started; how far it
+        got is then read from metrics.csv's last row. A sweep variant's summary is taken as it
+        is (its files are copied in no particular order). InputError for a summary.json or
+        metrics.csv that cannot be read.
+        """
+        asked = self.epochs_asked()
+        summary = self.read_summary()
+        if summary is not None and (self.status.is_file() or not self._resumed_since(summary)):
+            best = (summary.get("best") or {}).get("val_loss")
+            return RunState(stopped_as(summary["stop_reason"]), int(summary["epochs"]), asked,
+                            int(summary["steps"]), dict(summary["final"]), best,
+                            summary["stop_reason"], int(summary.get("skipped_batches") or 0))
+        status = "killed" if self.last.is_file() else "started"
+        if not self.metrics.is_file():
+            return RunState(status, 0, asked, 0)
+        rows = self.read_metrics()
+        if rows.empty:
+            return RunState(status, 0, asked, 0)
+        last = rows.iloc[-1]
+        final = {k: None if _missing(last[k]) else float(last[k])
+                 for k in FINAL_METRICS if k in rows}
+        best = None
+        if "val_loss" in rows and rows["val_loss"].notna().any():
+            best = float(rows["val_loss"].min())
+        skipped = int(rows["skipped_batches"].sum()) if "skipped_batches" in rows else 0
+        return RunState(status, int(last["epoch"]), asked, int(last["step"]), final, best,
+                        None, skipped)
+
+    def _resumed_since(self, summary: dict) -> bool:
+        """Whether last.npz has taken more steps than ``summary`` counts: the run was resumed
+        after that summary was written, and has not ended since."""
+        state = self.checkpoint_state(self.last) if self.last.is_file() else None
+        return state is not None and int(state.get("steps", 0)) > int(summary["steps"])
 
     def read_metrics(self):
         """metrics.csv as a pandas DataFrame, one row per epoch (or iteration).
@@ -193,6 +359,12 @@ class RunFolder:
         model = Model(self.load_spec())
         model.load_params(weights)
         return model
+
+
+def _missing(v) -> bool:
+    import pandas as pd
+
+    return v is None or bool(pd.isna(v))
 
 
 def final_metrics(summary: dict) -> dict:

@@ -8,7 +8,7 @@ import yaml
 
 from ..errors import InputError
 from ..spec.document import differences
-from .run_folder import RunFolder, final_metrics
+from .run_folder import RunFolder
 
 
 def expand(paths) -> list[RunFolder]:
@@ -26,7 +26,11 @@ def expand(paths) -> list[RunFolder]:
 
 
 def list_runs(folder: Path) -> list[dict]:
-    """One row per run below ``folder`` (or per variant of a sweep folder), with final metrics."""
+    """One row per run below ``folder`` (or per variant of a sweep folder): ``run``, ``status``
+    (:data:`~bpcli.train.run_folder.STATUSES`, or a sweep variant's ``failed``/``error``),
+    ``epochs`` done of ``epochs_asked``, ``steps``, ``resumable``, the final metrics as
+    ``final_<name>``, ``best_val_loss`` where there is one, ``skipped`` batches where any were.
+    A run without summary.json (killed, or still training) is listed from its metrics.csv."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("no such folder", file=str(folder))
@@ -34,30 +38,33 @@ def list_runs(folder: Path) -> list[dict]:
         d for d in folder.iterdir() if d.is_dir())
     rows = []
     for d in map(RunFolder, candidates):
-        if not (d.summary.exists() or d.status.exists()):
+        if RunFolder.is_sweep(d.path) or not (RunFolder.is_run(d.path) or d.status.exists()):
             continue
         row = {"run": d.path.name if d.path != folder else str(d)}
-        if d.status.exists():
-            row["status"] = d.read_json(d.status)["status"]
-        s = d.read_summary()
-        if s is not None:
-            row.setdefault("status", "diverged" if s["stop_reason"].startswith("diverged") else "ok")
-            row.update(epochs=s["epochs"], steps=s["steps"], **final_metrics(s))
-            if s.get("skipped_batches"):
-                row["skipped"] = s["skipped_batches"]
-        elif RunFolder.is_sweep(d.path):
+        if not d.summary.exists() and d.status.exists():  # a sweep variant that failed
+            rows.append({**row, "status": d.read_json(d.status)["status"], "resumable": False})
             continue
+        state = d.state()
+        row.update(status=state.status, epochs=state.epochs, epochs_asked=state.epochs_asked,
+                   steps=state.steps, resumable=state.resumable,
+                   **{f"final_{k}": v for k, v in state.final.items()})
+        if state.best_val_loss is not None:
+            row["best_val_loss"] = state.best_val_loss
+        if state.skipped:
+            row["skipped"] = state.skipped
         rows.append(row)
     return rows
 
 
 def compare(run_a: Path, run_b: Path) -> dict:
-    """Spec keys that differ (resolved, so defaults count) and the final metrics of both runs."""
-    specs, finals = [], []
+    """Spec keys that differ (resolved, so defaults count), how each run stands (``state``, a
+    :class:`~bpcli.train.run_folder.RunState` each) and their final metrics: summary.json's, or
+    the last metrics.csv row of a run without one (killed, or still training)."""
+    specs, states = [], []
     for folder in (RunFolder.open(run_a), RunFolder.open(run_b)):
         specs.append(yaml.safe_load(folder.spec.read_text()))
-        summary = folder.read_summary()
-        finals.append(summary["final"] if summary else {})
+        states.append(folder.state())
+    finals = [s.final for s in states]
     metric_keys = list(dict.fromkeys([*finals[0], *finals[1]]))
-    return {"spec": differences(*specs),
+    return {"spec": differences(*specs), "state": states,
             "final": [(k, finals[0].get(k), finals[1].get(k)) for k in metric_keys]}
