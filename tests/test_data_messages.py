@@ -86,14 +86,23 @@ def test_a_folder_of_train_and_val_folders_is_not_two_classes(workdir, capfd):
     ok(capfd, "train", "p.yaml", "--data", "ds/train", "--val-data", "ds/val", "-q", "--out", "r")
 
 
-def test_class_folders_with_shared_sub_folders_of_pictures_are_a_split_too(workdir, capfd):
-    """Not named as splits, but each holds the same sub-folders of pictures: a split layout."""
-    for split in ("first", "second"):
+def test_class_folders_that_share_sub_folder_names_are_still_classes(workdir, capfd):
+    """cat/{2019, 2020}, dog/{2019, 2020} has the shape of a split layout (first/{cat, dog}):
+    only names tell them apart, so folders not named as splits stay classes."""
+    for kind in ("cat", "dog"):
+        for year in ("2019", "2020"):
+            pictures(workdir / "ds" / kind / year)
+    (workdir / "p.yaml").write_text(PICTURES)
+    ok(capfd, "train", "p.yaml", "--data", "ds", "-q", "--out", "r")
+
+
+def test_folders_named_with_a_split_word_are_a_split(workdir, capfd):
+    for split in ("train_2020", "validation_2020"):
         for kind in ("cat", "dog"):
             pictures(workdir / "ds" / split / kind)
     (workdir / "p.yaml").write_text(PICTURES)
     err = refused(capfd, "train", "p.yaml", "--data", "ds", "-q")
-    assert "--data ds/first --val-data ds/second" in err, err
+    assert "--data ds/train_2020 --val-data ds/validation_2020" in err, err
 
 
 def test_folders_named_as_splits_are_not_classes(workdir, capfd):

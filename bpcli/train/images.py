@@ -16,10 +16,7 @@ from ..errors import InputError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # the spec's channels -> the Pillow mode read
-# folder names of a split of the data, never of a class
-TRAINING = ("train", "training")
-VALIDATION = ("val", "valid", "validation")
-TESTING = ("test", "testing")
+SPLIT_WORDS = ("train", "val", "test")  # in a folder's name: a split of the data, not a class
 CHUNK = 256  # images decoded between progress updates
 PROGRESS_FROM = 2000  # folders with at least this many images show a progress bar on stderr
 
@@ -68,35 +65,32 @@ def listing(folder: Path, *, labelled: bool, source: str, splits: bool = True):
 
 def split_layout(found: dict, folder: Path, source: str) -> None:
     """InputError when the would-be class folders are splits of the data (``DIR/train/cat/``,
-    ``DIR/val/cat/``): all named as splits (train, val, test, ...), or each holding its pictures
-    in sub-folders only, with the same sub-folder names in every one (at least 2). Class folders
-    with sub-folders of their own (``cat/siamese/``, ``dog/pug/``) stay classes."""
+    ``DIR/val/cat/``): every one named as a split (train, val, test, ... or a name holding one
+    of train, val, test: ``train_2020``). Only names tell: ``first/{cat,dog}`` and
+    ``cat/{2019,2020}`` have the same shape, so folders not named as splits stay classes,
+    however deep their pictures lie (``cat/siamese/``)."""
     names = list(found)
-    inner = []  # each folder's sub-folders of pictures; None if it has pictures of its own
-    for name, images in found.items():
-        parts = [p.relative_to(folder / name).parts for p in images]
-        inner.append({q[0] for q in parts} if parts and all(len(q) > 1 for q in parts) else None)
-    nested = all(sub is not None and len(sub) >= 2 for sub in inner)
-    shared = set.intersection(*inner) if names and nested else set()
-    named = all(n.lower() in TRAINING + VALIDATION + TESTING for n in names)
-    if not names or not (named or (nested and len(shared) >= 2)):
+    if not names or not all(any(k in n.lower() for k in SPLIT_WORDS) for n in names):
         return
-    first = lambda kinds: next((n for n in names if n.lower() in kinds), None)  # noqa: E731
-    train = first(TRAINING) or names[0]
-    val = first(VALIDATION) or first(TESTING) or next((n for n in names if n != train), None)
-    test = first(TESTING) if val != first(TESTING) else None
+    inner = set()  # the classes a level down, to name them
+    for name, images in found.items():
+        inner |= {p.relative_to(folder / name).parts[0] for p in images
+                  if len(p.relative_to(folder / name).parts) > 1}
+    first = lambda kinds: next((n for n in names if any(k in n.lower() for k in kinds)),  # noqa: E731
+                               None)
+    train = first(("train",)) or names[0]
+    val = first(("val",)) or first(("test",)) or next((n for n in names if n != train), None)
+    test = first(("test",)) if val != first(("test",)) else None
     give = f"--data {source}/{train}" + (f" --val-data {source}/{val}" if val else "")
     keep = f", and keep {source}/{test} for bpcli eval RUN --data {source}/{test}" if test else ""
     one = len(names) == 1
     what = f"its only folder {names[0]!r}" if one else f"its folders {', '.join(names)}"
     split = "a split" if one else "splits"
-    why = (f"{'holds' if one else 'each hold'} sub-folders of pictures "
-           f"({', '.join(sorted(shared))}): {'it looks like' if one else 'they look like'} "
-           f"{split} of the data" if nested else
-           f"{'is' if one else 'are'} named as {split} of the data")
-    raise InputError(f"{what} {why}, not classes. "
-                     f"Give each split's folder, each holding one sub-folder of pictures per "
-                     f"class: {give} (data.path and data.val_path in a spec){keep}", file=source)
+    holding = f" (holding {', '.join(sorted(inner))})" if inner else ""
+    raise InputError(f"{what}{holding} {'is' if one else 'are'} named as {split} of the data, not "
+                     f"classes. Give each split's folder, each holding one sub-folder of pictures "
+                     f"per class: {give} (data.path and data.val_path in a spec){keep}",
+                     file=source)
 
 
 def read_images(files: list[Path], shape, *, resize: bool, dtype, folder: Path, source: str):
