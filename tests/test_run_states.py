@@ -277,3 +277,34 @@ def test_export_of_a_picture_run_records_how_a_picture_becomes_x(workdir, capsys
     first = (np.asarray(Image.open(workdir / "pics" / "dark" / "0.png").convert("L"))
              / 255.0).astype(np.float32)
     np.testing.assert_array_equal(d.X[0], first[None])
+
+
+# ---------------------------------------------------------------- a run being trained now
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_run_training_now_is_running_and_its_killed_mark_is_not(workdir, capsys,
+                                                                  interrupt_after):
+    import socket
+
+    run = killed(ctrl_c_run(workdir, capsys, interrupt_after))
+    assert not (run / "running.json").exists()   # training cleared its mark when it stopped
+    here = socket.gethostname()
+    (run / "running.json").write_text(json.dumps({"host": here, "pid": os.getpid()}))
+    assert listed(capsys)["stopped"]["status"] == "running"
+    code, _, err = cli(capsys, "eval", run)
+    assert code == 2 and f"training is still running (process {os.getpid()} on {here}" in err
+    code, _, err = cli(capsys, "train", "--resume", run, "-q")  # two writers would corrupt it
+    assert code == 2 and "this run is being trained now, by process" in err
+    # kill -9 leaves the mark, naming a process that is gone: killed, and resumable
+    (run / "running.json").write_text(json.dumps({"host": here, "pid": _dead_pid()}))
+    assert listed(capsys)["stopped"]["status"] == "killed"
+    ok(capsys, "train", "--resume", run, "-q")
+    assert listed(capsys)["stopped"]["status"] == "finished"
+    assert not (run / "running.json").exists()

@@ -521,11 +521,26 @@ def train(model: Model, train_set, val_set, folder: RunFolder, **options) -> dic
     """Train ``model`` in place on prepared ``(X, y)`` arrays; fill the run folder; the summary.
     ``options`` are :class:`Trainer`'s keywords."""
     t = Trainer(model, train_set, val_set, folder, **options)
-    return t.run(MetricsLog(folder.metrics, t.columns))
+    return _marked(folder, lambda: t.run(MetricsLog(folder.metrics, t.columns)))
+
+
+def _marked(folder: RunFolder, run):
+    """``run()`` with the folder marked as being trained by this process (running.json), the
+    mark cleared however it ends: a kill -9 leaves it, naming a process that is gone."""
+    folder.mark_running()
+    try:
+        return run()
+    finally:
+        folder.clear_running()
 
 
 def resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> dict:
     """Continue the run in ``folder`` from its ``last.npz``, appending to its metrics."""
+    mark = folder.trainer()
+    if mark is not None:  # two processes writing one run's checkpoints would corrupt it
+        raise InputError(f"this run is being trained now, by process {mark['pid']} on "
+                         f"{mark['host']}: let it end (or stop it) before resuming",
+                         file=str(folder))
     t = Trainer(model, train_set, val_set, folder, **options)
     t.restore(folder.last)
     done, asked = t.state.epoch - 1, t.tcfg["epochs"]  # epochs trained; epochs the spec asks for
@@ -536,4 +551,5 @@ def resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> di
                  else f"this run is at epoch {done}, past the {asked} epoch{plural} asked for")
         raise InputError(f"{where}; give --epochs N with N > {done} to train further",
                          file=str(folder))
-    return t.run(MetricsLog(folder.metrics, t.columns, keep_until_step=t.state.steps))
+    return _marked(folder, lambda: t.run(MetricsLog(folder.metrics, t.columns,
+                                                    keep_until_step=t.state.steps)))

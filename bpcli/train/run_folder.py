@@ -11,6 +11,7 @@ A run folder is made by ``bpcli train`` (or one variant of ``bpcli sweep``) and 
 ``best.npz``    the checkpoint with the best validation metric
 ``summary.json`` why training stopped, final and best metrics, provenance, time, memory
 ``status.json`` a sweep variant's outcome (ok, failed, diverged), written last
+``running.json`` while training: the host and process id doing it, removed when it ends
 ==============  ==========================================================================
 
 Every file but metrics.csv is written whole to a temporary name and renamed, so a reader
@@ -18,14 +19,15 @@ never sees half of one; a sweep folder is marked by its plan, ``sweep.json``.
 
 What a run folder holds also says how its training stands (:meth:`RunFolder.state`, one of
 :data:`STATUSES`): summary.json is written only when training ends, so a folder without one
-was killed (or is still training), and a last.npz that has taken more steps than summary.json
-counts was resumed since that summary and then killed.
+is training now (its running.json names a process that is alive) or was killed, and a
+last.npz that has taken more steps than summary.json counts was resumed since that summary.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -44,12 +46,14 @@ _NEEDED_FOR = {"model.npz": "the final weights (written when training ends)",
 
 # how a run stands, by what its folder holds: bpcli runs shows it, and docs/training.md
 STATUSES = {
+    "running": "training now: running.json names its process, alive on this machine (or on "
+               "another, which cannot be checked from here)",
     "finished": "training ended as its spec asks (all its epochs, converged, or stopped early)",
     "interrupted": "stopped by Ctrl-C or SIGTERM with its checkpoint saved: bpcli train --resume "
                    "RUN continues it",
     "diverged": "stopped at a non-finite loss or gradient; the last finite weights are kept",
-    "killed": "no summary.json (kill -9, a crash, a lost machine; or still training): bpcli train "
-              "--resume RUN continues it from last.npz",
+    "killed": "no summary.json and no process training it (kill -9, a crash, a lost machine): "
+              "bpcli train --resume RUN continues it from last.npz",
     "started": "no checkpoint yet: in its first epoch, or killed there; nothing to resume",
 }
 RESUMABLE = ("interrupted", "killed")
@@ -100,6 +104,7 @@ class RunFolder:
 
     SPEC, METRICS, PLOT, MODEL = "spec.yaml", "metrics.csv", "loss.png", "model.npz"
     LAST, BEST, SUMMARY, STATUS = "last.npz", "best.npz", "summary.json", "status.json"
+    RUNNING = "running.json"
     CHECKPOINTS = {"final": MODEL, "best": BEST}   # what --checkpoint names, and its file
 
     def __init__(self, path):
@@ -159,6 +164,35 @@ class RunFolder:
     best = property(lambda self: self.path / self.BEST)
     summary = property(lambda self: self.path / self.SUMMARY)
     status = property(lambda self: self.path / self.STATUS)
+    running = property(lambda self: self.path / self.RUNNING)
+
+    # ------------------------------------------------------------ who is training it
+    def mark_running(self) -> None:
+        """Write running.json (this host and process id): training has started here."""
+        mark = {"host": socket.gethostname(), "pid": os.getpid()}
+        atomic_write(self.running, lambda f: f.write(json.dumps(mark).encode()))
+
+    def clear_running(self) -> None:
+        self.running.unlink(missing_ok=True)
+
+    def trainer(self) -> dict | None:
+        """running.json's host and pid when that process still trains this run (alive on this
+        host, or on another host, which cannot be checked from here); None when no process
+        does: none was marked, or it died without clearing its mark (kill -9)."""
+        try:
+            mark = json.loads(self.running.read_text())
+            host, pid = mark["host"], int(mark["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if host != socket.gethostname():
+            return mark
+        try:
+            os.kill(pid, 0)  # signal 0: is there such a process (no signal is sent)
+        except ProcessLookupError:
+            return None
+        except PermissionError:  # alive, another user's
+            return mark
+        return mark
 
     def weights(self, checkpoint: str = "final") -> Path:
         """model.npz (``final``) or best.npz (``best``), which must exist: without model.npz, an
@@ -176,13 +210,18 @@ class RunFolder:
         """Raise the InputError for a run without model.npz: why it has none, what to do."""
         state = self.state()
         of = f" of {state.epochs_asked}" if state.epochs_asked is not None else ""
-        if state.status == "killed":
-            why = (f"training never ended (no summary.json: it was killed after epoch "
-                   f"{state.epochs}{of}, or is still running)")
+        if state.status == "running":
+            mark = self.trainer()
+            why = (f"training is still running (process {mark['pid']} on {mark['host']}, at "
+                   f"epoch {state.epochs}{of})")
+            todo = "wait for it to end"
+        elif state.status == "killed":
+            why = (f"training never ended (no summary.json, and no process trains it: it was "
+                   f"killed after epoch {state.epochs}{of})")
             todo = f"finish it with bpcli train --resume {self.path} (it continues from last.npz)"
         elif state.status == "started":
             why = ("training never ended, and it has no checkpoint to resume from (it was killed "
-                   "in its first epoch, or is still in it)")
+                   "in its first epoch)")
             todo = f"train it again with bpcli train {self.spec}"
         elif state.status == "interrupted":
             why = f"training was {state.stop_reason}"
@@ -281,7 +320,8 @@ class RunFolder:
             return RunState(stopped_as(summary["stop_reason"]), int(summary["epochs"]), asked,
                             int(summary["steps"]), dict(summary["final"]), best,
                             summary["stop_reason"], int(summary.get("skipped_batches") or 0))
-        status = "killed" if self.last.is_file() else "started"
+        status = ("running" if self.trainer() is not None
+                  else "killed" if self.last.is_file() else "started")
         if not self.metrics.is_file():
             return RunState(status, 0, asked, 0)
         rows = self.read_metrics()
