@@ -47,7 +47,8 @@ def gradcheck(spec: Path = SPEC,
     from ..nn.model import Model
     from ..spec.validate import apply_sets, load, with_data
     from ..train import data as data_mod
-    from ..train.run import check_data, fit
+    from ..train.data_fit import check_data
+    from ..train.run import fit
 
     model = Model(apply_sets(load(spec), set_, data=data), dtype=np.float64)
     X = y = None
