@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from bpcli.cli import main
+from bpcli.train import executors
 from bpcli.train import sweep as sw
 from helpers import tiny_spec
 
@@ -148,7 +149,7 @@ def test_each_local_gpu_worker_sees_only_its_own_gpu():
     # CUDA_VISIBLE_DEVICES naming its own GPU, set before anything in it can load CuPy
     import os
 
-    pool = sw._local_executor(4, ["5", "7"])
+    pool = executors.local_executor(4, ["5", "7"])
     try:
         seen = {pool.submit(os.getenv, "CUDA_VISIBLE_DEVICES").result() for _ in range(12)}
         assert pool._max_workers == 2 and seen <= {"5", "7"}
@@ -170,7 +171,7 @@ def test_local_gpus_are_cudas_visible_devices(monkeypatch, visible, count, ids):
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    assert sw.local_gpus() == ids
+    assert executors.local_gpus() == ids
 
 
 @pytest.mark.slow

@@ -50,6 +50,7 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
     bits of `bpcli train` with the same spec, data, seed and --threads. With --device gpu each
     GPU trains one variant at a time."""
     from ..train import sweep as sw
+    from ..train.executors import local_gpus
     from ..spec.validate import apply_sets, load, set_value
 
     if executor == "dask" and not scheduler:
@@ -76,7 +77,7 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
         sw.check_values(s, g, r)
         variants = sw.plan(s, g, r, random, seeds, s.data["seed"])
         if device == "gpu" and executor == "local":  # no GPU here: refused before the folder
-            sw.local_gpus()
+            local_gpus()
         sw.check_shared(s, data, target, [*g, *r])  # what would fail every variant alike
         folder = sw.new_sweep(s, variants, out_dir or Path("runs") / f"{s.data['name']}-sweep",
                               data, target, threads, device)
