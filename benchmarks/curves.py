@@ -85,8 +85,9 @@ def main(argv=None) -> int:
             curves[spec.name] = (cpu, gpu)
             print(", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in row.items()), flush=True)
-    a.out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(a.out / "gpu_curves.csv", index=False)
+            # after every spec: a run cut short by a time limit keeps what it measured
+            a.out.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows).to_csv(a.out / "gpu_curves.csv", index=False)
     _plot(curves, a.out / "gpu_curves.png")
     print(f"results: {a.out / 'gpu_curves.csv'}, {a.out / 'gpu_curves.png'}")
     return 0
