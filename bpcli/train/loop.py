@@ -320,6 +320,11 @@ class Trainer:
         stop = None
         with _Signals() as signals, limit_threads(st.threads):
             while st.epoch <= tcfg["epochs"] and stop is None:
+                # a signal met at an epoch's end (validation, checkpoint) stops here, before the
+                # next epoch draws its order: a checkpoint at batch 0 holds the generator as it
+                # was, so the resumed run draws the very order the uninterrupted one did
+                if signals.caught:
+                    self.interrupted(log, signals.caught)
                 if st.batch == 0:  # a new epoch (a resumed one keeps its order and sums)
                     shuffled = tcfg["shuffle"] and self.bs < self.n
                     st.order = st.rng.permutation(self.n) if shuffled else None
@@ -327,12 +332,7 @@ class Trainer:
                 while st.batch < len(starts) and stop is None and not signals.caught:
                     stop = self.step(log, starts)
                 if signals.caught and stop is None:
-                    self.checkpoint(force=True)
-                    self.finish(log, f"interrupted by {signals.caught} at epoch {st.epoch}, "
-                                     f"step {st.steps}")
-                    raise Interrupted(f"stopped by {signals.caught} after step {st.steps} (epoch "
-                                      f"{st.epoch}); the checkpoint is saved. Resume with: "
-                                      f"bpcli train --resume {self.folder}")
+                    self.interrupted(log, signals.caught)
                 last = stop is not None or st.epoch == tcfg["epochs"]
                 if not self.per_step and (st.seen or st.skipped_row) and self.record(log, last) \
                         and not last:
@@ -344,6 +344,15 @@ class Trainer:
                     self.checkpoint()
         n = tcfg["epochs"]
         return self.finish(log, stop or f"finished {n} epoch{'' if n == 1 else 's'}")
+
+    def interrupted(self, log, how: str):
+        """Stop for the signal ``how``: save the checkpoint, finish the run folder, raise
+        Interrupted saying how to resume."""
+        st = self.state
+        self.checkpoint(force=True)
+        self.finish(log, f"interrupted by {how} at epoch {st.epoch}, step {st.steps}")
+        raise Interrupted(f"stopped by {how} after step {st.steps} (epoch {st.epoch}); the "
+                          f"checkpoint is saved. Resume with: bpcli train --resume {self.folder}")
 
     def _batch(self, start):
         """This step's samples: a slice (a view) or the shuffled order's gather, cast, augmented."""
