@@ -323,3 +323,34 @@ def test_a_ctrl_c_at_an_epochs_end_resumes_to_the_bits_of_an_uninterrupted_run(
     assert state["stop_reason"].startswith("interrupted by SIGINT at epoch 3")
     ok(capsys, "train", "--resume", run, "-q")
     assert same_bits(run_arrays(workdir / "straight"), run_arrays(run))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc: Linux only")
+def test_a_killed_but_unreaped_trainer_or_a_reused_process_id_is_not_running(
+        workdir, capsys, interrupt_after):
+    import socket
+    import subprocess
+    import sys
+
+    from bpcli.train.run_folder import _started
+
+    run = killed(ctrl_c_run(workdir, capsys, interrupt_after))
+    here = socket.gethostname()
+    # a trainer killed with kill -9 whose parent has not reaped it yet: a zombie, still a pid
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = _started(proc.pid)
+    (run / "running.json").write_text(json.dumps({"host": here, "pid": proc.pid,
+                                                  "started": started}))
+    assert listed(capsys)["stopped"]["status"] == "running"
+    proc.kill()
+    import time
+
+    deadline = time.time() + 10
+    while _started(proc.pid) != "zombie" and time.time() < deadline:
+        time.sleep(0.01)
+    assert listed(capsys)["stopped"]["status"] == "killed"   # not reaped, but dead
+    proc.wait()
+    # the id alive again, but another process's: its start time differs from the mark's
+    (run / "running.json").write_text(json.dumps({"host": here, "pid": os.getpid(),
+                                                  "started": "1"}))
+    assert listed(capsys)["stopped"]["status"] == "killed"

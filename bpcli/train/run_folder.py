@@ -168,8 +168,9 @@ class RunFolder:
 
     # ------------------------------------------------------------ who is training it
     def mark_running(self) -> None:
-        """Write running.json (this host and process id): training has started here."""
-        mark = {"host": socket.gethostname(), "pid": os.getpid()}
+        """Write running.json (this host, process id and its start time): training has started
+        here."""
+        mark = {"host": socket.gethostname(), "pid": os.getpid(), "started": _started(os.getpid())}
         atomic_write(self.running, lambda f: f.write(json.dumps(mark).encode()))
 
     def clear_running(self) -> None:
@@ -190,8 +191,11 @@ class RunFolder:
             os.kill(pid, 0)  # signal 0: is there such a process (no signal is sent)
         except ProcessLookupError:
             return None
-        except PermissionError:  # alive, another user's
-            return mark
+        except PermissionError:  # there is, another user's
+            pass
+        started = _started(pid)
+        if started == "zombie" or (started and mark.get("started") not in (None, started)):
+            return None  # killed but not yet reaped by its parent, or the id reused since
         return mark
 
     def weights(self, checkpoint: str = "final") -> Path:
@@ -413,3 +417,13 @@ def final_metrics(summary: dict) -> dict:
     if (summary.get("best") or {}).get("val_loss") is not None:
         row["best_val_loss"] = summary["best"]["val_loss"]
     return row
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: /proc/PID/stat's starttime, clock ticks since boot),
+    "zombie" for one that has died but is not yet reaped, None where /proc cannot tell."""
+    try:
+        after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return "zombie" if after_name[0] in ("Z", "X") else after_name[19]  # fields 3 and 22
