@@ -354,3 +354,23 @@ def test_a_killed_but_unreaped_trainer_or_a_reused_process_id_is_not_running(
     (run / "running.json").write_text(json.dumps({"host": here, "pid": os.getpid(),
                                                   "started": "1"}))
     assert listed(capsys)["stopped"]["status"] == "killed"
+
+
+def test_resume_with_a_spec_of_another_network_says_no_force_can_continue_it(workdir, capsys,
+                                                                              interrupt_after):
+    run = ctrl_c_run(workdir, capsys, interrupt_after)
+    (workdir / "wide.yaml").write_text(tiny_spec(
+        name="stopped", training={"epochs": EPOCHS},
+        layers=[{"conv1d": {"channels": 6, "kernel": 5, "pad": "same"}}, "relu",
+                {"dense": {"units": 1}}]))
+    for force in ([], ["--force"]):
+        code, _, err = cli(capsys, "train", "--resume", run, "wide.yaml", "-q", *force)
+        assert code == 2 and "its network's weights do not fit this run's" in err, err
+        assert "layers.0.weight: run (4, 1, 5), spec (6, 1, 5)" in err
+        assert "train it as a new run, bpcli train wide.yaml" in err and "add --force" not in err
+    # a change that keeps every weight's shape still offers --force, and it works
+    (workdir / "slow.yaml").write_text(tiny_spec(name="stopped", training={"epochs": EPOCHS},
+                                                 optimizer={"name": "adam", "lr": 0.001}))
+    code, _, err = cli(capsys, "train", "--resume", run, "slow.yaml", "-q")
+    assert code == 2 and "add --force to continue with the given one" in err
+    ok(capsys, "train", "--resume", run, "slow.yaml", "-q", "--force")

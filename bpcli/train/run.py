@@ -175,6 +175,13 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
         if data_entry and data_entry.get("path"):  # the run trained on a file: compare like with like
             candidate = set_value(candidate, "data", data_entry)
         changes = spec_changes(recorded_spec, candidate)
+        misfit = _misfit(folder, candidate) if changes else None
+        if misfit is not None:  # not even --force continues it: its weights are another network's
+            raise InputError(f"{spec.file or 'the spec'} differs from the spec this run was "
+                             f"trained with in {len(changes)} key(s) (run -> given): "
+                             f"{describe_changes(changes)}; and its network's weights do not fit "
+                             f"this run's ({misfit}), so no resume can continue it: train it as "
+                             f"a new run, bpcli train {spec.file or 'SPEC'}", file=str(run_dir))
         if changes:
             if not force:
                 raise InputError(f"{spec.file or 'the spec'} differs from the spec this run was "
@@ -199,3 +206,16 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
         raise
     summary["run_dir"] = str(folder)
     return summary
+
+
+def _misfit(folder: RunFolder, spec: Spec) -> str | None:
+    """The first weight of ``spec``'s network whose shape the run's last.npz does not hold
+    ("layers.0.weight: run (8, 1, 9), spec (4, 1, 5)"), or None when every one fits."""
+    shapes = {k: v.shape for k, v in Model(spec).arrays().items()}
+    with np.load(folder.last, allow_pickle=False) as f:  # a resume reads them anyway
+        run = {k: f[k].shape for k in shapes if k in f.files}
+    for name, shape in shapes.items():
+        if run.get(name) != shape:
+            had = "none" if name not in run else str(run[name])
+            return f"{name}: run {had}, spec {shape}"
+    return None
