@@ -233,3 +233,17 @@ def test_an_error_at_a_varied_key_is_left_to_the_variants(pets, capsys):
     assert main(["sweep", "s.yaml", "--data", "pets.csv", "--grid", "layers[0].dense.units=2,5",
                  "--out", "sw"]) == 0
     assert sorted(_table("sw")["status"]) == ["failed", "ok"]
+
+
+def test_a_varied_key_is_compared_part_by_part_not_as_text(pets, capsys):
+    # the grid varies layers[1] whole; the shared spec is wrong at layers[10], which layers[1]
+    # is no prefix of: refused up front (as text, "layers.10" starts with "layers.1")
+    deep = [{"dense": {"units": 4}}, "relu"]
+    deep += [{"dense": {"units": 4}}, "relu"] * 4 + [{"dense": {"units": 5}}]
+    assert len(deep) == 11
+    Path("deep.yaml").write_text(PETS.replace("layers: [{dense: {units: 5}}]",
+                                              f"layers: {json.dumps(deep)}"))
+    assert main(["sweep", "deep.yaml", "--data", "pets.csv", "--grid",
+                 "layers[1]=relu,tanh", "--out", "sw"]) == 2
+    assert "layers[10].dense.units: pets.csv holds 2 classes" in capsys.readouterr().err
+    assert not Path("sw").exists()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import re
 import shutil
 import tempfile
 import time
@@ -36,7 +35,7 @@ from ..engine.threads import resolve as resolve_threads
 from ..errors import InputError
 from .executors import DaskExecutor, as_completed, local_executor, local_gpus
 from .run_folder import SWEEP_PLAN, RunFolder, final_metrics
-from ..spec.document import Spec
+from ..spec.document import Spec, parse_path
 from ..spec.overrides import with_sets
 from ..spec.validate import set_value
 
@@ -116,7 +115,7 @@ def check_values(spec: Spec, grid: dict, ranges: dict) -> None:
         try:
             set_value(spec, path, value)
         except InputError as e:
-            if _dotted(e.path or "") == _dotted(path):
+            if _key(e.path or "") == _key(path):
                 raise InputError(e.message, path=f"{option} {path}={value}") from None
 
 
@@ -131,20 +130,20 @@ def check_shared(spec: Spec, data, target, varied) -> None:
     try:
         run.prepare(spec, data, target, device="cpu")  # where it trains is each variant's affair
     except InputError as e:
-        key = _dotted(e.path or "")
-        if key and any(key.startswith(_dotted(v)) or _dotted(v).startswith(key) for v in varied):
+        key = _key(e.path or "")
+        if key and any(key[:len(v)] == v or v[:len(key)] == key for v in map(_key, varied)):
             return
         raise
 
 
-def _dotted(path: str) -> str:
-    """layers[2].dense.units -> layers.2.dense.units, for comparing key paths."""
-    return re.sub(r"\[(\d+)\]", r".\1", path)
+def _key(path: str) -> tuple:
+    """A key path as the spec's parser reads it (``parse_path``), indices as numbers whether
+    written layers[2] or layers.2, for comparing paths part by part (layers[1] is no prefix
+    of layers[10])."""
+    return tuple(int(p) if isinstance(p, str) and p.isdigit() else p for p in parse_path(path))
 
 
 def _current(data, path):
-    from ..spec.document import parse_path
-
     node = data
     for part in parse_path(path):
         if isinstance(node, dict) and isinstance(part, str) and part not in node:
