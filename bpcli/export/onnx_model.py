@@ -85,7 +85,7 @@ def input_metadata(spec) -> dict[str, str]:
         "layout": ["channels", "height", "width"], "channels": channels, "height": height,
         "width": width, "mode": images.MODES[channels],
         "resize": "bilinear" if cfg.get("resize") else "none",
-        "divide_by": {"8-bit": 255, "16-bit": 65535}, "range": [0, 1]})}
+        "divide_by": images.DIVIDE_BY, "range": [0, 1]})}
 
 
 def build(model, *, opset: int, checkpoint: str | None = None) -> onnx.ModelProto:

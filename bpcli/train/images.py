@@ -16,6 +16,7 @@ from ..errors import InputError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # the spec's channels -> the Pillow mode read
+DIVIDE_BY = {"8-bit": 255, "16-bit": 65535}  # a pixel's value / this: the [0, 1] bpcli trains on
 SPLIT_WORDS = ("train", "val", "test")  # in a folder's name: a split of the data, not a class
 CHUNK = 256  # images decoded between progress updates
 PROGRESS_FROM = 2000  # folders with at least this many images show a progress bar on stderr
@@ -147,15 +148,16 @@ def _decode(path: Path, channels: int, height: int, width: int, resize: bool, fo
                 img = (img.convert("I") if deep else img).resize((width, height),
                                                                   Image.Resampling.BILINEAR)
             if deep:  # 16-bit grayscale: Pillow's "L" would clip it to 8 bits
-                a = np.asarray(img, dtype=np.float64) / 65535.0
+                top = DIVIDE_BY["16-bit"]
+                a = np.asarray(img, dtype=np.float64) / top
                 if a.max(initial=0) > 1 or a.min(initial=0) < 0:
-                    raise InputError("holds values outside 0..65535, which is not a 16-bit picture",
-                                     file=name)
+                    raise InputError(f"holds values outside 0..{top}, which is not a 16-bit "
+                                     f"picture", file=name)
                 a = np.repeat(a[None], channels, axis=0)
                 if channels == 4:
                     a[3] = 1.0  # opaque
                 return a
-            a = np.asarray(img.convert(MODES[channels]), dtype=np.float64) / 255.0
+            a = np.asarray(img.convert(MODES[channels]), dtype=np.float64) / DIVIDE_BY["8-bit"]
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:

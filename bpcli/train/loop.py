@@ -45,7 +45,7 @@ from .augment import augment
 from .checkpoint import (EarlyStopping, TrainState, generators, load_checkpoint, save_checkpoint,
                          zero_sums)
 from .optim import OPTIMIZERS
-from .run_folder import RunFolder, atomic_write
+from .run_folder import FINAL_METRICS, RunFolder, atomic_write
 from .schedule import Schedule
 
 COLUMNS = ["epoch", "step", "train_loss", "data_loss", "reg_loss", "val_loss", "train_accuracy",
@@ -494,7 +494,7 @@ class Trainer:
             "epochs": int(last.get("epoch", 0)),
             "steps": st.steps,
             "final": {k: (None if v is None else float(v)) for k, v in last.items()
-                      if k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")},
+                      if k in FINAL_METRICS},
             "best": self._best_summary(),
             "n_params": self.model.n_params(),
             "data": self.source,
