@@ -117,6 +117,16 @@ def save_checkpoint(path: Path, arrays: dict, opt, state: TrainState) -> None:
     atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
+def misfit(shapes: dict, model: Model) -> str | None:
+    """The first of ``model``'s arrays that a checkpoint's ``shapes`` (name -> shape) does not
+    hold in its shape ("layers.0.weight: run (8, 1, 9), spec (4, 1, 5)"); None if all fit."""
+    for name, w in model.arrays().items():
+        if shapes.get(name) != w.shape:
+            had = "none" if name not in shapes else str(tuple(shapes[name]))
+            return f"{name}: run {had}, spec {tuple(w.shape)}"
+    return None
+
+
 def load_checkpoint(path: Path, model: Model, opt) -> TrainState:
     """Restore the model's arrays and the optimizer from a checkpoint, onto the model's device;
     its :class:`TrainState`."""
@@ -127,9 +137,10 @@ def load_checkpoint(path: Path, model: Model, opt) -> TrainState:
         state = TrainState.from_json(text, model.spec.data["seed"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"cannot read checkpoint: {e}", file=str(path)) from None
+    wrong = misfit({k: a.shape for k, a in arrays.items()}, model)
+    if wrong is not None:
+        raise InputError(f"checkpoint does not fit the spec at {wrong}", file=str(path))
     for name, w in model.arrays().items():
-        if name not in arrays or arrays[name].shape != w.shape:
-            raise InputError(f"checkpoint does not fit the spec at {name}", file=str(path))
         w[...] = backend.to_device(arrays[name], model.device)
     for key, value in arrays.items():
         if key.startswith("__opt__/"):

@@ -20,6 +20,7 @@ from ..nn.model import Model
 from ..spec.document import Spec, differences
 from ..spec.validate import set_value, with_data
 from .run_folder import RunFolder
+from .checkpoint import misfit
 from .data_fit import check_data
 
 
@@ -209,13 +210,8 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
 
 
 def _misfit(folder: RunFolder, spec: Spec) -> str | None:
-    """The first weight of ``spec``'s network whose shape the run's last.npz does not hold
-    ("layers.0.weight: run (8, 1, 9), spec (4, 1, 5)"), or None when every one fits."""
-    shapes = {k: v.shape for k, v in Model(spec).arrays().items()}
+    """The first weight of ``spec``'s network that the run's last.npz does not hold in its shape
+    (:func:`checkpoint.misfit`), or None when every one fits."""
     with np.load(folder.last, allow_pickle=False) as f:  # a resume reads them anyway
-        run = {k: f[k].shape for k in shapes if k in f.files}
-    for name, shape in shapes.items():
-        if run.get(name) != shape:
-            had = "none" if name not in run else str(run[name])
-            return f"{name}: run {had}, spec {shape}"
-    return None
+        shapes = {k: f[k].shape for k in f.files if not k.startswith("__")}
+    return misfit(shapes, Model(spec))
