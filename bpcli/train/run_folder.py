@@ -77,6 +77,14 @@ class RunState:
     stop_reason: str | None = None
     skipped: int = 0
 
+    def final_row(self) -> dict:
+        """The final metrics as ``final_<name>``, and ``best_val_loss`` where there is one: the
+        metric columns of a row of ``bpcli runs`` and of sweep.csv."""
+        row = {f"final_{k}": v for k, v in self.final.items()}
+        if self.best_val_loss is not None:
+            row["best_val_loss"] = self.best_val_loss
+        return row
+
     @property
     def resumable(self) -> bool:
         """Whether ``bpcli train --resume`` continues it (as it is, without more --epochs)."""
@@ -409,14 +417,6 @@ def _missing(v) -> bool:
     import pandas as pd
 
     return v is None or bool(pd.isna(v))
-
-
-def final_metrics(summary: dict) -> dict:
-    """A summary.json's final metrics as ``final_<name>``, and ``best_val_loss`` where there is one."""
-    row = {f"final_{k}": v for k, v in summary["final"].items()}
-    if (summary.get("best") or {}).get("val_loss") is not None:
-        row["best_val_loss"] = summary["best"]["val_loss"]
-    return row
 
 
 def _started(pid: int) -> str | None:

@@ -46,10 +46,7 @@ def list_runs(folder: Path) -> list[dict]:
             continue
         state = d.state()
         row.update(status=state.status, epochs=state.epochs, epochs_asked=state.epochs_asked,
-                   steps=state.steps, resumable=state.resumable,
-                   **{f"final_{k}": v for k, v in state.final.items()})
-        if state.best_val_loss is not None:
-            row["best_val_loss"] = state.best_val_loss
+                   steps=state.steps, resumable=state.resumable, **state.final_row())
         if state.skipped:
             row["skipped"] = state.skipped
         rows.append(row)

@@ -34,7 +34,7 @@ import yaml
 from ..engine.threads import resolve as resolve_threads
 from ..errors import InputError
 from .executors import DaskExecutor, as_completed, local_executor, local_gpus
-from .run_folder import SWEEP_PLAN, RunFolder, final_metrics
+from .run_folder import SWEEP_PLAN, RunFolder
 from ..spec.document import Spec, parse_path
 from ..spec.overrides import with_sets
 from ..spec.validate import set_value
@@ -391,9 +391,9 @@ def write_table(folder: Path) -> list[dict]:
         status = run.read_json(run.status)
         row = {"index": v.index, **v.values,
                "seed": v.seed, "status": status["status"], "wall_s": round(status["wall_s"], 3)}
-        summary = run.read_summary() if run.summary.exists() else None
-        if summary is not None:
-            row.update(final_metrics(summary), steps=summary["steps"])
+        if run.summary.exists():
+            state = run.state()
+            row.update(state.final_row(), steps=state.steps)
         row["run"] = v.name
         row["message"] = status["message"]
         rows.append(row)
