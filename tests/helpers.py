@@ -67,3 +67,16 @@ def ok(capture, *args):
     assert code == 0, f"bpcli {' '.join(map(str, args))} exited {code}\nstdout: {out}\nstderr: {err}"
     return out, err
 
+
+def pictures(folder, n: int = 3, size: int = 8) -> None:
+    """``n`` grayscale PNGs of random noise, ``size`` x ``size`` pixels, in ``folder`` (made if
+    missing): a class folder of a picture data set whose content does not matter."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(str(folder)))
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+

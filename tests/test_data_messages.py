@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from helpers import cli, ok, tiny_spec
+from helpers import cli, ok, pictures, tiny_spec
 
 # Line numbers: 1 name  2 input  3 seed  4 layers:  5 dense 8  6 relu  7 dense 3  8 loss
 CLASSIFIER = """\
@@ -48,14 +47,6 @@ def refused(capfd, *args) -> str:
     assert err.startswith("bpcli: error: ") and err.count("\n") == 1, err
     assert out == "" and not Path("runs").exists() and not Path("out").exists()
     return err
-
-
-def pictures(folder: Path, n: int = 3) -> None:
-    """``n`` small grayscale PNGs in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(str(folder)))
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / f"{i}.png")
 
 
 def animals(path: Path, odd: dict | None = None, n: int = 300) -> Path:

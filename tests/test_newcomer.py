@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cli, ok, tiny_spec
+from helpers import cli, ok, pictures, tiny_spec
 
 # Line numbers: 1 name  2 input  3 seed  4 layers:  5 dense 8  6 relu  7 dense 5  8 loss
 # 9 optimizer  10 training
@@ -106,14 +106,8 @@ def test_gradcheck_and_sweeps_preparation_refuse_named_classes_that_do_not_fit(w
 def test_train_refuses_a_picture_folder_of_two_classes_for_the_cnn2d_template(workdir, capfd):
     """bpcli init --template cnn2d ends in dense: {units: 5}; a folder of cat/ and dog/ pictures
     holds 2 classes."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
     for kind in ("cat", "dog"):
-        (workdir / "pics" / kind).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(
-                workdir / "pics" / kind / f"{i}.png")
+        pictures(workdir / "pics" / kind, n=6, size=28)
     ok(capfd, "init", "--template", "cnn2d")
     err = refused(capfd, "train", "cnn2d.yaml", "--data", "pics", "--out", "out")
     assert "layers[6].dense.units" in err

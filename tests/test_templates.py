@@ -13,7 +13,7 @@ import yaml
 
 from bpcli.spec.templates import render
 
-from helpers import cli, ok
+from helpers import cli, ok, pictures
 
 
 def iris_like_csv(path, rows=90):
@@ -87,8 +87,6 @@ def test_cnn2d_template_names_a_picture_folder_and_an_npz_and_its_resize_hint_wo
                                                                                      workdir):
     """DIR/cat and DIR/dog of 32x32 pictures: the comment's --data DIR, its units and its
     data.resize train the template as written otherwise."""
-    from PIL import Image
-
     text = render("cnn2d", "cnn2d.yaml")
     comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
     for words in ("--data DIR", "one subfolder of pictures per class", "data.resize: true",
@@ -96,12 +94,8 @@ def test_cnn2d_template_names_a_picture_folder_and_an_npz_and_its_resize_hint_wo
         assert words in comments, words
     units = re.search(r"bpcli train cnn2d.yaml --data DIR --set '([^']+)'", comments)[1]
     assert units == "layers[6].dense.units=2"  # 2 classes: cat and dog
-    rng = np.random.default_rng(0)
     for kind in ("cat", "dog"):
-        (workdir / "pics" / kind).mkdir(parents=True)
-        for i in range(20):
-            Image.fromarray((rng.random((32, 32)) * 255).astype(np.uint8)).save(
-                workdir / "pics" / kind / f"{i}.png")
+        pictures(workdir / "pics" / kind, n=20, size=32)
     ok(capsys, "init", "--template", "cnn2d")
     code, _, err = cli(capsys, "train", "cnn2d.yaml", "--data", "pics", "--out", "run", "-q",
                        "--set", units)
