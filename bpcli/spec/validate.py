@@ -36,9 +36,7 @@ def load(source, *, name: str | None = None) -> Spec:
     """
     if isinstance(source, Spec):
         return source
-    raw, file, positions, default_name, duplicates = read(source, name)
-    return validate(raw, file=file, positions=positions, default_name=default_name,
-                    collect=True, found=duplicates)
+    return check(source, name=name)
 
 
 def check(source, *, name: str | None = None, sets=()) -> Spec:
