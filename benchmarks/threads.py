@@ -4,8 +4,9 @@ For each shipped spec, a training step (forward and backward, training mode) on 
 of its batch size is timed with the BLAS pools limited to 1 thread and to every core, first
 on a quiet machine, then while other processes keep cores busy (a "loaded" machine,
 as a shared one is; --busy sets how many). Rounds alternate between the settings so drift hits both alike; the
-medians and their ratio are printed. ``bpcli.engine.threads.DEFAULT_THREADS`` comes from
-this table (benchmarks/README.md quotes it).
+medians and their ratio are printed; a loaded row's ``slowdown`` is its 1-thread step over the
+quiet one (the two passes run one after the other, so slow drift of the machine lands in it).
+``bpcli.engine.threads.DEFAULT_THREADS`` comes from this table (benchmarks/README.md quotes it).
 
     .venv/bin/python benchmarks/threads.py [--rounds 7] [--batch 256] [--busy 2]
 """
@@ -65,7 +66,8 @@ def main(argv=None):
     settings = sorted({1, cores})
     print(f"{cores} cores; ms per training step, median of {args.rounds} alternating rounds")
     print(f"{'spec':<20} {'batch':>5} {'load':<7} " + " ".join(f"{f'{t} thr':>9}" for t in settings)
-          + f" {'1 / all':>8}")
+          + f" {'1 / all':>8} {'slowdown':>8}")
+    quiet = {}   # spec -> median step at 1 thread, quiet: the loaded rows' slowdown is over it
     for load in ("quiet", "loaded"):
         busy = [subprocess.Popen([sys.executable, "-c", BUSY])
                 for _ in range(args.busy if load == "loaded" else 0)]
@@ -73,8 +75,10 @@ def main(argv=None):
             for spec in SPECS:
                 n, med = measure(spec, args.rounds, settings, args.batch)
                 ratio = med[1] / med[settings[-1]]
+                quiet.setdefault(spec, med[1])
                 print(f"{spec.stem:<20} {n:>5} {load:<7} "
-                      + " ".join(f"{1e3 * med[t]:>9.3f}" for t in settings) + f" {ratio:>8.2f}",
+                      + " ".join(f"{1e3 * med[t]:>9.3f}" for t in settings) + f" {ratio:>8.2f}"
+                      + (f" {med[1] / quiet[spec]:>8.2f}" if load == "loaded" else ""),
                       flush=True)
         finally:
             for p in busy:

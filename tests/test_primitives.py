@@ -147,7 +147,7 @@ CASES: list[Case] = [
     Case("max-pooling-windows", "max", [In(normal(2, 3, 2, 2), (None, 3, 2, 2))], {"axis": (2, 3)}),
     Case("log_softmax-axis1", "log_softmax", [In(normal(3, 4))], {"axis": 1}),
     *_binary_cases("logaddexp", lambda s: 10 * normal(*s), lambda s: 10 * normal(*s)),
-    # convolution: 1-D and 2-D, stride 1 (flipped-kernel input gradient) and strided (scatter)
+    # convolution: 1-D and 2-D, stride 1, strided and dilated (col2im scatters by stride)
     Case("conv-1d", "conv", [In(normal(2, 3, 11)), In(normal(4, 3, 3))],
          {"stride": (1,), "dilation": (1,)}),
     Case("conv-1d-dilated", "conv", [In(normal(2, 2, 12)), In(normal(3, 2, 3))],
@@ -401,6 +401,35 @@ def test_windows_gradients_for_random_geometry(geometry, seed):
             src = tuple(oi * s + ki * d for oi, ki, s, d in zip(o, k, p["stride"], p["dilation"]))
             np.testing.assert_array_equal(y[(Ellipsis,) + o + k], x[(Ellipsis,) + src])
     check_all(t)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, dilation", [
+    ((7, 3, 20), (4, 3, 5), (1,), (1,)),
+    ((5, 2, 9, 8), (3, 2, 3, 2), (2, 1), (1, 2)),
+])
+def test_conv_gives_the_same_bits_whatever_the_batch_slices(monkeypatch, x_shape, w_shape,
+                                                            stride, dilation):
+    # the host walks a big batch in cache-sized slices (backend.batch_slices), a GPU or a small
+    # batch goes whole: every sample's products are the same either way, so are y, gx and gw
+    rng = np.random.default_rng(5)
+    x, w = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape))
+    prim, p = PRIMITIVES["conv"], dict(stride=stride, dilation=dilation)
+    g = rng.standard_normal(prim.shape(x_shape, w_shape, **p)).astype(np.float32)
+
+    def run(cache_bytes):
+        monkeypatch.setattr(backend, "CACHE_BYTES", cache_bytes)
+        assert (len(backend.batch_slices(x, col_bytes)) > 1) == (cache_bytes < 1 << 40)
+        y, saved = prim.impl(x, w, **p)    # saved: the columns, None when they went in slices
+        assert (saved is None) == (cache_bytes < 1 << 40)
+        return (y, prim.vjp[0](g, y, x, w, **p, saved=saved),
+                prim.vjp[1](g, y, x, w, **p, saved=saved))
+
+    col_bytes = int(np.prod(w_shape[1:])) * int(np.prod(g.shape[2:])) * 4
+    whole = run(1 << 40)
+    for cache_bytes in (1, 2 * col_bytes):          # one sample a slice; uneven slices of two
+        for got, want in zip(run(cache_bytes), whole):
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, want)
 
 
 # ---------------------------------------------------------------- conventions at the kinks
