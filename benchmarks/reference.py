@@ -5,8 +5,9 @@ The network is the lecture's shape at benchmark size: input length 256, two
 dense layer to one logit, the logistic loss. ``hand_step`` is what a careful
 person writes with NumPy: im2col as a (N, C*K, L) stack, one batched product
 per layer and pass, and the input gradient as a correlation with the flipped
-kernel (faster than scattering columns back tap by tap): the floor for a
-NumPy engine. Parameters use bpcli's names and PyTorch's layouts, so the three
+kernel (faster than scattering columns back tap by tap), each on the whole
+batch at once; bpcli's engine also walks a big batch in cache-sized slices
+(``bpcli.engine.backend.batch_slices``), which this reference does not. Parameters use bpcli's names and PyTorch's layouts, so the three
 implementations share one parameter dict.
 """
 
