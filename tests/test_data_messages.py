@@ -194,6 +194,21 @@ def test_a_label_reading_n_a_is_named_as_written(workdir, capfd):
     assert "a.csv:3: line 3, column 'label': the label is missing ('n/a')" in err, err
 
 
+def test_an_infinite_cell_is_named_by_its_line_and_column(workdir, capfd):
+    # 'inf' reads as a number, so it got past the cell check and was refused later by sample
+    # index ("X has a non-finite value inf at sample 1, position [1]"), which a user must map back
+    (workdir / "c.yaml").write_text(CLASSIFIER)
+    Path("a.csv").write_text("height,weight,label\n1,2,dog\n3,inf,cat\n")
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q")
+    assert "a.csv:3: line 3, column 'weight': inf is not a finite number" in err, err
+    # a regression target: the same, as a target
+    (workdir / "r.yaml").write_text(CLASSIFIER.replace("units: 3", "units: 1")
+                                    .replace("softmax_cross_entropy", "mse"))
+    Path("r.csv").write_text("height,weight,size\n1,2,0.5\n3,4,0.25\n5,6,-1e999\n")
+    err = refused(capfd, "train", "r.yaml", "--data", "r.csv", "--target", "size", "-q")
+    assert "r.csv:4: line 4, column 'size': the target -inf is not a finite number" in err, err
+
+
 # ---------------------------------------------------------------- 4. a misspelt label column
 def test_a_misspelt_target_column_gets_a_suggestion(workdir, capfd):
     (workdir / "c.yaml").write_text(CLASSIFIER)

@@ -240,7 +240,8 @@ def _numbers(column, name, source: str, line_of):
     import pandas as pd
 
     values = column if column.dtype.kind in "biuf" else pd.to_numeric(column, errors="coerce")
-    bad = values.isna().to_numpy()
+    # NaN where the cell is no number; 'inf', '-inf' and '1e999' read as numbers, but not finite
+    bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
     if bad.any():
         row = int(np.argmax(bad))
         line = line_of(row)
@@ -249,6 +250,8 @@ def _numbers(column, name, source: str, line_of):
             what = "the cell is empty: fill it in"
         elif str(cell).strip() in NA_TEXTS:
             what = f"{cell!r} is not a number: fill in the missing value"
+        elif not pd.isna(values.iloc[row]):
+            what = f"{float(values.iloc[row])} is not a finite number: mend the cell"
         else:
             what = f"{cell!r} is not a number: mend the cell"
         raise InputError(f"line {line}, column {name!r}: {what}, or drop the row", file=source,
@@ -270,6 +273,11 @@ def _labels(column, name, source: str, line_of) -> np.ndarray:
         written = "" if pd.isna(cell) else f" ({cell!r})"
         raise InputError(f"line {line}, column {name!r}: the label is missing{written}; give "
                          f"every row a label, or drop the row", file=source, line=line)
+    if column.dtype.kind == "f" and not np.isfinite(column.to_numpy()).all():
+        row = int(np.argmax(~np.isfinite(column.to_numpy())))
+        line, value = line_of(row), float(column.iloc[row])
+        raise InputError(f"line {line}, column {name!r}: the target {value} is not a finite "
+                         f"number: mend the cell, or drop the row", file=source, line=line)
     return column.to_numpy()
 
 
