@@ -573,8 +573,10 @@ defprim("matmul", np.matmul, _matmul_shape,
 # gradient multiplies the upstream gradient by the same columns. The input
 # gradient, for stride 1, is the full correlation of the upstream gradient with
 # the flipped, transposed kernel (the transposed Toeplitz matrix is again
-# Toeplitz): one more im2col and product, 1.4 to 2.4 times as fast here as
-# scattering columns back tap by tap (col2im), which strided convolutions do.
+# Toeplitz): one more im2col and product. For conv1d that is 1.4 to 2.4 times as
+# fast here as scattering columns back tap by tap (col2im), which strided
+# convolutions do; a 3×3 conv2d of 16 -> 32 channels scattered 15% faster, too
+# little for a second route.
 # A batch whose columns outgrow the cache is walked in slices that fit
 # (backend.batch_slices), and its columns are made again for the weight gradient
 # rather than kept: 1×64×64 images, 16 -> 32 channels, batch 100, a step of that
@@ -596,6 +598,8 @@ def _batch_slices(x, w, out_shape):
 
 def _by_slices(fn, slices, shape, like):
     """fn(b) for each batch slice b, written into one array of ``shape`` as they come."""
+    if len(slices) == 1:
+        return fn(slices[0])
     out = np.empty(shape, dtype=like.dtype, like=like)
     for b in slices:
         out[b] = fn(b)
