@@ -5,6 +5,7 @@ reads in it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +208,22 @@ def test_an_infinite_cell_is_named_by_its_line_and_column(workdir, capfd):
     Path("r.csv").write_text("height,weight,size\n1,2,0.5\n3,4,0.25\n5,6,-1e999\n")
     err = refused(capfd, "train", "r.yaml", "--data", "r.csv", "--target", "size", "-q")
     assert "r.csv:4: line 4, column 'size': the target -inf is not a finite number" in err, err
+
+
+def test_a_class_named_none_is_a_class_once_data_classes_lists_it(workdir, capfd):
+    # 'None' or 'NA' reads as a missing label (pandas' missing-value texts), unless the spec
+    # declares it a class: a "no finding" class named None must be trainable
+    (workdir / "c.yaml").write_text(CLASSIFIER.replace("units: 3", "units: 2"))
+    Path("a.csv").write_text("height,weight,label\n" + "1,2,cat\n3,4,None\n" * 8)
+    err = refused(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q")
+    assert ("a.csv:3: line 3, column 'label': the label is missing ('None'); give every row a "
+            "label, or drop the row (if 'None' is a class, list the classes in data.classes)"
+            in err), err
+    ok(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label", "-q",
+       "--set", "data.classes=[cat, None]", "--out", "run")
+    code, out, err = cli(capfd, "eval", "run", "--data", "a.csv", "--json")
+    assert code == 0, err
+    assert sorted(json.loads(out)["per_class"]) == ["None", "cat"], out
 
 
 # ---------------------------------------------------------------- 4. a misspelt label column

@@ -100,7 +100,8 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) 
         df[col] = _numbers(df[col], col, source, line_of)
     y = None
     if target is not None and labels != "none":
-        y = _labels(df[target], target, source, line_of)
+        declared = cfg.get("classes") if isinstance(cfg.get("classes"), list) else []
+        y = _labels(df[target], target, source, line_of, declared)
     X = df[features].to_numpy(dtype=np.float64) if features else np.empty((len(df), 0))
     return Table(X, y, features, target, line_of)
 
@@ -259,20 +260,24 @@ def _numbers(column, name, source: str, line_of):
     return values.astype(np.float64)
 
 
-def _labels(column, name, source: str, line_of) -> np.ndarray:
-    """The label column as read; an empty cell, or one of pandas' missing-value texts (n/a, NA),
-    is a missing label naming its line."""
+def _labels(column, name, source: str, line_of, declared=()) -> np.ndarray:
+    """The label column as read; an empty cell, or one of pandas' missing-value texts (n/a, NA,
+    None) that ``declared`` (data.classes) does not list as a class, is a missing label naming
+    its line."""
     import pandas as pd
 
     missing = column.isna().to_numpy()
     if column.dtype.kind not in "biufb":
-        missing = missing | column.astype(str).str.strip().isin(NA_TEXTS).to_numpy(dtype=bool)
+        texts = NA_TEXTS - {str(c) for c in declared}
+        missing = missing | column.astype(str).str.strip().isin(texts).to_numpy(dtype=bool)
     if missing.any():
         row = int(np.argmax(missing))
         line, cell = line_of(row), column.iloc[row]
         written = "" if pd.isna(cell) else f" ({cell!r})"
+        is_class = "" if pd.isna(cell) else (f" (if {str(cell).strip()!r} is a class, list the "
+                                             f"classes in data.classes)")
         raise InputError(f"line {line}, column {name!r}: the label is missing{written}; give "
-                         f"every row a label, or drop the row", file=source, line=line)
+                         f"every row a label, or drop the row{is_class}", file=source, line=line)
     if column.dtype.kind == "f" and not np.isfinite(column.to_numpy()).all():
         row = int(np.argmax(~np.isfinite(column.to_numpy())))
         line, value = line_of(row), float(column.iloc[row])
