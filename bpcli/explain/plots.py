@@ -13,6 +13,7 @@ that ``isna()`` does not count (pandas' nullable Float64); a plain float column'
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,18 @@ def pyplot():
 
 
 def save(fig, out, dpi: int = 110) -> Path:
-    """Write ``fig`` to ``out`` (making its folder) and free it."""
+    """Write ``fig`` to ``out`` (making its folder) in the format its suffix names, through a
+    temporary file renamed into place, and free the figure: a reader, or a run killed while it
+    draws, never leaves half a picture."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    pyplot().close(fig)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        fig.savefig(tmp, format=out.suffix.lstrip(".").lower() or None, dpi=dpi)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        pyplot().close(fig)
     return out
 
 

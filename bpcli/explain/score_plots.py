@@ -1,11 +1,8 @@
 """Pictures of how a trained model scores (``bpcli eval --plot``): a classifier's confusion matrix,
 a regressor's predictions against the truth. Each function returns the matplotlib figure;
-:func:`save_atomic` writes it."""
+:func:`bpcli.explain.plots.save` writes it."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -64,21 +61,6 @@ def regression_figure(truth, predicted, title: str = ""):
     ax.set_title(title)
     fig.tight_layout()
     return fig
-
-
-def save_atomic(fig, out) -> Path:
-    """Write ``fig`` to ``out`` in the format its suffix names, through a temporary file renamed
-    into place (a reader never sees half a picture), and free the figure."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        fig.savefig(tmp, format=out.suffix.lstrip(".").lower(), dpi=110)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-        pyplot().close(fig)
-    return out
 
 
 def formats() -> list[str]:

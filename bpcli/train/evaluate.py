@@ -20,6 +20,7 @@ from . import data
 from ..errors import InputError
 from ..explain import metrics
 from ..explain import score_plots
+from ..explain.plots import save
 from ..nn.losses import Classifier
 from ..nn.model import PREDICT_BATCH, Model, Prediction
 from ..spec.validate import apply_sets, set_value
@@ -184,7 +185,7 @@ def plot(model: Model, ev: Evaluation, out, title: str = "") -> Path:
                                            title)
     else:
         fig = score_plots.regression_figure(ev.truth, ev.prediction.output, title)
-    return score_plots.save_atomic(fig, out)
+    return save(fig, out)
 
 
 # ---------------------------------------------------------------- predict
