@@ -89,6 +89,17 @@ def test_a_misspelt_required_key_is_reported_once(capsys, workdir):
     assert "missing required key 'kernel'" not in err
 
 
+def test_a_name_in_the_wrong_case_is_suggested_as_itself(capsys, workdir):
+    # difflib alone ranks 'elu' nearer 'Relu' than 'relu'
+    (workdir / "case.yaml").write_text("name: case\ninput: [4]\nlayers:\n  - dense: {units: 3}\n"
+                                       "  - Relu\n  - dense: {units: 1}\nloss: MSE\n"
+                                       "optimizer: {name: sgd, lr: 0.1}\n")
+    code, _, err = cli(capsys, "validate", "case.yaml")
+    assert code == 2
+    assert "unknown layer 'Relu' (did you mean 'relu'?)" in err, err
+    assert "(did you mean 'mse'?)" in err, err
+
+
 def test_load_raises_every_problem_in_file_order_as_check_does():
     # train, gradcheck, ... load their spec: a user sees every problem at once, from the top
     spec = {"input": [4], "layers": ["rleu", {"dense": {"units": 0}}], "loss": "mse"}

@@ -214,7 +214,12 @@ def closest(word, candidates) -> str | None:
     """The candidate ``word`` is most likely a misspelling of, if any is close enough."""
     if not isinstance(word, str):
         return None
-    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
+    names = [str(c) for c in candidates]
+    # the same word in other case first: difflib weighs 'Relu' nearer 'elu' than 'relu'
+    same = [c for c in names if c.casefold() == word.casefold()]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
     return close[0] if close else None
 
 
