@@ -142,6 +142,49 @@ def test_bad_picture_folders_are_clear_errors(workdir, make, words):
         assert w in str(e.value)
 
 
+def test_every_unusable_picture_is_named_at_once(workdir, capfd, monkeypatch):
+    # a big folder with three broken files is mended in one go, not one run per file
+    from helpers import cli
+
+    make_folder(Path("b"), 4, 0)
+    Path("b/horizontal/000.png").write_bytes(b"not a picture")
+    Path("b/vertical/003.png").write_bytes(Path("b/vertical/000.png").read_bytes()[:60])
+    save(np.zeros((9, 9)), Path("b/vertical/001.jpg"))
+    Path("s.yaml").write_text(yaml.safe_dump(spec()))
+    code, out, err = cli(capfd, "train", "s.yaml", "--data", "b", "-q")
+    assert code == 2 and out == "" and not Path("runs").exists()
+    lines = err.strip().splitlines()
+    assert [line.split(": ")[2] for line in lines[:3]] == [
+        "b/horizontal/000.png", "b/vertical/001.jpg", "b/vertical/003.png"], err
+    assert "cannot read as a picture" in lines[0] and "is 9x9 pixels" in lines[1], err
+    assert lines[3] == "bpcli: 3 errors", err
+    # a folder of nothing but broken files stops reading after MAX_REPORTED of them
+    monkeypatch.setattr(images, "MAX_REPORTED", 2)
+    with pytest.raises(InputError) as e:
+        read("b")
+    assert [str(one).split(":")[0] for one in e.value.errors] == [
+        "b/horizontal/000.png", "b/vertical/001.jpg", "b"]
+    assert "stopped reading after 2 pictures that cannot be used, at 6 of 8" in str(e.value)
+
+
+def test_predict_takes_one_picture_and_train_refuses_it(workdir, capfd):
+    from helpers import cli
+
+    make_folder(Path("p"), 6, 0)
+    save(bars("vertical", np.random.default_rng(3)), Path("new/one.png"))
+    Path("s.yaml").write_text(yaml.safe_dump(spec() | {"training": {"epochs": 1,
+                                                                     "batch_size": 4}}))
+    assert cli(capfd, "train", "s.yaml", "--data", "p", "--out", "run", "-q")[0] == 0
+    code, out, err = cli(capfd, "predict", "run", "--data", "new/one.png")
+    assert code == 0, err
+    assert out.splitlines()[0] == "file,prediction,p_horizontal,p_vertical"
+    assert out.splitlines()[1].startswith("one.png,") and len(out.splitlines()) == 2
+    folder = cli(capfd, "predict", "run", "--data", "new")[1]
+    assert folder == out   # the same picture as one file or in a folder of one: the same answer
+    code, out, err = cli(capfd, "eval", "run", "--data", "new/one.png")
+    assert code == 2 and "new/one.png: is one picture, which has no label" in err, err
+
+
 def test_an_image_folder_needs_an_image_input(workdir):
     make_folder(Path("p"), 1, 0)
     s = spec()

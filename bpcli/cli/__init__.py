@@ -80,8 +80,9 @@ def command(fn):
             for one in e.errors:  # several: each on its own line, in file order, then a count
                 print(f"bpcli: error: {one}", file=sys.stderr)
             if len(e.errors) > 1:
-                print(f"bpcli: {len(e.errors)} errors in {e.errors[0].file or 'the spec'}",
-                      file=sys.stderr)
+                files = {one.file for one in e.errors}   # one spec's, or several pictures'
+                where = (f" in {files.pop() or 'the spec'}" if len(files) == 1 else "")
+                print(f"bpcli: {len(e.errors)} errors{where}", file=sys.stderr)
             raise typer.Exit(2) from None
         except CheckFailed as e:
             print(f"bpcli: {e}", file=sys.stderr)

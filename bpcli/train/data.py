@@ -235,6 +235,8 @@ def _load(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str, note
     if path.is_dir() and images.is_image_folder(path):
         return _pictures(path, cfg, labels=labels, shape=shape, dtype=dtype, source=source,
                          classes_from=classes_from)
+    if path.is_file() and suffix in images.SUFFIXES:
+        return _picture(path, cfg, labels=labels, shape=shape, dtype=dtype, source=source)
     if path.is_dir() or suffix == ".npy":
         d = _load_npy(path if path.is_dir() else path.parent,
                       source if path.is_dir() else str(Path(source).parent))
@@ -263,10 +265,7 @@ def _pictures(folder: Path, cfg: dict, *, labels: str, shape, dtype, source: str
               classes_from: str) -> Dataset:
     from . import images
 
-    if shape is None or len(shape) != 3 or shape[0] not in images.MODES:
-        raise InputError(f"is a folder of pictures: the spec's input must be [channels, height, "
-                         f"width] with channels {', '.join(map(str, images.MODES))} (grayscale, "
-                         f"RGB, RGBA), got {shape}", file=source)
+    _picture_shape(shape, source, "a folder of pictures")
     files, folders = images.listing(folder, labelled=labels == "required", source=source,
                                     splits=labels != "none")
     names = [f.relative_to(folder).as_posix() for f in files]
@@ -278,6 +277,30 @@ def _pictures(folder: Path, cfg: dict, *, labels: str, shape, dtype, source: str
     X = images.read_images(files, shape, resize=cfg["resize"], dtype=dtype, folder=folder,
                            source=source)
     return Dataset(X, y, source, names=names, classes=classes)
+
+
+def _picture(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str) -> Dataset:
+    """One picture file as a batch of one sample, without a label (what predict takes)."""
+    from . import images
+
+    if labels == "required":
+        raise InputError("is one picture, which has no label: train and eval read a folder of "
+                         "pictures with a subfolder per class (DIR/cat/*.png); predict takes one "
+                         "picture", file=source)
+    _picture_shape(shape, source, "a picture")
+    parent = Path(source).parent
+    X = images.read_images([path], shape, resize=cfg["resize"], dtype=dtype, folder=path.parent,
+                           source="." if parent == Path(".") else parent.as_posix())
+    return Dataset(X, None, source, names=[path.name])
+
+
+def _picture_shape(shape, source: str, what: str) -> None:
+    from . import images
+
+    if shape is None or len(shape) != 3 or shape[0] not in images.MODES:
+        raise InputError(f"is {what}: the spec's input must be [channels, height, width] with "
+                         f"channels {', '.join(map(str, images.MODES))} (grayscale, RGB, RGBA), "
+                         f"got {shape}", file=source)
 
 
 def class_indices(labels, classes, source: str, where,

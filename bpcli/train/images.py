@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 
+MAX_REPORTED = 20  # pictures named in one error before reading stops
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # the spec's channels -> the Pillow mode read
 DIVIDE_BY = {"8-bit": 255, "16-bit": 65535}  # a pixel's value / this: the [0, 1] bpcli trains on
@@ -98,21 +99,34 @@ def read_images(files: list[Path], shape, *, resize: bool, dtype, folder: Path, 
     """The pictures as an array (N, channels, height, width) of ``dtype``, scaled to [0, 1]
     (8-bit / 255, 16-bit / 65535), in the spec's channels (1: grayscale, 3: RGB, 4: RGBA).
 
-    A picture of another size is an error naming it, unless ``resize`` (Pillow, bilinear).
-    Memory: the final array only, filled as the files are decoded.
+    A picture that cannot be read, or of another size (unless ``resize``: Pillow, bilinear), is
+    an error naming it; every such picture is named at once, up to :data:`MAX_REPORTED`, so that
+    a folder with several broken files is mended in one go. Memory: the final array only, filled
+    as the files are decoded.
     """
     channels, height, width = shape
     X = np.empty((len(files), channels, height, width), dtype=dtype)
     bar = _progress(len(files), source)
+    errors = []
     try:
         for start in range(0, len(files), CHUNK):
             for i in range(start, min(start + CHUNK, len(files))):
-                X[i] = _decode(files[i], channels, height, width, resize, folder, source)
+                try:
+                    X[i] = _decode(files[i], channels, height, width, resize, folder, source)
+                except InputError as e:
+                    errors.append(e)
+                    if len(errors) == MAX_REPORTED:
+                        errors.append(InputError(f"stopped reading after {MAX_REPORTED} pictures "
+                                                 f"that cannot be used, at {i + 1} of "
+                                                 f"{len(files)}", file=source))
+                        raise InputError.several(errors)
             if bar is not None:
                 bar[0].update(bar[1], completed=min(start + CHUNK, len(files)))
     finally:
         if bar is not None:
             bar[0].stop()
+    if errors:
+        raise InputError.several(errors)
     return X
 
 
@@ -134,7 +148,8 @@ def _decode(path: Path, channels: int, height: int, width: int, resize: bool, fo
     """One picture -> (channels, height, width) floats in [0, 1]."""
     from PIL import Image, UnidentifiedImageError
 
-    name = f"{source}/{path.relative_to(folder).as_posix()}"
+    name = path.relative_to(folder).as_posix()
+    name = name if source in ("", ".") else f"{source}/{name}"
     try:
         with Image.open(path) as img:
             img.load()
@@ -143,7 +158,8 @@ def _decode(path: Path, channels: int, height: int, width: int, resize: bool, fo
                 if not resize:
                     raise InputError(f"is {img.height}x{img.width} pixels (height x width), but the "
                                      f"spec's input is {height}x{width} ([{channels}, {height}, "
-                                     f"{width}]); set data.resize: true to resize every picture",
+                                     f"{width}]); set data.resize: true (or --set data.resize=true) "
+                                     f"to resize every picture",
                                      file=name)
                 img = (img.convert("I") if deep else img).resize((width, height),
                                                                   Image.Resampling.BILINEAR)
