@@ -183,6 +183,11 @@ def test_predict_takes_one_picture_and_train_refuses_it(workdir, capfd):
     assert folder == out   # the same picture as one file or in a folder of one: the same answer
     code, out, err = cli(capfd, "eval", "run", "--data", "new/one.png")
     assert code == 2 and "new/one.png: is one picture, which has no label" in err, err
+    # a table given to a picture run: its shape is the problem, not its text cells
+    Path("t.csv").write_text("a,b,c,species\n1,2,3,setosa\n")
+    code, out, err = cli(capfd, "predict", "run", "--data", "t.csv")
+    assert code == 2 and ("t.csv: has samples of shape (4,) (feature columns a, b, c, species), "
+                          "but the run's input is [1, 8, 8], 64 numbers a sample") in err, err
 
 
 def test_an_image_folder_needs_an_image_input(workdir):

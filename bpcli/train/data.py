@@ -243,7 +243,8 @@ def _load(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str, note
     elif suffix == ".npz":
         d = _load_npz(path, source)
     elif tables.is_table(path):
-        t = tables.read_table(path, cfg, labels=labels, source=source, notes=notes)
+        t = tables.read_table(path, cfg, labels=labels, source=source, notes=notes,
+                              run_input=shape if classes_from == "run" else None)
         y, classes = (None, None) if t.labels is None else class_indices(
             t.labels, cfg["classes"], source, lambda i: f"line {t.line_of(i)}", classes_from)
         return _checked(Dataset(t.X, y, source, classes=classes, features=t.features,
@@ -449,7 +450,7 @@ def _checked(d: Dataset) -> Dataset:
 def from_spec(spec) -> Dataset:
     """The data of the spec's ``data:`` entry, labels used if present (a file given on the
     command line is put there first: :func:`bpcli.spec.validate.with_data`)."""
-    return read(spec, labels="optional")
+    return read(spec, labels="optional", classes_from="spec")
 
 
 def split(d: Dataset, val_split: float, seed: int):

@@ -48,11 +48,14 @@ def is_table(path: Path) -> bool:
     return bool(suffixes) and suffixes[-1] in SUFFIXES
 
 
-def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) -> Table:
+def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list,
+               run_input=None) -> Table:
     """The table at ``path`` read with the data options ``cfg`` (header, skip_rows, delimiter,
     target, features). ``labels``: "required", "optional" or "none" (the label column, if any, is
     then left out of the features and not read). What bpcli decided on its own (no header,
-    ignored columns) is appended to ``notes``. Raises InputError naming line and column."""
+    ignored columns) is appended to ``notes``. Raises InputError naming line and column.
+    ``run_input``: a trained run's input shape (eval, predict): a table with another number of
+    feature columns is refused before its cells are read, as data of another kind."""
     import pandas as pd
 
     lines = _peek(path, cfg["skip_rows"], source)
@@ -96,6 +99,12 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list) 
     line_of = _LineOf(path, cfg["skip_rows"] + bool(header))
     target = _target(cfg["target"], list(df.columns), labels, cfg["features"], source, header)
     features = _features(cfg["features"], list(df.columns), target, source, header, notes)
+    size = None if run_input is None else int(np.prod(run_input))
+    if size is not None and len(features) != size:
+        raise InputError(f"has samples of shape ({len(features)},) (feature columns "
+                         f"{few(features)}), but the run's input is {list(run_input)}, {size} "
+                         f"numbers a sample: is this the data the run was trained on?",
+                         file=source)
     for col in features:
         df[col] = _numbers(df[col], col, source, line_of)
     y = None
