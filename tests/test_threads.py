@@ -78,3 +78,15 @@ def test_every_command_that_computes_takes_threads():
     takes = {c.name for c in app.registered_commands
              if "threads" in c.callback.__wrapped__.__code__.co_varnames}
     assert {"train", "eval", "predict", "sweep", "gradcheck", "bench"} <= takes
+
+
+def test_bench_says_how_many_threads_it_timed(workdir, capsys):
+    # a timing means little without the thread count it was taken at
+    spec = workdir / "spec.yaml"
+    spec.write_text(tiny_spec())
+    assert main(["bench", str(spec), "--steps", "1", "--batch", "2", "--threads", "2",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["threads"] == 2 and report["device"] == "cpu"
+    assert main(["bench", str(spec), "--steps", "1", "--batch", "2"]) == 0
+    assert f", cpu, {DEFAULT_THREADS} thread" in capsys.readouterr().out

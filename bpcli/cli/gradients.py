@@ -87,11 +87,17 @@ def bench(spec: Path = SPEC,
     from ..explain.timing import profile
     from ..spec.validate import load
 
-    report = profile(Model(load(spec), dtype=dtype).to(device), batch, steps)
+    from ..engine.threads import resolve
+
+    model = Model(load(spec), dtype=dtype).to(device)
+    report = profile(model, batch, steps) | {"threads": resolve(threads),
+                                              "device": model.device}
     if as_json:  # a layer is an Origin: written as it reads, conv1d's "layers[0] (conv1d)"
         print(json.dumps(report))
         return
-    table = Table(title=f"bench {spec}: batch {batch}, {report['dtype']}, {steps} steps")
+    thr = report["threads"]
+    table = Table(title=f"bench {spec}: batch {batch}, {report['dtype']}, {steps} steps, "
+                        f"{report['device']}, {thr} thread{'s' * (thr > 1)}")
     table.add_column("layer", no_wrap=True)
     for col in ("ops", "forward ms", "backward ms", "share"):
         table.add_column(col, justify="right")
