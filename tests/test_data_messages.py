@@ -226,6 +226,28 @@ def test_a_class_named_none_is_a_class_once_data_classes_lists_it(workdir, capfd
     assert sorted(json.loads(out)["per_class"]) == ["None", "cat"], out
 
 
+def test_decimal_commas_are_named_and_read_with_data_decimal(workdir, capfd):
+    # European spreadsheets write 3,14 with fields apart by ; : the delimiter is sniffed right,
+    # and the first such cell says which option reads it
+    (workdir / "c.yaml").write_text(CLASSIFIER.replace("units: 3", "units: 2"))
+    Path("eu.csv").write_text("height;weight;label\n" + "1,5;-0,352;cat\n3;2,25;dog\n" * 6)
+    err = refused(capfd, "train", "c.yaml", "--data", "eu.csv", "--target", "label", "-q")
+    assert ("eu.csv:2: line 2, column 'height': '1,5' is not a number: if the file writes "
+            "decimal commas, set data.decimal: ','") in err, err
+    ok(capfd, "train", "c.yaml", "--data", "eu.csv", "--target", "label", "-q", "--out", "run",
+       "--set", "data.decimal=','")
+    code, out, err = cli(capfd, "predict", "run", "--data", "eu.csv", "--json")
+    assert code == 0 and len(json.loads(out)) == 12, err
+    from bpcli.train.tables import read_table
+    from bpcli.train.data import options
+    t = read_table(Path("eu.csv"), options(decimal=",", target="label"), labels="required",
+                   source="eu.csv", notes=[])
+    assert t.X[:2].tolist() == [[1.5, -0.352], [3.0, 2.25]]
+    err = refused(capfd, "train", "c.yaml", "--data", "eu.csv", "--target", "label", "-q",
+                  "--set", "data.decimal=','", "--set", "data.delimiter=','")
+    assert "data.decimal ',' is also the field delimiter" in err, err
+
+
 # ---------------------------------------------------------------- 4. a misspelt label column
 def test_a_misspelt_target_column_gets_a_suggestion(workdir, capfd):
     (workdir / "c.yaml").write_text(CLASSIFIER)

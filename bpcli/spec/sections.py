@@ -137,6 +137,8 @@ DATA = (
           "data (a line of notes, say)"),
     Param("delimiter", optional(_delimiter), None, "a table's field separator: one character, "
           "tab or whitespace; null: sniffed (comma, semicolon, tab, |, else whitespace)"),
+    Param("decimal", one_of(".", ","), ".", "a table's decimal mark: . (3.14) or , (3,14, as "
+          "many European spreadsheets write numbers; their fields are apart by ; or tab)"),
     Param("classes", optional(_classes), None, "class names in index order: labels that are "
           "names (and class folders) become their index; null: the names sorted. Training "
           "records them; labels that are numbers are then indices into it. For builtin shapes: "

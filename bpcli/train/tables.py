@@ -59,11 +59,15 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list,
     import pandas as pd
 
     lines = _peek(path, cfg["skip_rows"], source)
-    sep = _delimiter(cfg["delimiter"], lines)
+    decimal = cfg["decimal"]
+    sep = _delimiter(cfg["delimiter"], lines, decimal)
+    if sep == decimal:
+        raise InputError(f"data.decimal {decimal!r} is also the field delimiter: set "
+                         f"data.delimiter to the one the file uses (; or tab)", file=source)
     first = _fields(lines[0], sep)
     header = cfg["header"]
     if header == "auto":
-        header = not all(is_number(f) for f in first)
+        header = not all(is_number(f, decimal) for f in first)
         if not header:
             notes.append(f"{source}: line {cfg['skip_rows'] + 1} ({few(first)}) is all numbers: "
                          f"read as data, not column names (data.header: true says it is a "
@@ -81,6 +85,7 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list,
         df = pd.read_csv(path, sep=r"\s+" if sep is None else sep, header=None,
                          skiprows=cfg["skip_rows"] + bool(header), skipinitialspace=True,
                          keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+                         decimal=decimal,
                          low_memory=False)
     except pd.errors.EmptyDataError:
         raise InputError("CSV has no data rows" + (f" after the header (line {start})" if header
@@ -106,7 +111,7 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list,
                          f"numbers a sample: is this the data the run was trained on?",
                          file=source)
     for col in features:
-        df[col] = _numbers(df[col], col, source, line_of)
+        df[col] = _numbers(df[col], col, source, line_of, decimal)
     y = None
     if target is not None and labels != "none":
         declared = cfg.get("classes") if isinstance(cfg.get("classes"), list) else []
@@ -138,12 +143,14 @@ def _peek(path: Path, skip: int, source: str) -> list[str]:
     return lines
 
 
-def _delimiter(given, lines: list[str]) -> str | None:
-    """The delimiter: the one given (None for whitespace), else sniffed from ``lines``."""
+def _delimiter(given, lines: list[str], decimal: str = ".") -> str | None:
+    """The delimiter: the one given (None for whitespace), else sniffed from ``lines`` (never
+    the ``decimal`` mark)."""
     if given is not None:
         return {"whitespace": None, "tab": "\t"}.get(given, given)
     try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+        return csv.Sniffer().sniff("\n".join(lines),
+                                   delimiters=",;\t|".replace(decimal, "")).delimiter
     except csv.Error:
         # no consistent , ; tab or |: columns apart by spaces, or a single column
         return None if len(lines[0].split()) > 1 else ","
@@ -155,10 +162,11 @@ def _fields(line: str, sep: str | None) -> list[str]:
     return [f.strip() for f in next(csv.reader([line], delimiter=sep, skipinitialspace=True))]
 
 
-def is_number(text: str) -> bool:
-    """Whether a table cell reads as a number (float() takes it)."""
+def is_number(text: str, decimal: str = ".") -> bool:
+    """Whether a table cell reads as a number (float() takes it, with ``decimal`` for the
+    point)."""
     try:
-        float(text)
+        float(text.replace(decimal, ".") if decimal != "." else text)
         return True
     except ValueError:
         return False
@@ -245,7 +253,10 @@ def _features(given, columns: list, target, source: str, header: bool, notes: li
     return list(given)
 
 
-def _numbers(column, name, source: str, line_of):
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+$")   # 3,14 or -0,352: a number in a European table
+
+
+def _numbers(column, name, source: str, line_of, decimal: str = "."):
     """A feature column as float64; a cell that is not a number, or empty, names its line."""
     import pandas as pd
 
@@ -262,6 +273,9 @@ def _numbers(column, name, source: str, line_of):
             what = f"{cell!r} is not a number: fill in the missing value"
         elif not pd.isna(values.iloc[row]):
             what = f"{float(values.iloc[row])} is not a finite number: mend the cell"
+        elif decimal == "." and _DECIMAL_COMMA.match(str(cell).strip()):
+            what = (f"{cell!r} is not a number: if the file writes decimal commas, set "
+                    f"data.decimal: ','; else mend the cell")
         else:
             what = f"{cell!r} is not a number: mend the cell"
         raise InputError(f"line {line}, column {name!r}: {what}, or drop the row", file=source,
