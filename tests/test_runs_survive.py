@@ -56,6 +56,16 @@ def test_resume_refuses_a_different_spec_unless_forced(workdir, capsys):
     assert "lr: 0.01" in (workdir / "r" / "spec.yaml").read_text()
 
 
+def test_resume_with_its_spec_and_more_epochs_needs_no_force(workdir, capsys):
+    # the spec file says 2 epochs, the run was trained --epochs 1: --epochs 3 wins over both, as
+    # in train, so the spec does not differ from the run's (it used to report epochs: 1 -> 2)
+    spec = spec_file(workdir / "s.yaml", 2)
+    assert main(["train", str(spec), "-q", "--out", "r", "--epochs", "1"]) == 0
+    assert main(["train", str(spec), "--resume", "r", "-q", "--epochs", "3"]) == 0, \
+        capsys.readouterr().err
+    assert len(pd.read_csv(workdir / "r" / "metrics.csv")) == 3
+
+
 def test_a_finished_run_needs_more_epochs_to_resume(workdir, capsys):
     spec = spec_file(workdir / "s.yaml", 1)
     assert main(["train", str(spec), "-q", "--out", "r"]) == 0

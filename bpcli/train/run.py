@@ -175,6 +175,9 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
         data_entry = recorded_spec.data["data"]
         if data_entry and data_entry.get("path"):  # the run trained on a file: compare like with like
             candidate = set_value(candidate, "data", data_entry)
+        if epochs is not None:  # --epochs wins over the spec's, as in train: no difference to tell
+            candidate = set_value(candidate, "training.epochs",
+                                  recorded_spec.data["training"]["epochs"])
         changes = spec_changes(recorded_spec, candidate)
         misfit = _misfit(folder, candidate) if changes else None
         if misfit is not None:  # not even --force continues it: its weights are another network's
