@@ -202,6 +202,12 @@ def test_validate_checks_that_the_data_file_is_there(capsys, workdir):
     assert code == 0 and out.strip().endswith("logistic loss; data: d.npz")
     code, out, _ = cli(capsys, "validate", "file.yaml", "--set", "data=null")
     assert code == 0 and out.strip().endswith("; data: none, train it with --data FILE")
+    # the validation file too: named when there, an error where it is not
+    code, _, err = cli(capsys, "validate", "file.yaml", "--set", "data.val_path=v.npz")
+    assert code == 2 and "data.val_path: no such file: v.npz" in err, err
+    (workdir / "v.npz").write_bytes(b"")
+    code, out, _ = cli(capsys, "validate", "file.yaml", "--set", "data.val_path=v.npz")
+    assert code == 0 and out.strip().endswith("; data: d.npz (validation: v.npz)"), out
 
 
 def test_validate_a_file_that_is_not_yaml(capsys, workdir):

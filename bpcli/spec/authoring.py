@@ -38,12 +38,16 @@ def _data(spec: Spec) -> str | None:
         return None
     if cfg["builtin"]:
         return f"builtin {cfg['builtin']} (n={cfg['n']})"
-    path = Path(cfg["path"])
-    path = path if path.is_absolute() else spec.base_dir / path
-    if not path.exists():
-        raise spec.error("data.path", f"no such file: {path} (a relative path is read from the "
-                                      f"spec's folder)")
-    return str(path)
+    found = {}
+    for key in ("path", "val_path"):
+        if cfg[key]:
+            path = Path(cfg[key])
+            found[key] = path if path.is_absolute() else spec.base_dir / path
+            if not found[key].exists():
+                raise spec.error(f"data.{key}", f"no such file: {found[key]} (a relative path is "
+                                                f"read from the spec's folder)")
+    return str(found["path"]) + (f" (validation: {found['val_path']})" if "val_path" in found
+                                 else "")
 
 
 def summary_line(summary: dict) -> str:
