@@ -374,3 +374,26 @@ def test_resume_with_a_spec_of_another_network_says_no_force_can_continue_it(wor
     code, _, err = cli(capsys, "train", "--resume", run, "slow.yaml", "-q")
     assert code == 2 and "add --force to continue with the given one" in err
     ok(capsys, "train", "--resume", run, "slow.yaml", "-q", "--force")
+
+
+def test_a_sigterm_as_the_run_draws_its_curves_is_taken_as_ctrl_c(workdir, capsys, monkeypatch):
+    # a scheduler's SIGTERM after the last epoch, halfway through writing loss.png: Python's
+    # default ended the process on the spot (exit -15); bpcli takes it as Ctrl-C, so the half
+    # picture's temporary file is removed, the run is finished, and the exit is 130, with a message
+    from matplotlib.figure import Figure
+
+    from bpcli.train.run_folder import RunFolder
+
+    def half_written_then_terminated(self, fname, *args, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG\r\n\x1a\n half a picture")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Figure, "savefig", half_written_then_terminated)
+    (workdir / "s.yaml").write_text(tiny_spec(training={"epochs": 2}))
+    code, out, err = cli(capsys, "train", "s.yaml", "-q", "--out", "run")
+    assert code == 130 and err.strip().endswith("bpcli: interrupted"), (code, err)
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (workdir / "run").iterdir()) == [
+        "best.npz", "last.npz", "metrics.csv", "model.npz", "spec.yaml", "summary.json"]
+    assert RunFolder(workdir / "run").state().status == "finished"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL   # main() gave the handler back

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 
 import typer
@@ -113,15 +114,31 @@ def _stdout_to_devnull() -> None:
     os.close(devnull)
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: cleanups run, exit 130, "bpcli: interrupted"
+
+
 def main(argv=None) -> int:
-    """Run the CLI on ``argv`` (default: the command line) and return its exit code."""
+    """Run the CLI on ``argv`` (default: the command line) and return its exit code.
+
+    SIGTERM (a job scheduler's stop, ``kill``) is taken as Ctrl-C for the command's whole life,
+    not only while training (where both stop at a step and save): Python's default would end
+    the process on the spot, skipping the cleanups of temporary files and the exit message.
+    """
     global _argv
     _argv = None if argv is None else list(argv)
     keep_freed_memory()  # a training step's big temporaries reuse the heap (engine/memory.py)
     try:
+        old = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread: signals are the caller's business
+        old = None
+    try:
         app(args=argv, prog_name="bpcli")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
     return 0
 
 

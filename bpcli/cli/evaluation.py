@@ -104,7 +104,8 @@ def _show(s: dict, weights: str) -> None:
 @command
 def predict(run: Path = typer.Argument(..., help="run folder written by bpcli train"),
             data: Path = typer.Option(..., help="file or folder of inputs (.npz, .csv, X.npy, "
-                                                "pictures); labels in it are ignored"),
+                                                "a folder of pictures or one picture); labels "
+                                                "in it are ignored"),
             out_file: Optional[Path] = typer.Option(None, "--out", help="write the table to "
                                                     "FILE.csv [default: stdout]"),
             checkpoint: str = CHECKPOINT,
@@ -112,7 +113,7 @@ def predict(run: Path = typer.Argument(..., help="run folder written by bpcli tr
             as_json: bool = typer.Option(False, "--json", help="a JSON list of row objects "
                                                                "instead of CSV"),
             device: Optional[str] = device_option(),
-          threads: Optional[int] = threads_option()):
+            threads: Optional[int] = threads_option()):
     """The trained model's answer for every input sample, in input order: the predicted class
     and class probabilities (p_<class>; the positive class's for logistic), or the regression
     outputs. Inputs are run 4096 samples at a time."""
