@@ -248,6 +248,22 @@ def test_decimal_commas_are_named_and_read_with_data_decimal(workdir, capfd):
     assert "data.decimal ',' is also the field delimiter" in err, err
 
 
+def test_a_header_that_looks_like_a_data_row_gets_a_note(workdir, capfd):
+    # no header line, text labels: line 1 is not all numbers, so auto takes it for names and a
+    # sample is gone; the note says so and how to keep it
+    (workdir / "c.yaml").write_text(CLASSIFIER.replace("units: 3", "units: 2"))
+    Path("a.csv").write_text("1.5,2,cat\n" + "3,4,dog\n1,2,cat\n" * 6)
+    code, out, err = cli(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "-1", "-q",
+                         "--out", "run")
+    assert code == 0, err
+    assert ("a.csv: line 1 (1.5, 2, cat) read as column names, though all but one of its fields "
+            "are numbers: if it is a row of data with a text label, set data.header: false") in err
+    Path("b.csv").write_text("height,weight,label\n" + "3,4,dog\n1,2,cat\n" * 6)
+    code, out, err = cli(capfd, "train", "c.yaml", "--data", "b.csv", "--target", "-1", "-q",
+                         "--out", "run2")
+    assert code == 0 and "read as column names" not in err, err
+
+
 # ---------------------------------------------------------------- 4. a misspelt label column
 def test_a_misspelt_target_column_gets_a_suggestion(workdir, capfd):
     (workdir / "c.yaml").write_text(CLASSIFIER)

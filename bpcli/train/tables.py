@@ -68,6 +68,10 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list,
     header = cfg["header"]
     if header == "auto":
         header = not all(is_number(f, decimal) for f in first)
+        if header and len(first) > 2 and sum(not is_number(f, decimal) for f in first) == 1:
+            notes.append(f"{source}: line {cfg['skip_rows'] + 1} ({few(first)}) read as column "
+                         f"names, though all but one of its fields are numbers: if it is a row "
+                         f"of data with a text label, set data.header: false")
         if not header:
             notes.append(f"{source}: line {cfg['skip_rows'] + 1} ({few(first)}) is all numbers: "
                          f"read as data, not column names (data.header: true says it is a "
