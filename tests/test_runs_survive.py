@@ -113,6 +113,20 @@ def test_a_stopped_or_killed_run_resumes_to_the_same_weights(workdir, how):
     assert list(rows["epoch"]) == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_step_that_is_finite_when_recomputed_reads_as_a_sentence():
+    # the divergence message says "the first non-finite value appears in {where}"
+    import yaml
+
+    import bpcli
+    from bpcli.explain.gradcheck import random_batch
+    from bpcli.train.loop import locate_nonfinite
+
+    model = bpcli.build(yaml.safe_load(tiny_spec()))
+    X, y = model.prepare(*random_batch(model, 4, 0))
+    where = locate_nonfinite(model, X, y, model.draw_masks(4, np.random.default_rng(0)))
+    assert where == "no single node: its values are finite when recomputed"
+
+
 def test_a_diverging_run_names_the_node_and_keeps_the_last_finite_checkpoint(workdir, capsys):
     spec = spec_file(workdir / "s.yaml", 3, {"name": "sgd", "lr": 1.0e+6})
     assert main(["train", str(spec), "-q", "--out", "d"]) == 1

@@ -95,6 +95,47 @@ def test_a_value_its_own_key_refuses_is_refused_before_the_sweep_folder(spec, ca
 
 
 @pytest.mark.slow
+def test_a_variant_that_diverges_at_once_is_a_result_named_in_its_own_folder(spec, capsys):
+    # lr 1e6 diverges in the first epoch: its metrics.csv has a header and no row, which the
+    # sweep's table, plot, bpcli plot and --resume read (they raised on it); and the message
+    # names the variant's folder, not the worker's scratch copy of it
+    assert main(["sweep", str(spec), "--grid", "optimizer.lr=1e6,0.1", "--workers", "2",
+                 "--out", "sw"]) == 0
+    err = capsys.readouterr().err
+    table = _table("sw")
+    assert list(table["status"]) == ["diverged", "ok"]
+    assert f"are in {Path('sw') / table['run'][0]} (" in table["message"][0]
+    assert "bpcli-sweep-" not in table["message"][0] + err and "Traceback" not in err
+    assert (Path("sw") / "sweep.png").exists()
+    assert main(["plot", str(Path("sw") / table["run"][0]), "--out", "d.png"]) == 0
+    assert main(["sweep", "--resume", "sw"]) == 0
+
+
+def test_a_variant_interrupted_alone_is_run_again_by_resume(spec, monkeypatch):
+    # a worker that got SIGINT or SIGTERM by itself stops its variant with a checkpoint: that
+    # variant is not done, so --resume runs it (it was stored as an "error", done for resume)
+    from bpcli.errors import Interrupted
+    from bpcli.spec.validate import load
+    from bpcli.train import run
+
+    s = load(spec)
+    folder = sw.new_sweep(s, sw.plan(s, sw.parse_grid(["optimizer.lr=0.3"]), {}, 0, 1, 0),
+                          Path("sw"), None, None)
+    p, variants = sw.load_plan(folder)
+
+    def stopped(prep, run_dir, **kwargs):
+        raise Interrupted(f"stopped by SIGTERM; resume with: bpcli train --resume {run_dir}")
+
+    monkeypatch.setattr(run, "execute", stopped)
+    result = sw.run_variant(p["spec"], p["spec_file"], variants[0].values, variants[0].seed,
+                            None, None)
+    status = sw._store(folder, variants[0], result)
+    assert status["status"] == "interrupted"
+    assert status["message"].endswith(f"--resume {folder / variants[0].name}")
+    assert not sw._finished(folder, variants[0])
+
+
+@pytest.mark.slow
 def test_random_search_draws_within_the_range(spec):
     assert main(["sweep", str(spec), "--random", "3", "--range", "optimizer.lr=0.001:0.5:log",
                  "--workers", "2", "--out", "sw"]) == 0
@@ -185,6 +226,7 @@ def test_a_dask_gpu_sweep_needs_workers_that_offer_a_gpu_and_runs_on_them(spec, 
         err = capsys.readouterr().err
         assert "--device: no worker of this Dask cluster offers a GPU" in err
         assert "--resources GPU=1" in err and "Traceback" not in err
+        assert not Path("none").exists()   # refused: no sweep folder left behind
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None,
                                   resources={"GPU": 1}) as cluster:
@@ -247,3 +289,17 @@ def test_a_varied_key_is_compared_part_by_part_not_as_text(pets, capsys):
                  "layers[1]=relu,tanh", "--out", "sw"]) == 2
     assert "layers[10].dense.units: pets.csv holds 2 classes" in capsys.readouterr().err
     assert not Path("sw").exists()
+
+
+def test_a_refused_new_sweep_leaves_no_folder_but_a_started_one_stays(spec):
+    from bpcli.spec.validate import load
+
+    s = load(spec)
+    variants = sw.plan(s, sw.parse_grid(["optimizer.lr=0.3,0.1"]), {}, 0, 1, 0)
+    folder = sw.new_sweep(s, variants, Path("sw"), None, None)
+    sw.remove_unstarted(folder)
+    assert not folder.exists()
+    folder = sw.new_sweep(s, variants, Path("sw"), None, None)
+    (folder / variants[0].name).mkdir()
+    sw.remove_unstarted(folder)
+    assert (folder / sw.SWEEP_PLAN).exists()

@@ -84,10 +84,20 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
     try:
         rows = sw.run_sweep(folder, workers=workers, executor=executor, scheduler=scheduler,
                             echo=lambda m: err.print(m, markup=False))
+    except InputError:
+        if resume is None:  # refused before any variant ran (no scheduler, no GPU workers)
+            sw.remove_unstarted(folder)
+        raise
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the finished variants are kept in {folder}: finish the "
                           f"others with bpcli sweep --resume {folder}") from None
-    failed = [r for r in rows if r["status"] != "ok"]
-    out.print(f"sweep folder: {folder}  ({len(rows) - len(failed)} ok, {len(failed)} failed)")
+    failed = [r for r in rows if r["status"] not in ("ok", "interrupted")]
+    stopped = [r["run"] for r in rows if r["status"] == "interrupted"]
+    ok = len(rows) - len(failed) - len(stopped)
+    out.print(f"sweep folder: {folder}  ({ok} ok, {len(failed)} failed"
+              + (f", {len(stopped)} interrupted)" if stopped else ")"))
     out.print(f"table: {folder / 'sweep.csv'}")
     out.print(f"plot: {folder / 'sweep.png'}")
+    if stopped:  # a worker stopped alone (its own SIGINT or SIGTERM): the sweep is not done
+        raise Interrupted(f"{len(stopped)} variant(s) interrupted ({', '.join(stopped)}): run "
+                          f"them with bpcli sweep --resume {folder}")

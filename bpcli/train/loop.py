@@ -146,14 +146,14 @@ def locate_nonfinite(model: Model, X, y, masks=None) -> str:
     for e in prog.eqns:
         v = env[e.out.id]
         if not np.all(np.isfinite(v)):
-            return f"forward pass, {e.origin} {e.prim.name} (output {np.shape(v)})"
+            return f"the forward pass, {e.origin} {e.prim.name} (output {np.shape(v)})"
     found = []
 
     def watch(e, i, contrib, total):
         if not found and not np.all(np.isfinite(contrib)):
-            found.append(f"backward pass, {e.origin} {e.prim.name} (gradient of input {i})")
+            found.append(f"the backward pass, {e.origin} {e.prim.name} (gradient of input {i})")
     backward(prog, env, "loss", list(model.params), on_step=watch)
-    return found[0] if found else "no single node (the values are finite when recomputed)"
+    return found[0] if found else "no single node: its values are finite when recomputed"
 
 
 # ---------------------------------------------------------------- the loop
@@ -422,10 +422,10 @@ class Trainer:
             return None
         summary = self.finish(log, f"diverged at epoch {st.epoch}, step {st.steps + 1}: loss "
                                    f"{loss}, gradient norm {st.gnorm}; first non-finite value in "
-                                   f"the {where}")
+                                   f"{where}")
         raise CheckFailed(
             f"training diverged at epoch {st.epoch}, step {st.steps + 1}: the loss is {loss} and "
-            f"the gradient norm {st.gnorm}; the first non-finite value appears in the {where}. "
+            f"the gradient norm {st.gnorm}; the first non-finite value appears in {where}. "
             f"Try a smaller optimizer.lr (now {st.lr}), or --on-nan skip. The last finite "
             f"checkpoint and the run so far are in {self.folder} ({summary['steps']} steps).")
 
@@ -505,7 +505,7 @@ class Trainer:
             "skipped_batches": st.skipped,
             "skipped_note": None if not st.skipped else (
                 f"{st.skipped} of {attempted} batches skipped (non-finite loss or gradient, "
-                f"--on-nan skip); the last one in the {self.last_skip}"),
+                f"--on-nan skip); the last one in {self.last_skip}"),
             "seed": self.model.spec.data["seed"],
             "spec_hash": self.model.spec.fingerprint(),
             "started": st.started,

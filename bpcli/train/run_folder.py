@@ -384,6 +384,8 @@ class RunFolder:
             cells = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise InputError(f"cannot read {self.METRICS}: {e}", file=str(self.metrics)) from None
+        if frame.empty:  # the header alone: a run that diverged or stopped before its first row
+            return frame.astype(float)
         for c in frame:
             values = frame[c]
             if not pd.api.types.is_numeric_dtype(values):

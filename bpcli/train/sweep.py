@@ -229,14 +229,16 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
     """
     from . import run
     from ..engine.memory import keep_freed_memory
-    from ..errors import CheckFailed
+    from ..errors import CheckFailed, Interrupted
     from ..spec.validate import validate
 
     keep_freed_memory()  # a worker process, as the command line does
 
     t0 = time.perf_counter()
-    result = {"status": "ok", "message": "", "summary": None, "files": {}}
     scratch = Path(tempfile.mkdtemp(prefix="bpcli-sweep-"))
+    # scratch: the worker's folder for the run, which messages name; the client puts its own
+    result = {"status": "ok", "message": "", "summary": None, "files": {},
+              "scratch": str(scratch / "run")}
     try:
         spec = validate(dict(spec_data), file=spec_file, positions={},
                         default_name=spec_data["name"])
@@ -253,6 +255,8 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
         result.update(status="failed", message=str(e))
     except CheckFailed as e:
         result.update(status="diverged", message=str(e))
+    except Interrupted as e:  # this worker alone got SIGINT or SIGTERM: not done, resume reruns it
+        result.update(status="interrupted", message=str(e))
     except Exception as e:  # a bug in one variant must not stop the others; it is reported
         result.update(status="error", message=f"{type(e).__name__}: {e}")
     finally:
@@ -305,6 +309,15 @@ def new_sweep(spec: Spec, variants: list[Variant], out: Path, data, target,
     return folder
 
 
+def remove_unstarted(folder: Path) -> None:
+    """Remove a new sweep's folder that holds its plan alone: a sweep refused before its first
+    variant ran (an unreachable scheduler, no GPU workers) leaves nothing behind."""
+    folder = Path(folder)
+    if [f.name for f in folder.iterdir()] == [SWEEP_PLAN]:
+        (folder / SWEEP_PLAN).unlink()
+        folder.rmdir()
+
+
 def load_plan(folder: Path):
     path = Path(folder) / SWEEP_PLAN
     if not path.exists():
@@ -352,10 +365,9 @@ def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler:
                                 p.get("device"), **gpu)] = v
         for fut in as_completed(list(futures), pool):
             v = futures[fut]
-            result = fut.result()
-            _store(folder, v, result)
-            echo(f"  {v.name}: {result['status']}" + (f" ({result['message'].splitlines()[0]})"
-                                                      if result["message"] else ""))
+            status = _store(folder, v, fut.result())
+            echo(f"  {v.name}: {status['status']}" + (f" ({status['message'].splitlines()[0]})"
+                                                      if status["message"] else ""))
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
         write_table(folder)
@@ -365,17 +377,24 @@ def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler:
 
 
 def _finished(folder: Path, v: Variant) -> bool:
-    return RunFolder(folder / v.name).status.exists()
+    """Whether variant ``v`` has run to an outcome (ok, failed, diverged, error): one that was
+    interrupted on its own is run again by --resume, as one never started."""
+    run = RunFolder(folder / v.name)
+    return run.status.exists() and run.read_json(run.status)["status"] != "interrupted"
 
 
-def _store(folder: Path, v: Variant, result: dict) -> None:
+def _store(folder: Path, v: Variant, result: dict) -> dict:
+    """Write variant ``v``'s files and status.json into its folder; the status. A message
+    naming the worker's scratch folder ("the run so far is in ...") names this one instead."""
     run = RunFolder(folder / v.name)
     run.path.mkdir(exist_ok=True)
     for name, content in result["files"].items():
         run.file(name).write_bytes(content)
-    status = {"status": result["status"], "message": result["message"], "wall_s": result["wall_s"]}
+    message = result["message"].replace(result["scratch"], str(run.path))
+    status = {"status": result["status"], "message": message, "wall_s": result["wall_s"]}
     # written last: its presence marks the variant as finished for --resume
     run.write_json(run.status, status)
+    return status
 
 
 def write_table(folder: Path) -> list[dict]:
