@@ -109,6 +109,13 @@ def test_a_variant_that_diverges_at_once_is_a_result_named_in_its_own_folder(spe
     assert (Path("sw") / "sweep.png").exists()
     assert main(["plot", str(Path("sw") / table["run"][0]), "--out", "d.png"]) == 0
     assert main(["sweep", "--resume", "sw"]) == 0
+    # bpcli runs of the folder holding it points at the sweep; of an empty one says so
+    capsys.readouterr()
+    assert main(["runs", "."]) == 0
+    assert "sweep: sw (bpcli runs sw lists its variants)" in capsys.readouterr().out
+    Path("empty").mkdir()
+    assert main(["runs", "empty"]) == 0
+    assert capsys.readouterr().err.strip() == "no runs in empty"
 
 
 def test_a_variant_interrupted_alone_is_run_again_by_resume(spec, monkeypatch):

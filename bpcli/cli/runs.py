@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ..spec.fields import positive_int
-from . import command, out
+from . import command, err, out
 from .options import option
 
 from .render import cell, runs_table
@@ -25,14 +25,23 @@ def runs(folder: Path = typer.Argument(Path("runs"), help="a folder of runs, or 
     from ..train.run_folder import STATUSES
     from ..train.runs import list_runs
 
+    from ..train.run_folder import RunFolder
+
     rows = list_runs(folder)
     if as_json:
         print(json.dumps(rows))
         return
-    out.print(runs_table([{**r, "epochs": epochs_cell(r)} for r in rows], str(folder)))
+    sweeps = ([] if RunFolder.is_sweep(folder) else
+              sorted(d for d in folder.iterdir() if d.is_dir() and RunFolder.is_sweep(d)))
+    if rows:
+        out.print(runs_table([{**r, "epochs": epochs_cell(r)} for r in rows], str(folder)))
+    elif not sweeps:
+        err.print(f"no runs in {folder}", markup=False)
     for status in dict.fromkeys(r["status"] for r in rows):
         if status != "finished" and status in STATUSES:
             out.print(f"{status}: {STATUSES[status]}", markup=False)
+    for d in sweeps:  # their variants are listed by bpcli runs SWEEP
+        out.print(f"sweep: {d} (bpcli runs {d} lists its variants)", markup=False)
 
 
 def epochs_cell(row: dict) -> str | None:

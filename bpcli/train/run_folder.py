@@ -55,6 +55,11 @@ STATUSES = {
     "killed": "no summary.json and no process training it (kill -9, a crash, a lost machine): "
               "bpcli train --resume RUN continues it from last.npz",
     "started": "no checkpoint yet: in its first epoch, or killed there; nothing to resume",
+    # a sweep variant that never trained: its status.json holds the reason (sweep.csv's message)
+    "failed": "a sweep variant refused before training (its values do not fit the spec, or the "
+              "data): its status.json and sweep.csv say why",
+    "error": "a sweep variant that stopped on an unexpected error: its status.json and "
+             "sweep.csv hold it",
 }
 RESUMABLE = ("interrupted", "killed")
 FINAL_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")  # summary's "final"
