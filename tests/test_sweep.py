@@ -71,6 +71,8 @@ def test_an_impossible_variant_fails_alone(spec):
     table = _table("sw")
     assert list(table["status"]) == ["ok", "failed"]
     assert "layers[0].conv1d.pad" in table["message"][1] and "stride 2" in table["message"][1]
+    written = pd.read_csv("sw/sweep.csv", dtype=str, keep_default_na=False)
+    assert written["steps"].str.fullmatch(r"\d*").all()   # counts, not 5.0, beside a failed row
 
 
 def test_unknown_paths_and_bad_grids_are_refused_up_front(spec, capsys):

@@ -9,6 +9,8 @@ from . import err, out
 def cell(v) -> str:
     if v is None:
         return ""
+    if isinstance(v, bool):  # as the spec's YAML writes it
+        return "true" if v else "false"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 

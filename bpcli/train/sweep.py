@@ -416,7 +416,10 @@ def write_table(folder: Path) -> list[dict]:
         row["run"] = v.name
         row["message"] = status["message"]
         rows.append(row)
-    pd.DataFrame(rows).to_csv(folder / "sweep.csv", index=False)
+    table = pd.DataFrame(rows)
+    if "steps" in table:  # a count, also where a failed variant has none (not 5.0 for 5)
+        table["steps"] = table["steps"].astype("Int64")
+    table.to_csv(folder / "sweep.csv", index=False)
     if rows:
         from ..explain.plots import plot_sweep
 
