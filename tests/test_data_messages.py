@@ -246,6 +246,11 @@ def test_decimal_commas_are_named_and_read_with_data_decimal(workdir, capfd):
     err = refused(capfd, "train", "c.yaml", "--data", "eu.csv", "--target", "label", "-q",
                   "--set", "data.decimal=','", "--set", "data.delimiter=','")
     assert "data.decimal ',' is also the field delimiter" in err, err
+    # one column: nothing to sniff a delimiter from, and the decimal mark is not taken for one
+    Path("one.csv").write_text("x\n3,14\n2,5\n")
+    t = read_table(Path("one.csv"), options(decimal=","), labels="none", source="one.csv",
+                   notes=[])
+    assert t.X[:, 0].tolist() == [3.14, 2.5]
 
 
 def test_a_header_that_looks_like_a_data_row_gets_a_note(workdir, capfd):

@@ -403,16 +403,18 @@ def test_windows_gradients_for_random_geometry(geometry, seed):
     check_all(t)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, stride, dilation", [
-    ((7, 3, 20), (4, 3, 5), (1,), (1,)),
-    ((5, 2, 9, 8), (3, 2, 3, 2), (2, 1), (1, 2)),
+@pytest.mark.parametrize("x_shape, w_shape, stride, dilation, w_dtype", [
+    ((7, 3, 20), (4, 3, 5), (1,), (1,), np.float32),
+    ((5, 2, 9, 8), (3, 2, 3, 2), (2, 1), (1, 2), np.float32),
+    ((5, 2, 9, 8), (3, 2, 3, 2), (2, 1), (1, 2), np.float64),   # dtypes promote as whole
 ])
 def test_conv_gives_the_same_bits_whatever_the_batch_slices(monkeypatch, x_shape, w_shape,
-                                                            stride, dilation):
+                                                            stride, dilation, w_dtype):
     # the host walks a big batch in cache-sized slices (backend.batch_slices), a GPU or a small
     # batch goes whole: every sample's products are the same either way, so are y, gx and gw
     rng = np.random.default_rng(5)
-    x, w = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape))
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(w_dtype)
     prim, p = PRIMITIVES["conv"], dict(stride=stride, dilation=dilation)
     g = rng.standard_normal(prim.shape(x_shape, w_shape, **p)).astype(np.float32)
 
@@ -428,8 +430,9 @@ def test_conv_gives_the_same_bits_whatever_the_batch_slices(monkeypatch, x_shape
     whole = run(1 << 40)
     for cache_bytes in (1, 2 * col_bytes):          # one sample a slice; uneven slices of two
         for got, want in zip(run(cache_bytes), whole):
-            assert got.dtype == np.float32
+            assert got.dtype == want.dtype
             np.testing.assert_array_equal(got, want)
+    assert whole[0].dtype == np.result_type(np.float32, w_dtype)
 
 
 # ---------------------------------------------------------------- conventions at the kinks

@@ -397,3 +397,14 @@ def test_a_sigterm_as_the_run_draws_its_curves_is_taken_as_ctrl_c(workdir, capsy
         "best.npz", "last.npz", "metrics.csv", "model.npz", "spec.yaml", "summary.json"]
     assert RunFolder(workdir / "run").state().status == "finished"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL   # main() gave the handler back
+
+
+def test_a_picture_named_without_a_suffix_is_a_png(workdir):
+    # bpcli plot RUN --out curves: matplotlib would take the format from the temporary file's
+    # .tmp suffix and refuse it
+    from bpcli.explain.plots import pyplot, save
+
+    fig = pyplot().figure()
+    assert save(fig, workdir / "curves") == workdir / "curves"
+    assert (workdir / "curves").read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in workdir.iterdir()] == ["curves"]

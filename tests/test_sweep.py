@@ -312,3 +312,29 @@ def test_a_refused_new_sweep_leaves_no_folder_but_a_started_one_stays(spec):
     (folder / variants[0].name).mkdir()
     sw.remove_unstarted(folder)
     assert (folder / sw.SWEEP_PLAN).exists()
+
+
+@pytest.mark.slow
+def test_a_sigterm_to_the_sweep_alone_stops_its_workers_too(spec):
+    # Ctrl-C reaches the whole process group; `kill PID` (a scheduler stopping the job) only the
+    # sweep, whose shutdown would then wait for the variants still training
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    Path("long.yaml").write_text(tiny_spec(name="long", data={"n": 240, "val_split": 0.2},
+                                           training={"epochs": 100000}))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "bpcli"), "sweep", "long.yaml",
+                             "--grid", "optimizer.lr=0.1,0.01", "--out", "sw"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "running 2 on" in proc.stderr.readline()
+        time.sleep(3)   # the workers are training
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "bpcli: interrupted; the finished variants are kept in sw" in err
+    assert "Traceback" not in err

@@ -596,11 +596,12 @@ def _batch_slices(x, w, out_shape):
                                 * x.dtype.itemsize)
 
 
-def _by_slices(fn, slices, shape, like):
-    """fn(b) for each batch slice b, written into one array of ``shape`` as they come."""
+def _by_slices(fn, slices, shape, *operands):
+    """fn(b) for each batch slice b, written into one array of ``shape`` as they come, of the
+    dtype a product of ``operands`` has (as one call on the whole batch would give)."""
     if len(slices) == 1:
         return fn(slices[0])
-    out = np.empty(shape, dtype=like.dtype, like=like)
+    out = np.empty(shape, dtype=np.result_type(*(a.dtype for a in operands)), like=operands[0])
     for b in slices:
         out[b] = fn(b)
     return out
@@ -615,7 +616,7 @@ def _conv(x, w, *, stride, dilation):
         cols = _im2col(x, kernel, stride, dilation)
         return (w2 @ cols).reshape(shape), cols
     y = _by_slices(lambda b: w2 @ _im2col(x[b], kernel, stride, dilation),   # (n, O, P)
-                   slices, shape[:2] + (math.prod(shape[2:]),), x)
+                   slices, shape[:2] + (math.prod(shape[2:]),), x, w)
     return y.reshape(shape), None
 
 
@@ -637,7 +638,7 @@ def _conv_vjp_w(g, y, x, w, *, stride, dilation, saved):
     else:
         per_sample = _by_slices(lambda b: g3[b] @ _swap(_im2col(x[b], kernel, stride, dilation)),
                                 _batch_slices(x, w, g.shape),
-                                (x.shape[0], w.shape[0], math.prod(w.shape[1:])), g)
+                                (x.shape[0], w.shape[0], math.prod(w.shape[1:])), g, x)
     return per_sample.sum(0).reshape(w.shape)                           # (N, O, C*K) summed
 
 
@@ -656,7 +657,7 @@ def _conv_vjp_x(g, y, x, w, *, stride, dilation, saved):
         gb = g3[b]
         dwin = (w2t @ gb).reshape((gb.shape[0], c) + kernel + so).transpose(perm)
         return _windows_transpose(dwin, (gb.shape[0],) + x.shape[1:], kernel, stride, dilation)
-    return _by_slices(col2im, _batch_slices(x, w, g.shape), x.shape, g)
+    return _by_slices(col2im, _batch_slices(x, w, g.shape), x.shape, g, w)
 
 
 defprim("conv", _conv, _conv_shape,

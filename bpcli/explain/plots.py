@@ -33,14 +33,15 @@ def pyplot():
 
 
 def save(fig, out, dpi: int = 110) -> Path:
-    """Write ``fig`` to ``out`` (making its folder) in the format its suffix names, through a
+    """Write ``fig`` to ``out`` (making its folder) in the format its suffix names (PNG without
+    one), through a
     temporary file renamed into place, and free the figure: a reader, or a run killed while it
     draws, never leaves half a picture."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        fig.savefig(tmp, format=out.suffix.lstrip(".").lower() or None, dpi=dpi)
+        fig.savefig(tmp, format=out.suffix.lstrip(".").lower() or "png", dpi=dpi)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

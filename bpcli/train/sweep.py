@@ -369,6 +369,11 @@ def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler:
             echo(f"  {v.name}: {status['status']}" + (f" ({status['message'].splitlines()[0]})"
                                                       if status["message"] else ""))
     except KeyboardInterrupt:
+        # Ctrl-C reached the workers too; a SIGTERM (or SIGINT) sent to this process alone did
+        # not, and shutdown would wait for their variants: they are told to stop, as at Ctrl-C
+        for proc in (getattr(pool, "_processes", None) or {}).values():
+            if proc.is_alive():
+                proc.terminate()   # SIGTERM: the variant stops at a step with its checkpoint
         pool.shutdown(wait=False, cancel_futures=True)
         write_table(folder)
         raise
@@ -388,9 +393,13 @@ def _store(folder: Path, v: Variant, result: dict) -> dict:
     naming the worker's scratch folder ("the run so far is in ...") names this one instead."""
     run = RunFolder(folder / v.name)
     run.path.mkdir(exist_ok=True)
+    for old in run.path.iterdir():  # an interrupted attempt's files: this one's replace them all
+        if old.is_file():
+            old.unlink()
     for name, content in result["files"].items():
         run.file(name).write_bytes(content)
-    message = result["message"].replace(result["scratch"], str(run.path))
+    scratch = result.get("scratch")  # a worker of an older bpcli sends none
+    message = result["message"].replace(scratch, str(run.path)) if scratch else result["message"]
     status = {"status": result["status"], "message": message, "wall_s": result["wall_s"]}
     # written last: its presence marks the variant as finished for --resume
     run.write_json(run.status, status)

@@ -156,8 +156,9 @@ def _delimiter(given, lines: list[str], decimal: str = ".") -> str | None:
         return csv.Sniffer().sniff("\n".join(lines),
                                    delimiters=",;\t|".replace(decimal, "")).delimiter
     except csv.Error:
-        # no consistent , ; tab or |: columns apart by spaces, or a single column
-        return None if len(lines[0].split()) > 1 else ","
+        # no consistent , ; tab or |: columns apart by spaces, or a single column (split by a
+        # delimiter it does not hold, never the decimal mark)
+        return None if len(lines[0].split()) > 1 else "," if decimal != "," else ";"
 
 
 def _fields(line: str, sep: str | None) -> list[str]:
