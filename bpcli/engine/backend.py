@@ -124,11 +124,11 @@ def as_strided(x, shape, strides):
 # Work on a batch whose temporaries outgrow the cache goes in slices of about this many bytes,
 # each finished while its temporaries are still in cache. Slicing costs something (the
 # convolution makes its im2col columns again for the weight gradient instead of keeping them),
-# so a batch needing up to twice this goes whole. Measured on this project's 2-core EPYC (1 MiB
-# L2 a core, 32 MiB L3) over seven convolutions, forward and both gradients: 4 MiB was within
-# 10% of the best of 2, 4, 8 and 16 MiB in each; the 1×64×64 conv of 16 -> 32 channels at
-# batch 100 took 90 ms whole and 70 ms in slices, a conv1d of 8 channels at batch 1024 50 and
-# 19 ms (benchmarks/README.md).
+# so a batch needing up to twice this goes whole. Timed on this project's 2-core EPYC (1 MiB
+# L2 a core, 32 MiB L3) over seven convolutions, forward and both gradients, in separate runs:
+# 4 MiB came within 15% of the best of 2, 4, 8 and 16 MiB in each; the 1×64×64 conv of 16 -> 32
+# channels at batch 100 took 90 ms whole and 70 ms in slices, a conv1d of 8 channels at batch
+# 1024 50 and 19 ms. What it does to whole networks: benchmarks/README.md.
 CACHE_BYTES = 4 << 20
 
 
