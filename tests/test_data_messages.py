@@ -269,6 +269,27 @@ def test_a_header_that_looks_like_a_data_row_gets_a_note(workdir, capfd):
     assert code == 0 and "read as column names" not in err, err
 
 
+def test_a_small_data_set_trains_with_the_default_batch_size_and_says_so(workdir, capfd):
+    # 10 training samples and the default batch_size 32 (not written in the spec): every step
+    # takes all 10, as PyTorch's DataLoader would, with a note (it was refused at a key the spec
+    # does not hold)
+    (workdir / "c.yaml").write_text(CLASSIFIER.replace("units: 3", "units: 2")
+                                    .replace(", batch_size: 8", ""))
+    Path("a.csv").write_text("height,weight,label\n" + "1,2,cat\n3,4,dog\n" * 6)
+    code, out, err = cli(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "label",
+                         "-q", "--out", "run")
+    assert code == 0, err
+    assert ("note: training.batch_size 32 is more than the 10 training samples: every step "
+            "takes all 10") in err, err
+    assert json.loads(Path("run/summary.json").read_text())["steps"] == 1
+    # one sample: val_split holds none out, and says what that means
+    Path("one.csv").write_text("height,weight,label\n1,2,cat\n")
+    code, out, err = cli(capfd, "train", "c.yaml", "--data", "one.csv", "--target", "label",
+                         "-q", "--out", "run1", "--set", "data.classes=[cat, dog]")
+    assert ("note: data.val_split 0.2 of 1 samples holds none out: no validation metrics"
+            in err), (code, err)
+
+
 # ---------------------------------------------------------------- 4. a misspelt label column
 def test_a_misspelt_target_column_gets_a_suggestion(workdir, capfd):
     (workdir / "c.yaml").write_text(CLASSIFIER)

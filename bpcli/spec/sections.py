@@ -155,7 +155,7 @@ DATA = (
 TRAINING = (
     Param("epochs", positive_int, 100, "passes over the training set"),
     Param("batch_size", int_or("full"), None, "samples per step, or full; default full for gd, "
-          "else 32"),
+          "else 32; more than the training samples takes them all, with a note"),
     Param("shuffle", one_of(True, False), True, "reshuffle the training set every epoch"),
     Param("precision", nonneg_float, 0.0, "stop once a step's largest |ΔW| is below this "
           "(the lecture's previous_step_size > precision); 0 turns it off"),

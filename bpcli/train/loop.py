@@ -56,14 +56,11 @@ TIMES = ("data", "compute", "metrics", "optimizer", "evaluation", "checkpoint")
 
 
 def check_batch(model: Model, n_train: int) -> int:
-    """The batch size in samples for ``n_train`` training samples; InputError at the spec's
-    ``training.batch_size`` when it cannot work."""
+    """The batch size in samples for ``n_train`` training samples: the spec's
+    ``training.batch_size``, all of them for ``full`` or a size beyond them (one batch a step,
+    as PyTorch's DataLoader gives); InputError at that key when it cannot work."""
     bs = model.spec.data["training"]["batch_size"]
-    if bs == "full":
-        bs = n_train
-    if bs > n_train:
-        raise model.spec.error("training.batch_size", f"batch_size {bs} is larger than the "
-                                                       f"{n_train} training samples")
+    bs = n_train if bs == "full" else min(bs, n_train)
     if model.min_batch > 1 and (bs < model.min_batch or 0 < n_train % bs < model.min_batch):
         raise model.spec.error("training.batch_size", f"batchnorm on features normalizes each one "
                                                        f"over the batch, so every batch needs "

@@ -99,12 +99,19 @@ def prepare(spec: Spec, data=None, target=None, val_data=None, device=None) -> P
                             classes_from="spec" if mine else "run")
         train, val = fit(model, dataset), fit(model, val)
     else:
-        (Xtr, ytr), val = data_mod.split(dataset, spec.data["data"]["val_split"], spec.data["seed"])
+        fraction = spec.data["data"]["val_split"]
+        (Xtr, ytr), val = data_mod.split(dataset, fraction, spec.data["seed"])
+        if val is None and fraction > 0:
+            data_mod.note(f"data.val_split {fraction} of {len(Xtr)} samples holds none out: "
+                          f"no validation metrics (give more data, or --val-data FILE)")
         train = fit(model, data_mod.Dataset(Xtr, ytr, dataset.source))
         if val is not None:
             val = fit(model, data_mod.Dataset(*val, dataset.source))
     model.require_params("train")
-    check_batch(model, train[0].shape[0])
+    n_train, asked = train[0].shape[0], spec.data["training"]["batch_size"]
+    if check_batch(model, n_train) < (n_train if asked == "full" else asked):
+        data_mod.note(f"training.batch_size {asked} is more than the {n_train} training "
+                      f"samples: every step takes all {n_train}")
     if device is None:  # a spec's training.device that is not here: refused before any folder
         try:
             check_device(spec.data["training"]["device"])
