@@ -395,3 +395,23 @@ def test_scikit_learns_files_train_as_they_are(name, workdir, capfd):
     n_test = len(pd.read_csv(test, header=None, skiprows=SKLEARN[name][3].get("skip_rows", 0)))
     # as good as scikit-learn's MLP on the held-out samples, give or take two of them
     assert accuracy >= reference - 2 / n_test, (accuracy, reference)
+
+
+def test_class_names_as_text_in_npz_and_y_npy_are_classes(workdir):
+    # y = np.array(["cat", "dog", ...]) is what np.savez gives for names: read as a CSV's names
+    # are (sorted, or in data.classes' order); allow_pickle stays off (text is not an object)
+    X = np.arange(12.0).reshape(6, 2)
+    names = np.array(["dog", "cat", "bird"] * 2)
+    np.savez("n.npz", X=X, y=names)
+    Path("f").mkdir()
+    np.save("f/X.npy", X)
+    np.save("f/y.npy", names)
+    for path in ("n.npz", "f"):
+        d = read(path)
+        assert d.classes == ["bird", "cat", "dog"] and d.y.tolist() == [2, 1, 0, 2, 1, 0]
+        d = read(path, classes=["dog", "cat", "bird"])
+        assert d.y.tolist() == [0, 1, 2, 0, 1, 2]
+    np.savez("bad.npz", X=X, y=np.array([b"x"] * 6))
+    with pytest.raises(InputError, match=r"array y has dtype \|S1; real numbers are needed "
+                                         r"\(or, for y, class names as text\)"):
+        read("bad.npz")

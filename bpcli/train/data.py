@@ -256,7 +256,7 @@ def _load(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str, note
     d.source = source
     if labels == "none":
         d.y = None
-    elif d.y is not None and isinstance(cfg["classes"], list):
+    elif d.y is not None and (isinstance(cfg["classes"], list) or d.y.dtype.kind == "U"):
         d.y, d.classes = class_indices(d.y, cfg["classes"], source, lambda i: f"sample {i}",
                                        classes_from)
     return d
@@ -371,8 +371,11 @@ def _load_npy(folder: Path, source: str) -> Dataset:
                              file=shown_path) from None
         except OSError as e:
             raise InputError(f"cannot read .npy: {e}", file=shown_path) from None
+        if name == "y" and arrays[name].dtype.kind == "U":   # class names: numbered later
+            continue
         if not np.issubdtype(arrays[name].dtype, np.number) or np.iscomplexobj(arrays[name]):
-            raise InputError(f"has dtype {arrays[name].dtype}; real numbers are needed",
+            raise InputError(f"has dtype {arrays[name].dtype}; real numbers are needed"
+                             + (" (or, for y, class names as text)" if name == "y" else ""),
                              file=shown_path)
     y = arrays["y"]
     return _checked(Dataset(arrays["X"], None if y is None else np.asarray(y), source))
@@ -418,9 +421,12 @@ def _load_npz(path: Path, source: str) -> Dataset:
     except (OSError, EOFError) as e:
         raise InputError(f"cannot read .npz: {e}", file=source) from None
     for name, a in (("X", X), ("y", y)):
-        if a is not None and (not (np.issubdtype(a.dtype, np.number) or a.dtype == bool)
-                              or np.issubdtype(a.dtype, np.complexfloating)):
-            raise InputError(f"array {name} has dtype {a.dtype}; real numbers are needed",
+        names = name == "y" and a is not None and a.dtype.kind == "U"   # class names: numbered later
+        if a is not None and not names and (
+                not (np.issubdtype(a.dtype, np.number) or a.dtype == bool)
+                or np.issubdtype(a.dtype, np.complexfloating)):
+            raise InputError(f"array {name} has dtype {a.dtype}; real numbers are needed"
+                             + (" (or, for y, class names as text)" if name == "y" else ""),
                              file=source)
     return _checked(Dataset(X, y, source))
 
