@@ -161,6 +161,8 @@ def _decode(path: Path, channels: int, height: int, width: int, resize: bool, fo
                                      f"{width}]); set data.resize: true (or --set data.resize=true) "
                                      f"to resize every picture",
                                      file=name)
+                if img.mode in ("P", "PA", "1"):  # indices and bits: Pillow would resize them
+                    img = img.convert("RGBA" if img.mode != "1" else "L")   # by nearest neighbour
                 img = (img.convert("I") if deep else img).resize((width, height),
                                                                   Image.Resampling.BILINEAR)
             if deep:  # 16-bit grayscale: Pillow's "L" would clip it to 8 bits
