@@ -408,3 +408,25 @@ def test_a_picture_named_without_a_suffix_is_a_png(workdir):
     assert save(fig, workdir / "curves") == workdir / "curves"
     assert (workdir / "curves").read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in workdir.iterdir()] == ["curves"]
+
+
+def test_runs_shows_the_best_of_the_metric_the_run_watched(workdir, capsys):
+    # early stopping on val_accuracy: best.npz is the best accuracy, so the listing says that,
+    # not an empty best val_loss column
+    (workdir / "s.yaml").write_text(tiny_spec(training={
+        "epochs": 3, "early_stopping": {"metric": "val_accuracy", "patience": 5}}))
+    assert cli(capsys, "train", "s.yaml", "-q", "--out", "runs/acc")[0] == 0
+    (workdir / "t.yaml").write_text(tiny_spec(training={"epochs": 2}))
+    assert cli(capsys, "train", "t.yaml", "-q", "--out", "runs/loss")[0] == 0
+    code, out, _ = cli(capsys, "runs", "runs", "--json")
+    rows = {r["run"]: r for r in json.loads(out)}
+    accuracies = pd.read_csv(workdir / "runs" / "acc" / "metrics.csv")["val_accuracy"]
+    assert rows["acc"]["best_val_accuracy"] == accuracies.max()
+    assert "best_val_loss" not in rows["acc"]
+    losses = pd.read_csv(workdir / "runs" / "loss" / "metrics.csv")["val_loss"]
+    assert rows["loss"]["best_val_loss"] == losses.min()
+    assert "best_val_accuracy" not in rows["loss"]
+    from bpcli.cli.render import runs_table
+
+    headers = [c.header for c in runs_table(list(rows.values()), "runs").columns]
+    assert headers[-2:] == ["best\nval\nloss", "best\nval\naccuracy"]

@@ -37,7 +37,8 @@ def runs_table(rows: list[dict], title: str):
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   collapse_padding=True)
     cols = [c for c in ("run", "status", "epochs", "steps", "final_train_loss", "final_val_loss",
-                        "final_val_accuracy", "best_val_loss") if any(c in r for r in rows)]
+                        "final_val_accuracy", "best_val_loss", "best_val_accuracy")
+            if any(c in r for r in rows)]
     for c in cols:
         # a header word a line, the values whole: the run names fold into what is left
         table.add_column(c.replace("final_", "").replace("_", "\n"), overflow="fold",

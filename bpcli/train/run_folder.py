@@ -70,25 +70,25 @@ class RunState:
     """How far a run got (:meth:`RunFolder.state`): ``status`` (a key of :data:`STATUSES`),
     ``epochs`` with a metrics row (the last row's epoch) of the ``epochs_asked`` by its spec
     (None without a readable spec.yaml), optimizer ``steps``, the ``final`` metrics (the last
-    row's: summary.json's, or metrics.csv's when there is no summary), ``best_val_loss``, the
-    summary's ``stop_reason`` (None without one) and its ``skipped`` batches."""
+    row's: summary.json's, or metrics.csv's when there is no summary), the ``best`` value of the
+    metric it watched (by name), the summary's ``stop_reason`` (None without one) and its
+    ``skipped`` batches."""
 
     status: str
     epochs: int
     epochs_asked: int | None
     steps: int
     final: dict = field(default_factory=dict)
-    best_val_loss: float | None = None
+    best: dict = field(default_factory=dict)   # {"val_loss": v} or {"val_accuracy": v}
     stop_reason: str | None = None
     skipped: int = 0
 
     def final_row(self) -> dict:
-        """The final metrics as ``final_<name>``, and ``best_val_loss`` where there is one: the
-        metric columns of a row of ``bpcli runs`` and of sweep.csv."""
-        row = {f"final_{k}": v for k, v in self.final.items()}
-        if self.best_val_loss is not None:
-            row["best_val_loss"] = self.best_val_loss
-        return row
+        """The final metrics as ``final_<name>``, and ``best_<metric>`` where there is one (the
+        metric the run watched: val_loss, or val_accuracy for early stopping on it): the metric
+        columns of a row of ``bpcli runs`` and of sweep.csv."""
+        return ({f"final_{k}": v for k, v in self.final.items()}
+                | {f"best_{k}": v for k, v in self.best.items()})
 
     @property
     def resumable(self) -> bool:
@@ -333,7 +333,8 @@ class RunFolder:
         asked = self.epochs_asked()
         summary = self.read_summary()
         if summary is not None and (self.status.is_file() or not self._resumed_since(summary)):
-            best = (summary.get("best") or {}).get("val_loss")
+            watched = summary.get("best") or {}
+            best = {watched["metric"]: watched["value"]} if "metric" in watched else {}
             return RunState(stopped_as(summary["stop_reason"]), int(summary["epochs"]), asked,
                             int(summary["steps"]), dict(summary["final"]), best,
                             summary["stop_reason"], int(summary.get("skipped_batches") or 0))
@@ -347,9 +348,9 @@ class RunFolder:
         last = rows.iloc[-1]
         final = {k: None if _missing(last[k]) else float(last[k])
                  for k in FINAL_METRICS if k in rows}
-        best = None
+        best = {}
         if "val_loss" in rows and rows["val_loss"].notna().any():
-            best = float(rows["val_loss"].min())
+            best = {"val_loss": float(rows["val_loss"].min())}
         skipped = int(rows["skipped_batches"].sum()) if "skipped_batches" in rows else 0
         return RunState(status, int(last["epoch"]), asked, int(last["step"]), final, best,
                         None, skipped)

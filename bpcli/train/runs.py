@@ -29,7 +29,8 @@ def list_runs(folder: Path) -> list[dict]:
     """One row per run below ``folder`` (or per variant of a sweep folder): ``run``, ``status``
     (:data:`~bpcli.train.run_folder.STATUSES`, or a sweep variant's ``failed``/``error``),
     ``epochs`` done of ``epochs_asked``, ``steps``, ``resumable``, the final metrics as
-    ``final_<name>``, ``best_val_loss`` where there is one, ``skipped`` batches where any were.
+    ``final_<name>``, ``best_val_loss`` (or ``best_val_accuracy``, the metric it watched) where
+    there is one, ``skipped`` batches where any were.
     A run without summary.json (killed, or still training) is listed from its metrics.csv."""
     folder = Path(folder)
     if not folder.is_dir():
