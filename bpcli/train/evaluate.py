@@ -9,7 +9,6 @@ chunk of samples into rows, so an input of any size needs bounded memory.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +22,7 @@ from ..explain import score_plots
 from ..explain.plots import save
 from ..nn.losses import Classifier
 from ..nn.model import PREDICT_BATCH, Model, Prediction
+from .run_folder import atomic_write
 from ..spec.validate import apply_sets, set_value
 from .run import fit
 
@@ -250,11 +250,4 @@ def write_file(frames, path, fmt: str = "csv") -> int:
     an error halfway, never leaves half a table there. Returns the number of rows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", newline="") as f:
-            n = write_rows(frames, f, fmt)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return n
+    return atomic_write(path, lambda f: write_rows(frames, f, fmt), text=True)

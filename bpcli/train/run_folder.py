@@ -104,12 +104,18 @@ def stopped_as(stop_reason: str) -> str:
     return "finished"
 
 
-def atomic_write(path: Path, write: Callable) -> None:
-    """Write to a temporary file beside ``path``, then rename: readers see old or new, never half."""
+def atomic_write(path: Path, write: Callable, text: bool = False):
+    """``write(f)`` into a temporary file beside ``path`` (binary; text, newlines as written, when
+    ``text``), then rename: readers see old or new, never half, and an error halfway (or a
+    Ctrl-C) leaves no temporary file. Returns what ``write`` returns."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") if text else open(tmp, "wb") as f:
+            result = write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return result
 
 
 class RunFolder:
