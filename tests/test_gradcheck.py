@@ -71,7 +71,7 @@ def test_a_wrong_backward_rule_is_caught_and_localised_to_its_layer(name, mode):
     report = gradcheck(model, mode=mode, with_cost=False)
     assert report["passed"] is False
     failing = [r["layer"] for r in report["layers"] if not r["passed"]]
-    assert failing == [f"layers[{layer}] ({model.spec.layer_list()[layer][0]})"]
+    assert failing == [f"layers[{layer}] ({model.spec.network[layer].kind})"]
     worst = [r for r in report["layers"] if not r["passed"]][0]["worst"]
     assert worst["analytic"] != pytest.approx(worst["numeric"])
     if mode == "exact":

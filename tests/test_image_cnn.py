@@ -19,7 +19,7 @@ def test_image_cnn_tells_discs_squares_and_crosses_apart(tmp_path):
     # the spec as shipped trains 15 epochs to 96.8% (README); its first 12 epochs (the same
     # steps: the lr is constant) reach 94.8% validation accuracy on this machine, in ~10 s
     spec = bpcli.load_spec(SPEC)
-    assert {name for name, _ in spec.layer_list()} >= {"conv2d", "maxpool2d", "batchnorm",
+    assert {layer.kind for layer in spec.network} >= {"conv2d", "maxpool2d", "batchnorm",
                                                         "dropout", "dense"}
     assert spec.data["preprocess"] == "standardize" and spec.data["training"]["augment"]
     summary = execute(prepare(set_value(spec, "training.epochs", 12)), tmp_path / "run")

@@ -343,7 +343,7 @@ def test_cnn2d_is_a_2d_network_on_images(workdir):
     assert main(["init", "--template", "cnn2d"]) == 0
     spec = load("cnn2d.yaml").data
     assert spec["input"] == [1, 28, 28] and spec["data"]["builtin"] == "shapes"
-    assert [name for name, _ in load("cnn2d.yaml").layer_list()][:3] == ["conv2d", "relu",
+    assert [layer.kind for layer in load("cnn2d.yaml").network][:3] == ["conv2d", "relu",
                                                                          "maxpool2d"]
     assert spec["layers"][-1]["dense"]["units"] == spec["data"]["classes"]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
 from rich.table import Table
 
@@ -152,6 +153,8 @@ def inspect_(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (o
         return
     table = Table(title=f"{name}: input {'×'.join(map(str, report['input']))}, {model.dtype}, "
                         f"{source}; FLOPs per sample", show_edge=False)
+    # a graph's layers show their wiring as the spec writes it (name=, from=, with=), first in
+    # the fields: branches and merges can be read down the table
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("layer", no_wrap=True)
     table.add_column("fields")  # the one column that wraps when the terminal is narrow
@@ -159,7 +162,7 @@ def inspect_(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (o
     table.add_column("params", justify="right", no_wrap=True)
     table.add_column("FLOPs", justify="right", no_wrap=True)
     for r in report["layers"]:
-        table.add_row(str(r["index"]), r["layer"], show_fields(r["fields"]),
+        table.add_row(str(r["index"]), r["layer"], escape(show_fields({**r["wiring"], **r["fields"]})),
                       "×".join(map(str, r["output_shape"])), f"{r['params']:,}", f"{r['flops']:,}")
     table.add_section()
     table.add_row("", "total", "", "", f"{report['total']['params']:,}",

@@ -150,6 +150,55 @@ class Program:
     __str__ = pretty
 
 
+class ProgramError(ValueError):
+    """A program breaks its own rules (:func:`check`): a bug in whatever built it."""
+
+
+def check(prog: Program) -> None:
+    """Check a program as autodidax's ``typecheck_jaxpr`` checks a jaxpr; raise
+    :class:`ProgramError` naming the first equation at fault.
+
+    Every value is defined once, by an input or one equation; every equation's inputs are
+    defined before it (so the list is a topological order, the tape the three modes walk);
+    every equation's output has the shape its primitive's shape rule gives for its inputs'
+    shapes, and a value saved for the backward exists exactly for primitives that save one;
+    every output is defined. (Values carry no dtype: a program computes in its inputs'.)
+    """
+    defined: set[int] = set()
+
+    def define(v, where):
+        if not 0 <= v.id < prog.n_vars:
+            raise ProgramError(f"{where}: value v{v.id} is outside the program's {prog.n_vars}")
+        if v.id in defined:
+            raise ProgramError(f"{where}: value {_operand(v)} is defined a second time")
+        defined.add(v.id)
+
+    for name, v in prog.inputs.items():
+        if v.name != name:
+            raise ProgramError(f"input {name!r} holds a value named {v.name!r}")
+        define(v, f"input {name!r}")
+    for k, e in enumerate(prog.eqns):
+        where = f"equation {k} ({e.prim.name}, {e.origin})"
+        for a in e.inputs:
+            if isinstance(a, Var) and a.id not in defined:
+                raise ProgramError(f"{where}: reads {_operand(a)} before it is defined")
+        shapes = [a.shape if isinstance(a, Var) else np.shape(a) for a in e.inputs]
+        want = tuple(e.prim.shape(*shapes, **e.params))
+        if want != e.out.shape:
+            raise ProgramError(f"{where}: its output has shape {_shape_text(e.out.shape)}, but "
+                               f"{e.prim.name} of {', '.join(map(_shape_text, shapes))} gives "
+                               f"{_shape_text(want)}")
+        if (e.saved is not None) != e.prim.saves:
+            raise ProgramError(f"{where}: {'a' if e.saved is not None else 'no'} saved value, "
+                               f"but {e.prim.name} {'saves' if e.prim.saves else 'saves none'}")
+        define(e.out, where)
+        if e.saved is not None:
+            define(e.saved, where)
+    for name, v in prog.outputs.items():
+        if v.id not in defined:
+            raise ProgramError(f"output {name!r} is {_operand(v)}, which no input or equation defines")
+
+
 def _shape_text(shape) -> str:
     text = ",".join("N" if n is None else str(n) for n in shape)
     return f"({text},)" if len(shape) == 1 else f"({text})"  # a 1-tuple as Python writes it

@@ -433,6 +433,30 @@ defprim("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape), _broadcas
         linear=True)
 
 
+# concat(a, b): a then b along ``axis`` (the channel axis, for a U-Net's skip connections);
+# its VJP hands each input its own part of the upstream gradient, a view. It is affine, not
+# linear, in each input alone (the other's part stays), so its JVPs are written out: the
+# tangent of one input beside zeros where the other is.
+def _concat_shape(sa, sb, *, axis):
+    if len(sa) != len(sb) or any(m != n for k, (m, n) in enumerate(zip(sa, sb)) if k != axis):
+        raise ValueError(f"shapes {tuple(sa)} and {tuple(sb)} can be joined along axis {axis} "
+                         f"only when every other axis agrees")
+    return tuple(sa[:axis]) + (None if sa[axis] is None else sa[axis] + sb[axis],) + tuple(sa[axis + 1:])
+
+
+def _part(g, axis, start, stop):
+    return g[(slice(None),) * axis + (slice(start, stop),)]
+
+
+defprim("concat", lambda a, b, *, axis: np.concatenate((a, b), axis=axis), _concat_shape,
+        vjp=[lambda g, y, a, b, *, axis: _part(g, axis, 0, a.shape[axis]),
+             lambda g, y, a, b, *, axis: _part(g, axis, a.shape[axis], None)],
+        jvp=[lambda t, y, a, b, *, axis: np.concatenate((t, np.zeros_like(b)), axis=axis),
+             lambda t, y, a, b, *, axis: np.concatenate((np.zeros_like(a), t), axis=axis)],
+        notation=_n("[{0}; {1}]", "{d}'s part of {0}", "{d}'s part of {1}"), flops=_free,
+        branch=None)
+
+
 def _pad(x, widths, value=0.0):
     """Constant padding, zeros unless ``value``; np.pad costs ~40 µs of Python per call, this ~3 µs."""
     shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths))

@@ -178,8 +178,12 @@ def check_directions(pt: _Point, n_dirs: int, eps, rng):
 
 
 # ---------------------------------------------------------------- layer by layer
-def _layer_programs(prog: Program):
-    """For each layer: a program of its own equations, inputs = what flows in from outside."""
+def _layer_programs(prog: Program, layers=()):
+    """For each layer: a program of its own equations, inputs = what flows in from outside.
+
+    Parameters and buffers keep their names; the values the layer takes from other layers are
+    named by their place (``layers``: the compiled layers' records, ``Model.layer_shapes``):
+    ``input`` for its input, ``with[k]`` for the k-th output its ``with`` names."""
     groups: dict = {}
     for e in prog.eqns:
         if e.origin.layer() is not None:
@@ -187,13 +191,18 @@ def _layer_programs(prog: Program):
     param_names = {v.id: n for n, v in prog.inputs.items()}
     for origin, eqns in groups.items():
         made = {e.out.id for e in eqns}
+        places = {}
+        if origin.index < len(layers):
+            for k, vid in reversed(list(enumerate(layers[origin.index].input_ids))):
+                places[vid] = "input" if k == 0 else f"with[{k - 1}]"
         inputs, outer = {}, None
         for e in eqns:
             for a in e.inputs:
                 if isinstance(a, Var) and a.id not in made and a.id not in {v.id for v in inputs.values()}:
                     name = param_names.get(a.id)
                     if name is None or name in ("X", "y"):
-                        name, outer = "input", a
+                        name = places.get(a.id, "input")
+                        outer = a if name == "input" else outer
                     inputs[name] = a
         sub = Program(inputs, eqns, {"out": eqns[-1].out}, prog.n_vars)
         yield origin, sub, outer
@@ -207,7 +216,7 @@ def check_layers(pt: _Point, eps, rng, max_entries=50):
     entry by entry. A failure names the layer, the tensor, the worst index and both values.
     """
     out = []
-    for origin, sub, _ in _layer_programs(pt.prog):
+    for origin, sub, _ in _layer_programs(pt.prog, pt.model.layer_shapes):
         values = {n: pt.env[v.id] for n, v in sub.inputs.items()}
         env = evaluate(sub, values)
         out_id = sub.outputs["out"].id
@@ -261,7 +270,7 @@ def check_linear_layers(pt: _Point, rng):
     """⟨A x, y⟩ = ⟨x, Aᵀ y⟩ for every layer that is a linear map of its input (its bias zeroed:
     ``LayerDef.linear``); a layer with a matrix view against that explicit matrix."""
     rows = []
-    for origin, sub, outer in _layer_programs(pt.prog):
+    for origin, sub, outer in _layer_programs(pt.prog, pt.model.layer_shapes):
         definition = LAYERS[origin.name]
         if not definition.linear or outer is None:
             continue
@@ -283,14 +292,14 @@ def check_linear_layers(pt: _Point, rng):
 def _matrix_row(origin, spec, values, apply):
     """The layer (biases zeroed) on one recorded sample against its explicit matrix T, y = T x
     (for a convolution, the banded Toeplitz matrix the lecture draws)."""
-    _, cfg = spec.layer_list()[origin.layer()]
+    layer = spec.network[origin.layer()]
     x1 = values["input"][:1]
-    w = values[next(n for n in values if n.endswith(".weight"))]
-    T = LAYERS[origin.name].matrix(cfg, x1.shape[1:], w)
+    w = next((values[n] for n in values if n.endswith(".weight")), None)  # upsampling has none
+    T = layer.definition.matrix(layer.fields, x1.shape[1:], w)
     explicit = T @ x1.reshape(-1)
     err = _largest(apply(x1).reshape(-1) - explicit)
     scale = _largest(explicit)
-    return {"layer": str(origin), "test": "toeplitz" if origin.name.startswith("conv") else "matrix",
+    return {"layer": str(origin), "test": "toeplitz" if w is not None and w.ndim >= 3 else "matrix",
             "matrix": list(T.shape), "max_abs_err": err,
             "passed": bool(err <= 1e-12 * max(1.0, scale))}
 

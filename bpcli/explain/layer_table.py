@@ -45,9 +45,10 @@ def eqn_flops(e) -> int:
 
 
 def _fields(name, cfg) -> dict:
-    """The fields worth showing: required ones and those that differ from their default."""
+    """The fields worth showing: required ones and those that differ from their default (a
+    merging layer's ``with`` is shown by the readers as its inputs, not as a field)."""
     return {p.name: cfg[p.name] for p in LAYERS[name].params
-            if p.required or cfg[p.name] != p.default}
+            if p.name in cfg and (p.required or cfg[p.name] != p.default)}
 
 
 def _show(v) -> str:
@@ -70,7 +71,7 @@ def describe(name, cfg) -> str:
 
 def _by_layer(model) -> list[list]:
     """The equations each layer compiled to, in order (their origin names the layer)."""
-    eqns = [[] for _ in model.spec.layer_list()]
+    eqns = [[] for _ in model.spec.network]
     for e in model.program.eqns:
         if e.origin.layer() is not None:
             eqns[e.origin.layer()].append(e)
@@ -78,23 +79,43 @@ def _by_layer(model) -> list[list]:
 
 
 def output_shapes(model) -> list[tuple]:
-    """The shape of one sample after each layer: the last value the layer computed."""
-    shapes, shape = [], tuple(model.spec.data["input"])
-    for eqns in _by_layer(model):
-        shape = tuple(eqns[-1].out.shape[1:]) if eqns else shape
-        shapes.append(shape)
-    return shapes
+    """The shape of one sample after each layer, as compilation recorded it."""
+    return [tuple(s.output[1:]) for s in model.layer_shapes]
+
+
+def input_shapes(model) -> list[list[tuple]]:
+    """The shapes of one sample of each layer's inputs (its input, then ``with``'s)."""
+    return [[tuple(shape[1:]) for shape in s.inputs] for s in model.layer_shapes]
+
+
+def wiring(network, layer) -> dict:
+    """The layer's wiring keys as a spec would write them: ``name``, and ``from`` and ``with``
+    where it takes more or other than the layer before it; {} for a layer of a chain."""
+    out = {"name": layer.name} if layer.name else {}
+    first, *others = (network.source_name(s) for s in layer.sources)
+    if layer.sources[0] != layer.index - 1 and not (layer.index == 0 and first == "input"):
+        out["from"] = first
+    if others:
+        out["with"] = others
+    return out
 
 
 def summary(model) -> dict:
-    """Per layer: index, name, shown fields, output shape (one sample), parameter count, FLOPs
-    per sample; and the totals."""
+    """Per layer: index, kind, its name (None), the layers it takes (``from``: ``input`` or
+    their names, ``layers[i]`` for an unnamed one), shown fields, input shapes and output shape
+    (one sample), parameter count, FLOPs per sample; and the totals."""
     rows = []
-    for i, ((name, cfg), eqns, shape) in enumerate(zip(model.spec.layer_list(), _by_layer(model),
-                                                       output_shapes(model))):
+    network = model.spec.network
+    for layer, eqns, shape, ins in zip(network, _by_layer(model), output_shapes(model),
+                                       input_shapes(model)):
+        i = layer.index
         rows.append({
-            "index": i, "layer": name, "fields": _fields(name, cfg),
-            "description": describe(name, cfg), "output_shape": list(shape),
+            "index": i, "layer": layer.kind, "name": layer.name,
+            "from": [network.source_name(s) for s in layer.sources],
+            "fields": _fields(layer.kind, layer.fields),
+            "description": describe(layer.kind, layer.fields),
+            "wiring": wiring(network, layer),
+            "input_shapes": [list(s) for s in ins], "output_shape": list(shape),
             "params": sum(_size(p.shape) for p in model.param_info if p.layer == i),
             "flops": sum(eqn_flops(e) for e in eqns)})
     return {"name": model.spec.data["name"], "input": list(model.spec.data["input"]),
@@ -103,11 +124,11 @@ def summary(model) -> dict:
 
 
 def _matrix_layer(model, i):
-    layers = model.spec.layer_list()
+    layers = model.spec.network
     if not 0 <= i < len(layers):
         raise InputError(f"layer index {i} is out of range: the spec has layers 0 to "
                          f"{len(layers) - 1}", path="--toeplitz")
-    name, cfg = layers[i]
+    name, cfg = layers[i].kind, layers[i].fields
     if LAYERS[name].matrix is None:
         raise InputError(f"layers[{i}] is {name}, which has no matrix view: a convolution's is "
                          f"its banded Toeplitz matrix, dense's its weight; layers with one here: "
@@ -118,8 +139,7 @@ def _matrix_layer(model, i):
 
 def matrix_indices(model) -> list[int]:
     """The layers with a matrix view (``LayerDef.matrix``): convolutions and dense."""
-    return [i for i, (name, _) in enumerate(model.spec.layer_list())
-            if LAYERS[name].matrix is not None]
+    return [layer.index for layer in model.spec.network if layer.definition.matrix is not None]
 
 
 def kernel_indices(model) -> list[int]:
@@ -127,13 +147,20 @@ def kernel_indices(model) -> list[int]:
     return [i for i in matrix_indices(model) if model.params[f"layers.{i}.weight"].ndim >= 3]
 
 
+def out_in_weight(model, i) -> np.ndarray:
+    """Layer i's weight with its out axis first and its in axis second, whatever its layout
+    (``LayerDef.weight_axes``: a transposed convolution keeps PyTorch's (in, out, *kernel))."""
+    w = model.params[f"layers.{i}.weight"]
+    out_axis, in_axis = model.spec.network[i].definition.weight_axes
+    return np.moveaxis(w, (out_axis, in_axis), (0, 1)) if w.ndim >= 2 else w
+
+
 def toeplitz_matrix(model, i) -> np.ndarray:
     """Layer i as the explicit matrix T with y = T x for one sample (flattened; channels first),
     bias left out, from the model's current weights: a convolution's banded Toeplitz matrix
     T(w) (the lecture's W1, W2), a dense layer's weight (W3)."""
     name, cfg = _matrix_layer(model, i)
-    sample = tuple(model.spec.data["input"]) if i == 0 else output_shapes(model)[i - 1]
-    return LAYERS[name].matrix(cfg, sample, model.params[f"layers.{i}.weight"])
+    return LAYERS[name].matrix(cfg, input_shapes(model)[i][0], model.params[f"layers.{i}.weight"])
 
 
 _ZOOM = 96   # a matrix with more rows or columns than this also gets a panel of its corner
@@ -150,8 +177,8 @@ def toeplitz_figure(model, i, source="initial weights"):
 
     plt = pyplot()
     T = toeplitz_matrix(model, i)
-    name, cfg = model.spec.layer_list()[i]
-    w = model.params[f"layers.{i}.weight"]
+    name, cfg = model.spec.network[i].kind, model.spec.network[i].fields
+    w = out_in_weight(model, i)
     o_ch, c_ch = w.shape[:2] if w.ndim >= 3 else (1, 1)  # channel blocks of a convolution
     scale = float(np.abs(T).max()) or 1.0
     rows, cols = T.shape
@@ -216,10 +243,10 @@ def draw_kernels(model, out, source="initial weights") -> Path:
     if not convs:
         raise InputError("the spec has no conv1d or conv2d layer: no kernels to draw",
                          path="--kernels")
-    layers = model.spec.layer_list()
+    layers = model.spec.network
     # a conv1d kernel in a mosaic is an image one row high
     weights = [w if w.ndim == 4 or w.shape[0] * w.shape[1] <= _LINES else w[:, :, None, :]
-               for w in (model.params[f"layers.{i}.weight"] for i in convs)]
+               for w in (out_in_weight(model, i) for i in convs)]
     # each panel as tall as its picture needs: a mosaic keeps square pixels
     heights = [0.45 if w.ndim == 3 else float(np.clip((w.shape[1] * (w.shape[2] + 1))
                                                       / (w.shape[0] * (w.shape[3] + 1)), 0.2, 1.5))
@@ -227,7 +254,7 @@ def draw_kernels(model, out, source="initial weights") -> Path:
     fig, axes = plt.subplots(len(convs), 1, figsize=(8, 1.2 + 7 * sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for ax, i, w in zip(axes[:, 0], convs, weights):
-        name, cfg = layers[i]
+        name, cfg = layers[i].kind, layers[i].fields
         if w.ndim == 3:
             for o in range(w.shape[0]):
                 for c in range(w.shape[1]):

@@ -20,7 +20,7 @@ from onnx import helper
 from .. import __version__
 from ..errors import InputError
 from ..explain.layer_table import output_shapes
-from ..nn.layers import LAYERS
+from ..nn.network import NETWORK_INPUT
 from .writer import GraphWriter, Value
 
 
@@ -29,19 +29,22 @@ def _batch(shape) -> list:
 
 
 def _lower_layers(g: GraphWriter, model, x: Value) -> Value:
+    """Each layer's lowering on the values its sources gave (a merging layer gets the list of
+    them), shapes as compilation recorded them; returns the network's output."""
     arrays = model.arrays()
-    for i, ((name, cfg), shape) in enumerate(zip(model.spec.layer_list(), output_shapes(model))):
-        lower = LAYERS[name].onnx
+    values = {NETWORK_INPUT: x}
+    for layer, shape in zip(model.spec.network, output_shapes(model)):
+        lower = layer.definition.onnx
         if not callable(lower):
             why = lower or "it has no ONNX lowering (LayerDef.onnx)"
-            raise InputError(f"{name} cannot be exported to ONNX: {why}", file=model.spec.file,
-                             path=f"layers[{i}]")
-        prefix = f"layers.{i}."
-        g.scope(prefix, f"layers[{i}] ({name})")
-        params = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-        y = lower(g, x, cfg, params)
-        x = Value(getattr(y, "name", y), (None, *shape))
-    return x
+            raise InputError(f"{layer.kind} cannot be exported to ONNX: {why}",
+                             file=model.spec.file, path=layer.path)
+        g.scope(layer.prefix, str(layer))
+        params = {k[len(layer.prefix):]: v for k, v in arrays.items() if k.startswith(layer.prefix)}
+        inputs = [values[s] for s in layer.sources]
+        y = lower(g, inputs if layer.definition.merges else inputs[0], layer.fields, params)
+        values[layer.index] = Value(getattr(y, "name", y), (None, *shape))
+    return values[len(model.spec.network) - 1]
 
 
 def metadata(model, checkpoint: str | None) -> dict[str, str]:

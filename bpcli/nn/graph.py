@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..engine.program import Builder, Origin, Program
-from .layers import LAYERS
+from ..engine.program import Builder, Origin, Program, check
 from .losses import LOSSES, absolute
+from .network import NETWORK_INPUT
 from .preprocess import stat_shape
+from ..errors import InputError
 from ..spec.fields import Invalid
 from ..spec.document import Spec
 
@@ -76,6 +77,7 @@ class Compiled:
     buffers: list = field(default_factory=list)
     noise: list = field(default_factory=list)
     updates: list = field(default_factory=list)
+    shapes: list = field(default_factory=list)   # LayerShapes of each layer, in spec order
 
 
 class _LayerContext:
@@ -127,17 +129,36 @@ def _penalty(b, weights, l2, l1):
 
 def modal(spec: Spec) -> bool:
     """Whether some layer computes differently while training (dropout, batchnorm)."""
-    return any(LAYERS[name].modal for name, _ in spec.layer_list())
+    return any(layer.definition.modal for layer in spec.network)
 
 
-def compile_spec(spec: Spec, training: bool = False) -> tuple[Program, Compiled]:
+@dataclass(frozen=True)
+class LayerShapes:
+    """A compiled layer's shapes (batch axis first, None): its inputs' (its input, then
+    ``with``'s) and its output's; and the ids of those values in the program."""
+
+    inputs: tuple
+    output: tuple
+    input_ids: tuple
+    output_id: int
+
+
+def compile_spec(spec: Spec, training: bool = False,
+                 every_error: bool = False) -> tuple[Program, Compiled]:
     """The spec's network and loss as one program: outputs ``output`` (N, ...), ``data_loss``
     (the loss's value), ``loss`` (the scalar trained on) and, with regularization, ``reg_loss``.
 
-    The penalty is built from primitives like the loss, so its gradient comes from the same
-    backward pass; without regularization ``loss`` is ``data_loss`` and no equation is added.
-    With a ``preprocess`` other than none, the input first becomes (X - shift) / scale, the two
-    statistics being buffers. ``training`` compiles the training program (module docstring).
+    The layers are compiled in spec order, each on the outputs its sources gave
+    (:class:`~bpcli.nn.network.Network`), and every layer's input and output shapes are
+    recorded in ``Compiled.shapes``, the one place readers (inspect, export, gradcheck) take
+    them from. The penalty is built from primitives like the loss, so its gradient comes from
+    the same backward pass; without regularization ``loss`` is ``data_loss`` and no equation
+    is added. With a ``preprocess`` other than none, the input first becomes
+    (X - shift) / scale, the two statistics being buffers. ``training`` compiles the training
+    program (module docstring). A layer that cannot take its input raises :class:`InputError`
+    at its line; with ``every_error``, every such layer whose inputs are known raises together
+    (a graph's independent branches each report theirs). The program is checked (:func:`~bpcli.engine.program.check`)
+    before it is returned.
     """
     b = Builder()
     c = Compiled()
@@ -148,14 +169,30 @@ def compile_spec(spec: Spec, training: bool = False) -> tuple[Program, Compiled]
         c.buffers += [BufferInfo("preprocess.shift", shape, 0.0),
                       BufferInfo("preprocess.scale", shape, 1.0)]
         x = (x - b.input("preprocess.shift", shape)) / b.input("preprocess.scale", shape)
-    for i, (lname, cfg) in enumerate(spec.layer_list()):
-        b.origin = Origin("layers", i, lname)
+    values, failed = {NETWORK_INPUT: x}, []
+    for layer in spec.network:
+        b.origin = Origin("layers", layer.index, layer.kind)
+        if any(s not in values for s in layer.sources):
+            continue  # it takes the output of a layer that failed, reported already
+        inputs = [values[s] for s in layer.sources]
         try:
-            x = LAYERS[lname].build(_LayerContext(b, i, c, training), x, cfg)
+            x = layer.definition.build(_LayerContext(b, layer.index, c, training),
+                                       inputs if layer.definition.merges else inputs[0],
+                                       layer.fields)
         except (Invalid, ValueError) as e:
             key = getattr(e, "key", None)
-            raise spec.error(f"layers[{i}].{lname}.{key}" if key else f"layers[{i}]",
-                             f"{lname} cannot take its input of shape {tuple(x.shape[1:])}: {e}") from None
+            shapes = " and ".join(str(tuple(v.shape[1:])) for v in inputs)
+            taken = "its inputs of shapes" if len(inputs) > 1 else "its input of shape"
+            failed.append(spec.error(layer.field_path(key), f"{layer.kind} cannot take {taken} "
+                                                            f"{shapes}: {e}"))
+            if not every_error:
+                raise failed[0] from None
+            continue
+        values[layer.index] = x
+        c.shapes.append(LayerShapes(tuple(v.shape for v in inputs), x.shape,
+                                    tuple(v.id for v in inputs), x.id))
+    if failed:  # every layer that could not take its input, each one whose inputs were known
+        raise InputError.several(failed)
     b.output("output", x)
     loss = LOSSES[spec.data["loss"]["name"]]
     b.origin = Origin("loss", None, loss.name)
@@ -176,4 +213,6 @@ def compile_spec(spec: Spec, training: bool = False) -> tuple[Program, Compiled]
         b.output("loss", data_loss + reg_loss)
     else:
         b.output("loss", data_loss)
-    return b.program(training=training), c
+    prog = b.program(training=training)
+    check(prog)
+    return prog, c

@@ -81,6 +81,7 @@ class Model:
         self.dtype = np.dtype(dtype or spec.data["dtype"])
         self.program, compiled = compile_spec(spec)
         self.param_info, self.buffer_info = compiled.params, compiled.buffers
+        self.layer_shapes = compiled.shapes  # each layer's input and output shapes
         if modal(spec):
             self.train_program, train = compile_spec(spec, training=True)
             self.noise_info, self.updates = train.noise, train.updates
@@ -118,7 +119,7 @@ class Model:
         gradient to ``purpose`` (train). Such a network is a valid spec: it computes, and
         gradcheck checks its layers' input gradients."""
         if not self.params:
-            names = ", ".join(name for name, _ in self.spec.layer_list())
+            names = ", ".join(layer.kind for layer in self.spec.network)
             raise self.spec.error("layers", f"the network ({names}) has no parameters, so there "
                                             f"is nothing to {purpose}: add a layer with weights "
                                             f"(dense, conv1d, conv2d, batchnorm)")
@@ -327,13 +328,16 @@ class Model:
 
     def outputs_key(self) -> str | None:
         """The key path that sets how many outputs the network gives, ``layers[i].dense.units``
-        of the last dense layer when its units are the output's width; else None."""
-        dense = [(i, params) for i, (name, params) in enumerate(self.spec.layer_list())
-                 if name == "dense"]
-        if not dense or len(self.output_shape) != 2:
+        of the dense layer the output comes from (through the layers after it, each by its own
+        input) when its units are the output's width; else None."""
+        network = self.spec.network
+        index = len(network) - 1
+        while index >= 0 and network[index].kind != "dense":
+            index = network[index].sources[0]
+        if index < 0 or len(self.output_shape) != 2:
             return None
-        i, params = dense[-1]
-        return f"layers[{i}].dense.units" if params["units"] == self.output_shape[1] else None
+        layer = network[index]
+        return layer.field_path("units") if layer.fields["units"] == self.output_shape[1] else None
 
     def classes(self) -> list[str] | None:
         """The names of the classes in index order, None for a loss without classes: the spec's

@@ -93,6 +93,7 @@ class Spec:
     positions: dict = field(default_factory=dict)
     raw: dict | None = None   # the mapping as written (before defaults), for --set
     sets: tuple = ()          # ((key path, "--set" item), ...) applied to raw
+    network: object = None    # the layers, typed and wired (bpcli.nn.network.Network)
 
     @property
     def base_dir(self) -> Path:
@@ -119,12 +120,6 @@ class Spec:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.data, sort_keys=False, default_flow_style=None)
-
-    def layer_list(self):
-        """[(name, params)] in order."""
-        return [next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
-                for entry in self.data["layers"]]
-
 
 
 def read(source, name=None):

@@ -71,6 +71,9 @@ class Param:
     check: Callable[[Any], Any]
     default: Any = REQUIRED
     doc: str = ""
+    # left out of the resolved spec while at its default: a field added to a table after specs
+    # were written with it (conv's groups), so those specs keep their fingerprint and printout
+    implicit: bool = False
 
     @property
     def required(self) -> bool:
@@ -256,7 +259,9 @@ def resolve(params: tuple[Param, ...], given, path: str, report) -> dict:
         sub = f"{path}.{p.name}" if path else p.name
         if p.name in given:
             try:
-                out[p.name] = p.check(given[p.name])
+                value = p.check(given[p.name])
+                if not (p.implicit and value == p.default):
+                    out[p.name] = value
                 continue
             except Invalid as e:
                 bad = True
@@ -265,7 +270,7 @@ def resolve(params: tuple[Param, ...], given, path: str, report) -> dict:
             bad = True
             if p.name not in meant:  # a misspelling of it was just reported, with the suggestion
                 report(path or sub, f"missing required key {p.name!r} ({p.doc})")
-        if not p.required:
+        if not p.required and not p.implicit:
             out[p.name] = p.default
     if bad:
         raise Skipped(out)

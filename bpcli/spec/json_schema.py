@@ -16,6 +16,7 @@ import json
 from .. import __version__
 from ..nn.initializers import INITIALIZERS
 from ..nn.layers import LAYERS
+from ..nn.network import WIRING
 from .fields import Param
 from .sections import NAMED, SECTIONS, TOP
 
@@ -101,7 +102,7 @@ def _layer() -> dict:
         needs_fields = any(p.required for p in d.params)
         if not needs_fields:
             options.append({"const": d.name, "description": d.doc})
-        fields = _mapping(d.params)
+        fields = _mapping((*WIRING, *d.params))   # name and from: every layer's wiring
         if not needs_fields:
             fields = {"anyOf": [fields, {"type": "null"}]}
         options.append({"type": "object", "description": f"{d.doc} Example: {d.example}",

@@ -9,6 +9,7 @@ import yaml
 
 from ..errors import InputError
 from ..nn.layers import LAYERS
+from ..nn.network import WIRING
 from .document import format_path, parse_path
 from .fields import quoted, did_you_mean
 from .sections import NAMED, SECTIONS, TOP
@@ -116,6 +117,6 @@ def _keys_at(here: tuple, node: dict):
         return ["name", *(["layers"] if here == ("init",) else []),
                 *(p.name for p in table[name].params)]
     if len(here) == 3 and here[0] == "layers" and here[2] in LAYERS:
-        return [p.name for p in LAYERS[here[2]].params]
+        return [*(p.name for p in WIRING), *(p.name for p in LAYERS[here[2]].params)]
     return None
 

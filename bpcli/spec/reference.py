@@ -15,6 +15,7 @@ from pathlib import Path
 from ..train.augment import AUGMENT
 from ..nn.initializers import INITIALIZERS
 from ..nn.layers import LAYERS
+from ..nn.network import WIRING
 from ..nn.losses import LOSSES
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
@@ -72,6 +73,9 @@ def markdown() -> str:
     out += ["", "## `regularization`", ""] + _fields(REGULARIZATION)
     out += ["", "## Layers", "", "| layer | what it computes | example |", "|---|---|---|"]
     out += [f"| `{d.name}` | {_cell(d.doc)} | `{d.example}` |" for d in LAYERS.values()]
+    out += ["", "Every layer may also take these keys, which wire a graph (a layer without them "
+            "takes the layer before it; see [writing graphs](writing-specs.md#graphs)):", ""]
+    out += _fields(WIRING)
     out += [""] + [line for d in LAYERS.values() if d.params
                    for line in [f"`{d.name}` fields:", ""] + _fields(d.params) + [""]]
     out += ["## Initializers (`init`)", ""] + _table_with_fields("init", INITIALIZERS)

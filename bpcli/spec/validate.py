@@ -13,6 +13,7 @@ from ..errors import InputError
 from ..nn.initializers import INITIALIZERS
 from ..nn.graph import compile_spec
 from ..nn.layers import LAYERS
+from ..nn.network import WIRING, network_of
 from ..nn.losses import LOSSES
 from ..train.augment import check as check_augment
 from ..train.optim import OPTIMIZERS
@@ -147,7 +148,17 @@ def _layer(i, entry, report):
         report(path, f"unknown layer {quoted(lname)}{did_you_mean(lname, LAYERS)}; known layers: "
                      f"{', '.join(LAYERS)}")
         raise Skipped
-    fields = resolve(LAYERS[lname].params, given, f"{path}.{lname}", report)
+    if not isinstance(given, dict):
+        report(f"{path}.{lname}", f"must be a mapping of {lname}'s fields, got {quoted(given)}")
+        raise Skipped
+    # name and from, which every layer may take, are checked as the layer's own fields are
+    own = {k: v for k, v in given.items() if k not in ("name", "from")}
+    wiring = {k: v for k, v in given.items() if k in ("name", "from")}
+    wired, fine = _attempt(resolve, WIRING, wiring, f"{path}.{lname}", report)
+    fields = resolve(LAYERS[lname].params, own, f"{path}.{lname}", report)
+    if not fine:
+        raise Skipped
+    fields = {**{k: v for k, v in wired.items() if v is not None}, **fields}
     return {lname: fields} if fields else lname
 
 
@@ -161,6 +172,14 @@ def _layers(layers, report):
         resolved.append(layer)
         ok = ok and fine
     if not ok:
+        raise Skipped(resolved)
+    mistakes = []
+
+    def wiring(path, message):
+        mistakes.append(path)
+        report(path, message)
+    network_of(resolved, wiring)  # every wiring mistake: unknown, later and duplicate names
+    if mistakes:
         raise Skipped(resolved)
     return resolved
 
@@ -237,6 +256,7 @@ def validate(raw: dict, *, file, positions, default_name, collect: bool = False,
         problems.sort(key=lambda e: (e.line is None, e.line or 0, e.column or 0))
         raise InputError.several(problems)
     spec.data = top
+    spec.network = network_of(top["layers"])
     _check_network(spec)
     return spec
 
@@ -263,12 +283,11 @@ def _check_network(spec: Spec) -> None:
     """What only the compiled network can tell: every layer takes its input (shapes, stopping
     at the first layer that cannot, as the shapes after it are unknown), ``init.layers`` names
     layers that have weights, and the augmentations fit the input."""
-    _, compiled = compile_spec(spec)
+    _, compiled = compile_spec(spec, every_error=True)
     with_weights = {p.layer for p in compiled.params if p.fan_in is not None}
     for i in spec.data["init"]["layers"]:
         if i not in with_weights:
-            raise spec.error(f"init.layers.{i}", f"layers[{i}] ({spec.layer_list()[i][0]}) has "
-                                                 f"no weights to initialize")
+            raise spec.error(f"init.layers.{i}", f"{spec.network[i]} has no weights to initialize")
     augment = spec.data["training"]["augment"]
     if augment is not None:
         try:
