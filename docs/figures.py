@@ -47,6 +47,9 @@ FIGURES = (
     Figure("image_cnn_loss.png", (("train", "specs/image_cnn.yaml"),),
            "runs/image-cnn/loss.png", run="runs/image-cnn"),
     Figure("lecture_graphs.png", (("graph", EXPRESSION, "--out", "graphs.png"),), "graphs.png"),
+    Figure("resnet_block_graph.png",   # docs/writing-specs.md#graphs
+           (("graph", "graphs/resnet_block.yaml", "--out", "resnet_block.png"),), "resnet_block.png"),
+    Figure("unet_graph.png", (("graph", "graphs/unet.yaml", "--out", "unet.png"),), "unet.png"),
     Figure("lecture_toeplitz_w1.png",
            (("inspect", "specs/lecture_cnn.yaml", "--toeplitz", "0", "--out", "W1.png"),), "W1.png"),
     Figure("gradcheck_sweep.png",
@@ -153,6 +156,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bpcli-figures-") as tmp:
         scratch = Path(tmp)
         (scratch / "specs").symlink_to(ROOT / "specs", target_is_directory=True)
+        (scratch / "graphs").symlink_to(DOCS / "graphs", target_is_directory=True)
         ok = [make(f, scratch) for f in FIGURES if not names or f.png in names]
         for commands, run in () if names else NUMBERS:
             print(f"\n=== numbers: {run}", flush=True)

@@ -36,10 +36,6 @@ WITH = Param("with", layer_names, doc="the earlier layers whose outputs it takes
              "input, by name (input is the network's input): a list, [enc1, ...]")
 
 
-def _shapes(xs) -> str:
-    return " and ".join(str(tuple(x.shape[1:])) for x in xs)
-
-
 def _add_onnx(g, xs, cfg, params):
     """ONNX ``Add``, one node per input after the first."""
     y = xs[0]
@@ -55,7 +51,8 @@ def _add_onnx(g, xs, cfg, params):
        "add: {with: [block1]}", WITH, merges=True, onnx=_add_onnx)
 def add(ctx, xs, cfg):
     if any(x.shape != xs[0].shape for x in xs[1:]):
-        raise Invalid(f"shapes must agree entry for entry, got {_shapes(xs)}", key="with")
+        # compilation's message names the shapes: "add cannot take its inputs of shapes ..."
+        raise Invalid("shapes must agree entry for entry (add does not broadcast)", key="with")
     y = xs[0]
     for x in xs[1:]:
         y = y + x
@@ -71,8 +68,8 @@ def add(ctx, xs, cfg):
        onnx=lambda g, xs, cfg, params: g.op("Concat", *xs, axis=1))
 def concat(ctx, xs, cfg):
     if any(x.ndim != xs[0].ndim or x.shape[2:] != xs[0].shape[2:] for x in xs[1:]):
-        raise Invalid(f"every axis but the channel axis (the first of a sample) must agree, got "
-                      f"{_shapes(xs)}", key="with")
+        raise Invalid("every axis but the channel axis (the first of a sample) must agree",
+                      key="with")
     y = xs[0]
     for x in xs[1:]:
         y = ctx.b.apply("concat", y, x, axis=1)
