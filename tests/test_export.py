@@ -26,7 +26,7 @@ from bpcli.nn.layers import LAYERS
 from helpers import tiny_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-ORT_NO_FLOAT64 = {"Conv", "AveragePool", "Elu", "Softplus"}  # docs/export.md says so too
+ORT_NO_FLOAT64 = {"Conv", "AveragePool", "Elu", "Softplus", "ConvTranspose", "Resize"}  # docs/export.md says so too
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
 # (input, preprocess, layers) per layer name; each case ends in a dense head (below)
@@ -37,13 +37,31 @@ CASES = {
                ([2, 15], "minmax", [{"conv1d": {"channels": 2, "kernel": 4, "pad": "same",
                                                 "dilation": 3, "bias": False}}]),
                ([16], "none", [{"conv1d": {"channels": 3, "kernel": 5, "stride": 3,
-                                           "impl": "toeplitz"}}])],
+                                           "impl": "toeplitz"}}]),
+               ([4, 9], "none", [{"conv1d": {"channels": 6, "kernel": 3, "groups": 2}}])],
     "conv2d": [([2, 9, 8], "standardize", [{"conv2d": {"channels": 3, "kernel": [3, 2],
                                                        "pad": "same", "dilation": [1, 2]}}]),
                ([9, 8], "minmax", [{"conv2d": {"channels": 2, "kernel": 3, "stride": [2, 1],
                                                "pad": [1, 0]}}]),
                ([2, 7, 7], "none", [{"conv2d": {"channels": 2, "kernel": 2, "pad": "same",
-                                                "impl": "toeplitz", "bias": False}}])],
+                                                "impl": "toeplitz", "bias": False}}]),
+               ([3, 6, 5], "minmax", [{"conv2d": {"channels": 3, "kernel": 3, "stride": 2,
+                                                  "pad": 1, "groups": 3}}])],
+    "conv1d_transpose": [([2, 6], "standardize", [{"conv1d_transpose": {
+                             "channels": 3, "kernel": 3, "stride": 2, "pad": 1, "output_pad": 1}}]),
+                         # output_pad 2 >= stride 1 (dilation 3): ONNX's output_padding cannot
+                         ([7], "none", [{"conv1d_transpose": {"channels": 2, "kernel": 2,
+                                                              "dilation": 3, "output_pad": 2}}])],
+    "conv2d_transpose": [([2, 4, 5], "none", [{"conv2d_transpose": {
+                             "channels": 3, "kernel": [3, 2], "stride": [2, 1], "pad": [1, 0],
+                             "output_pad": [1, 0], "dilation": [1, 2]}}]),
+                         ([4, 5], "minmax", [{"conv2d_transpose": {
+                             "channels": 2, "kernel": 2, "stride": 2, "impl": "toeplitz",
+                             "bias": False}}])],
+    "upsample1d": [([2, 7], "none", [{"upsample1d": {"scale": 3, "mode": "bilinear"}}]),
+                   ([7], "standardize", ["upsample1d"])],
+    "upsample2d": [([2, 3, 4], "none", [{"upsample2d": {"scale": [2, 3], "mode": "bilinear"}}]),
+                   ([3, 4], "minmax", [{"upsample2d": {"scale": 2}}])],
     "maxpool1d": [([3, 10], "none", [{"maxpool1d": {"size": 3, "stride": 2, "pad": 1}}]),
                   ([11], "standardize", [{"maxpool1d": {"size": 2}}]),
                   ([2, 3, 10], "none", [{"maxpool1d": {"size": 4, "stride": 3, "pad": 2}}])],

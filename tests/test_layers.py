@@ -72,6 +72,17 @@ LAYER_CASES = [
     ("conv2d-hw-input-toeplitz", [5, 6],
      [{"conv2d": {"channels": 2, "kernel": 3, "pad": 1, "impl": "toeplitz"}}, {"dense": {"units": 1}}],
      "logistic"),
+    ("conv1d-depthwise", [3, 9], [{"conv1d": {"channels": 6, "kernel": 3, "groups": 3, "pad": 1}}], "mse"),
+    ("conv1d_transpose-stride-pad-output_pad", [2, 5],
+     [{"conv1d_transpose": {"channels": 3, "kernel": 3, "stride": 2, "pad": 1, "output_pad": 1}}], "mse"),
+    ("conv2d_transpose-groups-toeplitz", [2, 3, 3],
+     [{"conv2d_transpose": {"channels": 4, "kernel": 2, "stride": 2, "groups": 2, "impl": "toeplitz"}}], "mse"),
+    # upsampling has no parameters: a convolution in front of it gets its gradient through it
+    ("upsample1d-bilinear", [2, 5],
+     [{"conv1d": {"channels": 2, "kernel": 2}}, {"upsample1d": {"scale": 3, "mode": "bilinear"}}], "mse"),
+    ("upsample2d-nearest", [1, 3, 4],
+     [{"conv2d": {"channels": 2, "kernel": 2}}, {"upsample2d": {"scale": [2, 3]}}, {"dense": {"units": 1}}],
+     "logistic"),
     # pooling has no parameters: a convolution in front of it gets its gradient through the pool
     ("maxpool1d-stride-pad", [2, 9],
      [{"conv1d": {"channels": 2, "kernel": 2}}, {"maxpool1d": {"size": 3, "stride": 2, "pad": 1}},

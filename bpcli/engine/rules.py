@@ -590,7 +590,7 @@ defprim("matmul", np.matmul, _matmul_shape,
 
 
 # ---------------------------------------------------------------- convolution
-# conv(x, w): cross-correlation of a padded x (N, C, *S) with w (O, C, *K), as
+# conv(x, w): cross-correlation of a padded x (N, C, *S) with w (O, C/groups, *K), as
 # PyTorch's conv1d/conv2d with padding 0. It is multiplication by a banded
 # (block-)Toeplitz matrix; it runs as im2col (strided windows copied into a
 # (N, C*K, P) stack) and one product with w (O, C*K) per sample. The weight
@@ -606,6 +606,10 @@ defprim("matmul", np.matmul, _matmul_shape,
 # rather than kept: 1×64×64 images, 16 -> 32 channels, batch 100, a step of that
 # conv went from 90 to 70 ms, and the forward no longer keeps 59 MB of columns.
 # Each sample's products are the same whatever the slices, so are the bits.
+# groups (PyTorch's; depthwise when groups = C): output block j of O/groups channels sees only
+# input block j of C/groups, so the columns' C*K rows split into (groups, C/groups*K) and w into
+# (groups, O/groups, C/groups*K): one product per group, by matmul's broadcasting. groups = 1 is
+# never passed, and takes the plain products: an ungrouped program and its bits are as before.
 def _im2col(x, kernel, stride, dilation):
     """The columns (N, C*K, P) of x (N, C, *S): each output position's window, (c, *k) order."""
     nd = len(kernel)
@@ -614,10 +618,10 @@ def _im2col(x, kernel, stride, dilation):
     return win.transpose(perm).reshape(x.shape[0], x.shape[1] * math.prod(kernel), -1)
 
 
-def _batch_slices(x, w, out_shape):
-    """Slices of x's batch axis whose columns fit in cache (backend.batch_slices)."""
-    return backend.batch_slices(x, math.prod(w.shape[1:]) * math.prod(out_shape[2:])
-                                * x.dtype.itemsize)
+def _batch_slices(x, rows, out_shape):
+    """Slices of x's batch axis whose columns (rows × output positions a sample) fit in cache
+    (backend.batch_slices)."""
+    return backend.batch_slices(x, rows * math.prod(out_shape[2:]) * x.dtype.itemsize)
 
 
 def _by_slices(fn, slices, shape, *operands):
@@ -631,23 +635,42 @@ def _by_slices(fn, slices, shape, *operands):
     return out
 
 
-def _conv(x, w, *, stride, dilation):
+def _grouped(m, groups):
+    """A stack (n, groups·a, b) as (n, groups, a, b); unchanged for groups = 1."""
+    return m if groups == 1 else m.reshape(m.shape[0], groups, -1, m.shape[-1])
+
+
+def _ungrouped(m, groups):
+    """(n, groups, a, b) back to (n, groups·a, b); unchanged for groups = 1."""
+    return m if groups == 1 else m.reshape(m.shape[0], -1, m.shape[-1])
+
+
+def _kernel_matrix(w, groups):
+    """w (O, C/groups, *K) as the matrix (O, C/groups·K), or (groups, O/groups, C/groups·K)."""
+    return _grouped(w.reshape(1, w.shape[0], -1), groups)[0]
+
+
+def _conv(x, w, *, stride, dilation, groups=1):
     """(y, the columns, or None when the batch went in slices and they were not kept)."""
-    kernel, w2 = w.shape[2:], w.reshape(w.shape[0], -1)
-    shape = _conv_shape(x.shape, w.shape, stride=stride, dilation=dilation)
-    slices = _batch_slices(x, w, shape)
+    kernel, w2 = w.shape[2:], _kernel_matrix(w, groups)
+    shape = _conv_shape(x.shape, w.shape, stride=stride, dilation=dilation, groups=groups)
+    slices = _batch_slices(x, x.shape[1] * math.prod(kernel), shape)
+
+    def product(cols):                                                  # (n, O, P)
+        return _ungrouped(w2 @ _grouped(cols, groups), groups)
     if len(slices) == 1:
         cols = _im2col(x, kernel, stride, dilation)
-        return (w2 @ cols).reshape(shape), cols
-    y = _by_slices(lambda b: w2 @ _im2col(x[b], kernel, stride, dilation),   # (n, O, P)
+        return product(cols).reshape(shape), cols
+    y = _by_slices(lambda b: product(_im2col(x[b], kernel, stride, dilation)),
                    slices, shape[:2] + (math.prod(shape[2:]),), x, w)
     return y.reshape(shape), None
 
 
-def _conv_shape(sx, sw, *, stride, dilation):
+def _conv_shape(sx, sw, *, stride, dilation, groups=1):
     nd = len(sw) - 2
-    if len(sx) != nd + 2 or sx[1] != sw[1]:
-        raise ValueError(f"conv of input {tuple(sx)} with weight {tuple(sw)}: channels differ")
+    if len(sx) != nd + 2 or sx[1] != sw[1] * groups or sw[0] % groups:
+        raise ValueError(f"conv of input {tuple(sx)} with weight {tuple(sw)} in {groups} "
+                         f"group(s): channels differ")
     out = tuple(_window_out(n, k, s, d) for n, k, s, d in zip(sx[2:], sw[2:], stride, dilation))
     if any(o is not None and o < 1 for o in out):
         raise ValueError(f"kernel {tuple(sw[2:])} with dilation {tuple(dilation)} does not fit "
@@ -655,41 +678,133 @@ def _conv_shape(sx, sw, *, stride, dilation):
     return (sx[0], sw[0]) + out
 
 
-def _conv_vjp_w(g, y, x, w, *, stride, dilation, saved):
+def _conv_vjp_w(g, y, x, w, *, stride, dilation, saved, groups=1):
     kernel, g3 = w.shape[2:], g.reshape(g.shape[0], g.shape[1], -1)     # (N, O, P)
+
+    def product(g3, cols):                                              # (n, O, C/groups·K)
+        return _ungrouped(_grouped(g3, groups) @ _swap(_grouped(cols, groups)), groups)
     if saved is not None:
-        per_sample = g3 @ _swap(saved)
+        per_sample = product(g3, saved)
     else:
-        per_sample = _by_slices(lambda b: g3[b] @ _swap(_im2col(x[b], kernel, stride, dilation)),
-                                _batch_slices(x, w, g.shape),
+        per_sample = _by_slices(lambda b: product(g3[b], _im2col(x[b], kernel, stride, dilation)),
+                                _batch_slices(x, x.shape[1] * math.prod(kernel), g.shape),
                                 (x.shape[0], w.shape[0], math.prod(w.shape[1:])), g, x)
     return per_sample.sum(0).reshape(w.shape)                           # (N, O, C*K) summed
 
 
-def _conv_vjp_x(g, y, x, w, *, stride, dilation, saved):
+def _conv_input_grad(g, w, x_shape, *, stride, dilation, groups=1):
+    """The adjoint of conv(x, w) for x of shape ``x_shape``: the upstream g (N, O, *So) through
+    the transposed Toeplitz matrix, (N, C, *S). It is also conv_transpose's forward."""
     kernel = tuple(w.shape[2:])
-    nd, c, so = len(kernel), x.shape[1], g.shape[2:]
+    nd, c, so = len(kernel), x_shape[1], g.shape[2:]
     if all(s == 1 for s in stride):
         widths = ((0, 0), (0, 0)) + tuple((d * (k - 1),) * 2 for k, d in zip(kernel, dilation))
-        w_t = np.flip(w, axis=tuple(range(2, 2 + nd))).swapaxes(0, 1)
-        return _conv(_pad(g, widths), w_t, stride=stride, dilation=dilation)[0]
-    g3, w2t = g.reshape(g.shape[0], g.shape[1], -1), w.reshape(w.shape[0], -1).T
+        w_t = np.flip(w, axis=tuple(range(2, 2 + nd)))
+        if groups == 1:
+            w_t = w_t.swapaxes(0, 1)
+        else:  # (groups, O/groups, C/groups, *K) -> (C, O/groups, *K): in and out swapped per group
+            w_t = w_t.reshape(groups, -1, *w.shape[1:]).swapaxes(1, 2).reshape(c, -1, *kernel)
+        return _conv(_pad(g, widths), w_t, stride=stride, dilation=dilation, groups=groups)[0]
+    g3, w2t = g.reshape(g.shape[0], g.shape[1], -1), _swap(_kernel_matrix(w, groups))
     # columns (n, C*K, P) back to windows (n, C, *So, *K): im2col's permutation undone
     perm = _inverse((0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd)))
 
     def col2im(b):
         gb = g3[b]
-        dwin = (w2t @ gb).reshape((gb.shape[0], c) + kernel + so).transpose(perm)
-        return _windows_transpose(dwin, (gb.shape[0],) + x.shape[1:], kernel, stride, dilation)
-    return _by_slices(col2im, _batch_slices(x, w, g.shape), x.shape, g, w)
+        cols = _ungrouped(w2t @ _grouped(gb, groups), groups)           # (n, C*K, P)
+        dwin = cols.reshape((gb.shape[0], c) + kernel + so).transpose(perm)
+        return _windows_transpose(dwin, (gb.shape[0],) + tuple(x_shape[1:]), kernel, stride,
+                                  dilation)
+    return _by_slices(col2im, _batch_slices(g, c * math.prod(kernel), g.shape),
+                      (g.shape[0],) + tuple(x_shape[1:]), g, w)
+
+
+def _conv_vjp_x(g, y, x, w, *, stride, dilation, saved, groups=1):
+    return _conv_input_grad(g, w, x.shape, stride=stride, dilation=dilation, groups=groups)
 
 
 defprim("conv", _conv, _conv_shape,
         vjp=[_conv_vjp_x, _conv_vjp_w],
         notation=_n("conv({0}, {1})", "conv_transpose({d}, {1})", "corr({0}, {d})"),
-        # a multiply-add per output (O·P) and kernel tap (C·K)
+        # a multiply-add per output (O·P) and kernel tap (C/groups·K)
         flops=lambda out, x, w, **p: 2 * _per_sample(out) * _per_sample((None,) + tuple(w[1:])),
         branch=None, linear=True, saves=True)
+
+
+# ---------------------------------------------------------------- transposed convolution
+# conv_transpose(x, w): PyTorch's conv_transpose1d/2d, x (N, C, *S), w (C, O/groups, *K). It is
+# conv's input gradient for a convolution of weight w: x goes through the transposed Toeplitz
+# matrix onto (S - 1)·stride + dilation·(K - 1) + 1 positions, which are then cropped by pad at
+# each end; output_pad adds positions at the end that no tap reaches (zeros, bias aside).
+# Being a transpose, its own rules are conv's: the input gradient is conv(g, w) of the upstream
+# gradient put back on the uncropped positions, the weight gradient conv's weight gradient
+# with x as the upstream.
+def _transposed_out(n, k, s, d, p, op):
+    return None if n is None else (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def _conv_transpose_shape(sx, sw, *, stride, dilation, pad, output_pad, groups=1):
+    nd = len(sw) - 2
+    if len(sx) != nd + 2 or sx[1] != sw[0] or sw[0] % groups:
+        raise ValueError(f"conv_transpose of input {tuple(sx)} with weight {tuple(sw)} in "
+                         f"{groups} group(s): channels differ")
+    out = tuple(_transposed_out(n, k, s, d, p, op) for n, k, s, d, p, op
+                in zip(sx[2:], sw[2:], stride, dilation, pad, output_pad))
+    if any(o is not None and o < 1 for o in out):
+        raise ValueError(f"conv_transpose of spatial size {tuple(sx[2:])} cropped by pad "
+                         f"{tuple(pad)} leaves no output")
+    return (sx[0], sw[1] * groups) + out
+
+
+def _uncropped(x_shape, kernel, stride, dilation):
+    return tuple((n - 1) * s + d * (k - 1) + 1 for n, k, s, d in zip(x_shape[2:], kernel, stride,
+                                                                      dilation))
+
+
+def _crop(y, pad, out):
+    """y[..., pad : pad + out] on each spatial axis, with zeros past y's end (output_pad)."""
+    part = y[(Ellipsis,) + tuple(slice(p, p + n) for p, n in zip(pad, out))]
+    if part.shape[2:] == tuple(out):
+        return part
+    full = np.zeros(y.shape[:2] + tuple(out), dtype=y.dtype, like=y)
+    full[(Ellipsis,) + tuple(slice(0, n) for n in part.shape[2:])] = part
+    return full
+
+
+def _uncrop(g, pad, size):
+    """_crop's transpose: g put back at offset pad on ``size`` positions, zeros around."""
+    full = np.zeros(g.shape[:2] + tuple(size), dtype=g.dtype, like=g)
+    keep = tuple(min(n, m - p) for n, m, p in zip(g.shape[2:], size, pad))
+    full[(Ellipsis,) + tuple(slice(p, p + n) for p, n in zip(pad, keep))] = \
+        g[(Ellipsis,) + tuple(slice(0, n) for n in keep)]
+    return full
+
+
+def _conv_transpose(x, w, *, stride, dilation, pad, output_pad, groups=1):
+    shape = _conv_transpose_shape(x.shape, w.shape, stride=stride, dilation=dilation, pad=pad,
+                                  output_pad=output_pad, groups=groups)
+    full = _uncropped(x.shape, w.shape[2:], stride, dilation)
+    y = _conv_input_grad(x, w, shape[:2] + full, stride=stride, dilation=dilation, groups=groups)
+    return _crop(y, pad, shape[2:])
+
+
+def _conv_transpose_vjp_x(g, y, x, w, *, stride, dilation, pad, output_pad, groups=1):
+    g = _uncrop(g, pad, _uncropped(x.shape, w.shape[2:], stride, dilation))
+    return _conv(g, w, stride=stride, dilation=dilation, groups=groups)[0]
+
+
+def _conv_transpose_vjp_w(g, y, x, w, *, stride, dilation, pad, output_pad, groups=1):
+    g = _uncrop(g, pad, _uncropped(x.shape, w.shape[2:], stride, dilation))
+    return _conv_vjp_w(x, None, g, w, stride=stride, dilation=dilation, saved=None,
+                       groups=groups)
+
+
+defprim("conv_transpose", _conv_transpose, _conv_transpose_shape,
+        vjp=[_conv_transpose_vjp_x, _conv_transpose_vjp_w],
+        notation=_n("conv_transpose({0}, {1})", "conv({d}, {1})", "corr({d}, {0})"),
+        # a multiply-add per input element (C·S) and kernel tap of its row (O/groups·K)
+        flops=lambda out, x, w, **p: 2 * _per_sample(x) * _per_sample((None,) + tuple(w[1:])),
+        branch=None, linear=True)
 
 
 # ---------------------------------------------------------------- the Toeplitz matrix of a convolution
@@ -699,6 +814,9 @@ defprim("conv", _conv, _conv_shape,
 # column (c, j) for input channel c at input position j, and
 #     T[(o, p), (c, j)] = w[o, c, k]   where j = p·stride + k·dilation - pad_lo, per axis;
 # taps that land on padding zeros are left out, so T acts on the unpadded input.
+# With groups, output block g only reads input block g: c = g·C/groups + (w's channel), and T is
+# block diagonal, one block per group. A negative pad_hi (a transposed convolution's output_pad
+# beyond its pad) only shortens the output.
 # T is linear in w: the forward scatters kernel entries into a zero matrix (no
 # two taps share an entry), the VJP gathers the matrix gradient back and sums
 # it over the positions each kernel entry fills, and the JVP is T(tangent).
@@ -711,7 +829,7 @@ def _ravel(index, shape):
 
 
 @functools.lru_cache(maxsize=64)
-def _toeplitz_index(w_shape, size, pad, stride, dilation):
+def _toeplitz_index(w_shape, size, pad, stride, dilation, groups=1):
     """Where each kernel entry goes: (rows, cols, flat kernel index) of every tap inside the input."""
     nd = len(size)
     kernel = w_shape[2:]
@@ -721,34 +839,35 @@ def _toeplitz_index(w_shape, size, pad, stride, dilation):
     p, k = pk[:nd], pk[nd:]
     j = [pi * s + ki * d - lo for pi, ki, s, d, (lo, _) in zip(p, k, stride, dilation, pad)]
     inside = functools.reduce(np.logical_and, [(ji >= 0) & (ji < n) for ji, n in zip(j, size)])
+    c_in = c if groups == 1 else o // (w_shape[0] // groups) * w_shape[1] + c  # its group's block
     rows = _ravel([o] + p, w_shape[:1] + out)
-    cols = _ravel([c] + j, w_shape[1:2] + size)
+    cols = _ravel([c_in] + j, (w_shape[1] * groups,) + size)
     taps = _ravel([o, c] + k, w_shape)
     rows, cols, taps, inside = np.broadcast_arrays(rows, cols, taps, inside)
     return rows[inside], cols[inside], taps[inside]
 
 
-def _toeplitz_shape(sw, *, size, pad, stride, dilation):
+def _toeplitz_shape(sw, *, size, pad, stride, dilation, groups=1):
     out = tuple(_window_out(n + lo + hi, k, s, d)
                 for n, (lo, hi), k, s, d in zip(size, pad, sw[2:], stride, dilation))
     if len(sw) != len(size) + 2 or any(o < 1 for o in out):
         raise ValueError(f"kernel {tuple(sw[2:])} with dilation {tuple(dilation)} does not fit "
                          f"in spatial size {tuple(size)} padded by {tuple(pad)}")
-    return sw[0] * int(np.prod(out)), sw[1] * int(np.prod(size))
+    return sw[0] * int(np.prod(out)), sw[1] * groups * int(np.prod(size))
 
 
-def _toeplitz(w, *, size, pad, stride, dilation):
+def _toeplitz(w, *, size, pad, stride, dilation, groups=1):
     rows, cols, taps = (backend.like(i, w) for i in _toeplitz_index(w.shape, size, pad, stride,
-                                                                     dilation))
-    T = np.zeros(_toeplitz_shape(w.shape, size=size, pad=pad, stride=stride, dilation=dilation),
-                 dtype=w.dtype, like=w)
+                                                                     dilation, groups))
+    T = np.zeros(_toeplitz_shape(w.shape, size=size, pad=pad, stride=stride, dilation=dilation,
+                                 groups=groups), dtype=w.dtype, like=w)
     T[rows, cols] = w.reshape(-1)[taps]
     return T
 
 
-def _toeplitz_vjp(g, y, w, *, size, pad, stride, dilation):
+def _toeplitz_vjp(g, y, w, *, size, pad, stride, dilation, groups=1):
     rows, cols, taps = (backend.like(i, g) for i in _toeplitz_index(w.shape, size, pad, stride,
-                                                                     dilation))
+                                                                     dilation, groups))
     gw = np.bincount(taps, weights=g[rows, cols], minlength=w.size)
     return gw.reshape(w.shape).astype(g.dtype, copy=False)
 

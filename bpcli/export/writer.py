@@ -22,7 +22,8 @@ from ..errors import InputError
 # BatchNormalization without is_test (9), Reshape's shape and Unsqueeze's axes as inputs (5, 13),
 # multidirectional broadcasting (Add, Sub, Mul, Div 7; Min 8).
 FORM_SINCE = {"AveragePool": 7, "Gemm": 11, "BatchNormalization": 9, "Reshape": 5,
-              "Unsqueeze": 13, "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Min": 8, "Greater": 7}
+              "Unsqueeze": 13, "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Min": 8, "Greater": 7,
+              "Resize": 13, "Pad": 11}  # Resize without its roi, Pad's pads as an input
 
 
 class Value(NamedTuple):

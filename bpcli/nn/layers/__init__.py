@@ -21,7 +21,7 @@ float attribute holds v exactly in the model's dtype. This module never imports 
 
 from .table import LAYERS, LayerDef, layer
 # each module registers its layers in LAYERS as it is imported; this order is the table's
-from . import conv, pool, dense, activations, modal  # noqa: E402,F401
+from . import conv, pool, dense, activations, modal, resample  # noqa: E402,F401
 from . import merge  # noqa: E402,F401
 
 __all__ = ["LAYERS", "LayerDef", "layer"]

@@ -21,6 +21,7 @@ class ConvGeometry(NamedTuple):
     stride: tuple
     dilation: tuple
     pad: tuple
+    groups: int = 1
 
     @property
     def out_size(self) -> tuple:
@@ -28,7 +29,17 @@ class ConvGeometry(NamedTuple):
         return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1 for n, (lo, hi), k, s, d
                      in zip(self.size, self.pad, self.kernel, self.stride, self.dilation))
 
+    @property
+    def grouped(self) -> dict:
+        """The primitives' groups parameter: none for 1, so an ungrouped program is as before."""
+        return {"groups": self.groups} if self.groups > 1 else {}
 
+
+def check_groups(groups: int, in_channels: int, channels: int) -> None:
+    """PyTorch's rule: groups divides both the input channels and the output channels."""
+    for what, n in (("input channels", in_channels), ("channels", channels)):
+        if n % groups:
+            raise Invalid(f"groups {groups} does not divide the {n} {what}", key="groups")
 
 
 def conv_geometry(nd: int, cfg: dict, sample_shape) -> ConvGeometry:
@@ -55,11 +66,13 @@ def conv_geometry(nd: int, cfg: dict, sample_shape) -> ConvGeometry:
         if n + lo + hi < d * (k - 1) + 1:
             raise Invalid(f"kernel{axis} {k} (dilation {d}) is longer than its padded input{axis} "
                           f"({n} + {lo + hi} padding = {n + lo + hi})", key="kernel")
-    return ConvGeometry(sample[0], sample[1:], kernel, stride, dilation, pad)
+    groups = cfg.get("groups", 1)
+    check_groups(groups, sample[0], cfg["channels"])
+    return ConvGeometry(sample[0], sample[1:], kernel, stride, dilation, pad, groups)
 
 
 def _conv(ctx, x, cfg, nd):
-    """Cross-correlation with a weight (out, in, *kernel), as PyTorch's conv1d/conv2d.
+    """Cross-correlation with a weight (out, in/groups, *kernel), as PyTorch's conv1d/conv2d.
 
     impl fast: pad, then the conv primitive (strided windows times one matrix
     product). impl toeplitz: the lecture's y = T(w) x, with the explicit banded
@@ -69,16 +82,19 @@ def _conv(ctx, x, cfg, nd):
     g = conv_geometry(nd, cfg, x.shape[1:])
     if x.ndim == len(g.size) + 1:  # no channel axis: one channel
         x = x.reshape(None, 1, *g.size)
-    w = ctx.param("weight", (cfg["channels"], g.in_channels, *g.kernel),
-                  fan_in=g.in_channels * int(np.prod(g.kernel)))
+    in_group = g.in_channels // g.groups
+    w = ctx.param("weight", (cfg["channels"], in_group, *g.kernel),
+                  fan_in=in_group * int(np.prod(g.kernel)))
     if cfg["impl"] == "toeplitz":
-        T = ctx.b.apply("toeplitz", w, size=g.size, pad=g.pad, stride=g.stride, dilation=g.dilation)
+        T = ctx.b.apply("toeplitz", w, size=g.size, pad=g.pad, stride=g.stride, dilation=g.dilation,
+                        **g.grouped)
         y = x.reshape(None, g.in_channels * int(np.prod(g.size))) @ T.T     # (N, out·positions)
         y = y.reshape(None, cfg["channels"], *g.out_size)
     else:
         if any(lo or hi for lo, hi in g.pad):
             x = ctx.b.apply("pad", x, widths=((0, 0), (0, 0)) + g.pad)
-        y = ctx.b.apply("conv", x, w, stride=g.stride, dilation=g.dilation)  # (N, out, *out_size)
+        y = ctx.b.apply("conv", x, w, stride=g.stride, dilation=g.dilation,
+                        **g.grouped)                                       # (N, out, *out_size)
     if cfg["bias"]:
         b = ctx.param("bias", (cfg["channels"],), fan_in=None)
         y = y + b.reshape(cfg["channels"], *(1,) * len(g.size))
@@ -87,7 +103,7 @@ def _conv(ctx, x, cfg, nd):
 
 def _conv_onnx(nd):
     """ONNX ``Conv`` with explicit ``pads`` (begins, then ends: same's odd extra zero at the end,
-    as PyTorch; never auto_pad), strides, dilations and the bias as its third input. A sample
+    as PyTorch; never auto_pad), strides, dilations, group and the bias as its third input. A sample
     without a channel axis gets one by ``Unsqueeze``, as the builder does. ``impl: toeplitz`` is
     the same operator, so it exports the same."""
     def lower(g, x, cfg, params):
@@ -97,7 +113,8 @@ def _conv_onnx(nd):
         bias = [g.const(params["bias"], "bias")] if cfg["bias"] else []
         return g.op("Conv", x, g.const(params["weight"], "weight"), *bias,
                     kernel_shape=geo.kernel, strides=geo.stride, dilations=geo.dilation,
-                    pads=[lo for lo, _ in geo.pad] + [hi for _, hi in geo.pad])
+                    pads=[lo for lo, _ in geo.pad] + [hi for _, hi in geo.pad],
+                    **({"group": geo.groups} if geo.groups > 1 else {}))
     return lower
 
 
@@ -106,7 +123,7 @@ def _toeplitz_of(nd):
     def matrix(cfg, sample_shape, weight):
         g = conv_geometry(nd, cfg, sample_shape)
         return PRIMITIVES["toeplitz"].impl(weight, size=g.size, pad=g.pad, stride=g.stride,
-                                           dilation=g.dilation)
+                                           dilation=g.dilation, **g.grouped)
     return matrix
 
 
@@ -114,11 +131,17 @@ _IMPL = Param("impl", one_of("fast", "toeplitz"), "fast",
               "fast: strided windows times one matrix product; toeplitz: build the explicit banded "
               "Toeplitz matrix T(w) from the kernel and compute y = T(w) x (the lecture's view: "
               "slow, same numbers)")
+# implicit: groups came after specs were written without it, and those keep their fingerprint
+GROUPS = Param("groups", positive_int, 1,
+               "split the channels into this many groups, each output group computed from its own "
+               "input group (PyTorch's groups; depthwise when it equals the input channels); it "
+               "must divide the input channels and channels", implicit=True)
 
 
 @layer("conv1d",
        "1-D cross-correlation, as PyTorch's conv1d: multiplication by a banded (block-)Toeplitz "
-       "matrix, computed as strided windows times one matrix product. Weight (out, in, kernel).",
+       "matrix, computed as strided windows times one matrix product. Weight (out, in/groups, "
+       "kernel).",
        "conv1d: {channels: 8, kernel: 9, pad: same}",
        Param("channels", positive_int, doc="output channels"),
        Param("kernel", positive_int, doc="kernel length"),
@@ -128,7 +151,7 @@ _IMPL = Param("impl", one_of("fast", "toeplitz"), "fast",
              "or valid (= 0)"),
        Param("dilation", positive_int, 1, "spacing between kernel taps"),
        Param("bias", boolean, True, "add a learned bias per output channel"),
-       _IMPL, linear=True, matrix=_toeplitz_of(1), onnx=_conv_onnx(1))
+       GROUPS, _IMPL, linear=True, matrix=_toeplitz_of(1), onnx=_conv_onnx(1))
 def conv1d(ctx, x, cfg):
     return _conv(ctx, x, cfg, 1)
 
@@ -136,7 +159,7 @@ def conv1d(ctx, x, cfg):
 @layer("conv2d",
        "2-D cross-correlation, as PyTorch's conv2d: multiplication by a doubly block-Toeplitz "
        "matrix. Input (channels, height, width), or (height, width) as one channel. "
-       "Weight (out, in, kernel height, kernel width).",
+       "Weight (out, in/groups, kernel height, kernel width).",
        "conv2d: {channels: 8, kernel: 3, pad: same}",
        Param("channels", positive_int, doc="output channels"),
        Param("kernel", int_or_pair(), doc="kernel size: an integer, or [height, width]"),
@@ -147,7 +170,7 @@ def conv1d(ctx, x, cfg):
        Param("dilation", int_or_pair(), 1, "spacing between kernel taps: an integer, or "
              "[height, width]"),
        Param("bias", boolean, True, "add a learned bias per output channel"),
-       _IMPL, linear=True, matrix=_toeplitz_of(2), onnx=_conv_onnx(2))
+       GROUPS, _IMPL, linear=True, matrix=_toeplitz_of(2), onnx=_conv_onnx(2))
 def conv2d(ctx, x, cfg):
     return _conv(ctx, x, cfg, 2)
 
