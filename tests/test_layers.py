@@ -95,6 +95,9 @@ LAYER_CASES = [
     ("avgpool2d-stride1", [2, 6, 6],
      [{"conv2d": {"channels": 2, "kernel": 3}}, {"avgpool2d": {"size": 2, "stride": 1}},
       {"dense": {"units": 2}}], "mse"),
+    ("global_avgpool", [2, 5, 6], [{"conv2d": {"channels": 3, "kernel": 2}}, "global_avgpool"], "mse"),
+    ("global_maxpool", [2, 7], [{"conv1d": {"channels": 3, "kernel": 2}}, "global_maxpool",
+                                {"dense": {"units": 1}}], "logistic"),
     *[(act, [4], [{"dense": {"units": 5}}, act, {"dense": {"units": 1}}], "logistic")
       for act in ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus")],
     # the other losses, each behind a layer (random data: no output sits on a kink of |f - y|

@@ -20,9 +20,11 @@ from ..errors import InputError
 # The ONNX opset a node needs is its operator's first version, or later where bpcli relies on an
 # input or attribute added since: count_include_pad (AveragePool 7), Gemm without C (11),
 # BatchNormalization without is_test (9), Reshape's shape and Unsqueeze's axes as inputs (5, 13),
-# multidirectional broadcasting (Add, Sub, Mul, Div 7; Min 8).
+# multidirectional broadcasting (Add, Sub, Mul, Div 7; Min 8); "Op.attribute": an attribute's own
+# first opset, asked for only by a node that sets it (the pools' ceil_mode, 10).
 FORM_SINCE = {"AveragePool": 7, "Gemm": 11, "BatchNormalization": 9, "Reshape": 5,
               "Unsqueeze": 13, "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Min": 8, "Greater": 7,
+              "MaxPool.ceil_mode": 10, "AveragePool.ceil_mode": 10,
               "Resize": 13, "Pad": 11}  # Resize without its roi, Pad's pads as an input
 
 
@@ -100,7 +102,8 @@ class GraphWriter:
     def check_opset(self) -> None:
         """Refuse an opset too old for a node written, naming the operator and its layer."""
         for node, origin in zip(self.nodes, self.origins):
-            needs = max(first_opset(node.op_type), FORM_SINCE.get(node.op_type, 1))
+            needs = max(first_opset(node.op_type), FORM_SINCE.get(node.op_type, 1),
+                        *(FORM_SINCE.get(f"{node.op_type}.{a.name}", 1) for a in node.attribute))
             if needs > self.opset:
                 raise InputError(f"opset {self.opset} is too old for the ONNX operator "
                                  f"{node.op_type} that {origin} is written with: it needs opset "
