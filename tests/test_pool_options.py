@@ -113,7 +113,8 @@ def test_pool_options_match_torch_forward_and_input_gradient(layer, sample, cfg,
 
 @pytest.mark.parametrize("layer,cfg", [
     ("maxpool2d", {"size": 2, "ceil_mode": True}),
-    ("avgpool2d", {"size": 3, "stride": 2, "pad": 1, "ceil_mode": True, "count_include_pad": False}),
+    ("avgpool2d", {"size": 3, "stride": 2, "pad": 1, "ceil_mode": True,
+                   "count_include_pad": False}),
 ], ids=["max", "avg"])
 def test_pool_options_pass_a_convolutions_weight_gradient_as_torch(layer, cfg, device, torch):
     # conv2d (2 -> 3 channels, 3x3) on 7x8, then the pool: 5x6 maps, odd rows for ceil_mode
@@ -270,7 +271,8 @@ def test_global_max_pooling_breaks_ties_as_torch_does(sample, device, torch):
     np.testing.assert_array_equal(backend.to_host(grads["X"]), x_t.grad.numpy())
 
 
-@pytest.mark.parametrize("layers", [["global_avgpool"], [{"dense": {"units": 3}}, "global_maxpool"]],
+@pytest.mark.parametrize("layers", [["global_avgpool"],
+                                    [{"dense": {"units": 3}}, "global_maxpool"]],
                          ids=["no-spatial-axis", "after-dense"])
 def test_global_pooling_needs_a_spatial_axis(layers):
     with pytest.raises(InputError, match=r"needs input \(channels, \*spatial\) with at least one "
@@ -388,7 +390,8 @@ def test_bpcli_passes_onnxs_own_node_tests_for_its_pools(onnx):
                                    err_msg=case.name)
         passed.add(case.name)
     assert {"test_averagepool_2d_ceil", "test_averagepool_2d_ceil_last_window_starts_on_pad",
-            "test_averagepool_2d_precomputed_pads", "test_averagepool_2d_precomputed_pads_count_include_pad",
+            "test_averagepool_2d_precomputed_pads",
+            "test_averagepool_2d_precomputed_pads_count_include_pad",
             "test_averagepool_1d_default", "test_averagepool_2d_strides",
             "test_maxpool_2d_ceil", "test_maxpool_2d_ceil_output_size_reduce_by_one",
             "test_maxpool_2d_precomputed_pads", "test_maxpool_1d_default",

@@ -3,7 +3,6 @@ spatial axis at once (global pooling, as PyTorch's adaptive pooling to size 1)."
 
 from __future__ import annotations
 
-from functools import reduce
 from typing import NamedTuple
 
 import numpy as np
@@ -36,7 +35,8 @@ class PoolGeometry(NamedTuple):
             per_axis_counts.append(end - start)
         # small integers: exact in float32, which keeps a float32 model float32 and promotes
         # exactly in a float64 one
-        return reduce(np.multiply, np.ix_(*per_axis_counts)).astype(np.float32)
+        grid = np.meshgrid(*per_axis_counts, indexing="ij")
+        return np.prod(grid, axis=0).astype(np.float32)
 
 
 def pool_geometry(nd: int, cfg: dict, spatial) -> PoolGeometry:
@@ -67,7 +67,7 @@ def pool_geometry(nd: int, cfg: dict, spatial) -> PoolGeometry:
 
 
 def _pool(ctx, x, cfg, nd, reduce):
-    """Windows of the last nd axes (a strided view), reduced by max or mean: pooling as PyTorch's."""
+    """Windows of the last nd axes (a strided view), reduced by max or mean, as PyTorch's pools."""
     if x.ndim - 1 < nd:
         raise Invalid(f"needs input with at least {nd} axes, got {tuple(x.shape[1:])}")
     spatial = x.shape[-nd:]
