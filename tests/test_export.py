@@ -110,6 +110,16 @@ CASES = {
     "batchnorm": [([6], "none", ["batchnorm"]),
                   ([2, 9], "standardize", [{"batchnorm": {"eps": 1e-3}}]),
                   ([2, 5, 4], "none", [{"batchnorm": {"affine": False}}])],
+    # graphs: a residual block that adds the network's input back, and a U-Net-style join
+    "add": [([2, 6], "standardize",
+             [{"conv1d": {"channels": 2, "kernel": 3, "pad": "same", "name": "a"}}, "relu",
+              {"conv1d": {"channels": 2, "kernel": 3, "pad": "same"}},
+              {"add": {"with": ["a", "input"]}}])],
+    "concat": [([2, 4, 4], "none",
+                [{"conv2d": {"channels": 3, "kernel": 3, "pad": 1, "name": "enc"}},
+                 {"maxpool2d": {"size": 2}}, {"conv2d": {"channels": 2, "kernel": 1}},
+                 {"conv2d": {"channels": 1, "kernel": 3, "pad": 1, "from": "enc"}},
+                 {"concat": {"with": ["enc", "input"]}}])],
 }
 HEADS = [("softmax_cross_entropy", 3), ("logistic", 1), ("mse", 2), ("hinge", 1)]
 

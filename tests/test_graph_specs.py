@@ -77,6 +77,16 @@ def test_a_wiring_mistake_is_one_paragraph_and_exit_2(tmp_path, capsys):
     assert f"{path}:5:" in err and "no earlier layer is named 'skip'" in err
 
 
+def test_a_layer_cannot_take_its_own_output_and_with_is_for_merges(tmp_path):
+    path = write(tmp_path, "  - relu: {name: a}\n  - add: {with: [me], name: me}\n")
+    with pytest.raises(InputError, match="'me' is this layer's own name"):
+        check_spec(str(path))
+    path = write(tmp_path, "  - relu: {name: a}\n  - relu: {with: [a]}\n")
+    with pytest.raises(InputError, match=r"relu takes one input: with is for the layers that "
+                                         r"merge several \(add, concat\).*use from"):
+        check_spec(str(path))
+
+
 def test_name_and_from_are_checked_as_fields(tmp_path):
     path = write(tmp_path, "  - relu: {name: 3x}\n  - relu: {from: [a]}\n")
     with pytest.raises(InputError) as info:

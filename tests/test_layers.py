@@ -118,6 +118,15 @@ LAYER_CASES = [
     ("conv-relu-conv-dense", [2, 12],
      [{"conv1d": {"channels": 3, "kernel": 3, "pad": "same"}}, "relu",
       {"conv1d": {"channels": 2, "kernel": 2, "stride": 2}}, "tanh", {"dense": {"units": 1}}], "logistic"),
+    # graphs: a residual block (add, the input itself among the sources) and a joined branch
+    ("add-residual", [2, 6],
+     [{"conv1d": {"channels": 2, "kernel": 3, "pad": "same", "name": "a"}}, "tanh",
+      {"conv1d": {"channels": 2, "kernel": 3, "pad": "same"}}, {"add": {"with": ["a", "input"]}},
+      {"dense": {"units": 1}}], "logistic"),
+    ("concat-branches", [2, 2, 3],
+     [{"conv2d": {"channels": 2, "kernel": 1, "name": "left"}},
+      {"conv2d": {"channels": 3, "kernel": 3, "pad": 1, "from": "input"}}, "tanh",
+      {"concat": {"with": ["left", "input"]}}, {"dense": {"units": 2}}], "mse"),
 ]
 
 

@@ -158,7 +158,10 @@ def network_of(entries, report=None) -> Network:
                 return NETWORK_INPUT
             if name in names:
                 return names[name]
-            if name in later:
+            if later.get(name) == i:
+                complain(key, f"{name!r} is this layer's own name: a layer takes only earlier "
+                              f"layers' outputs (a network holds no cycle)")
+            elif name in later:
                 complain(key, f"{name!r} is the name of layers[{later[name]}], which comes after "
                               f"this layer: a layer takes only earlier layers' outputs (a network "
                               f"holds no cycle)")

@@ -77,7 +77,8 @@ def _step(node, here: tuple, part, item: str):
     if len(here) == 2 and here[0] == "layers":
         lname = next(iter(node)) if len(node) == 1 else None
         if lname is not None and part != lname:
-            raise InputError(f"{where} is a {lname} layer, not {part}; to replace the layer, "
+            article = "an" if lname[0] in "aeiou" else "a"
+            raise InputError(f"{where} is {article} {lname} layer, not {part}; to replace the layer, "
                              f"--set '{where}={{{part}: {{...}}}}'", path=f"--set {item}")
         return part
     known = _keys_at(here, node)

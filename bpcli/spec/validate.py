@@ -151,6 +151,12 @@ def _layer(i, entry, report):
     if not isinstance(given, dict):
         report(f"{path}.{lname}", f"must be a mapping of {lname}'s fields, got {quoted(given)}")
         raise Skipped
+    if "with" in given and not LAYERS[lname].merges:
+        merging = ", ".join(name for name, d in LAYERS.items() if d.merges)
+        report(f"{path}.{lname}.with", f"{lname} takes one input: with is for the layers that "
+                                       f"merge several ({merging}); to take another layer's "
+                                       f"output instead of the previous one, use from")
+        raise Skipped
     # name and from, which every layer may take, are checked as the layer's own fields are
     own = {k: v for k, v in given.items() if k not in ("name", "from")}
     wiring = {k: v for k, v in given.items() if k in ("name", "from")}
