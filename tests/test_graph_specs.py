@@ -258,3 +258,39 @@ def test_gradcheck_checks_each_layer_of_a_graph_including_every_input_of_a_merge
     report = json.loads(out)
     layers = {r["layer"]: r for r in report["layers"]}
     assert layers["layers[4] (add)"]["passed"] and layers["layers[9] (add)"]["passed"]
+
+
+def test_the_docs_unet_computes_what_torch_computes_forward_and_every_gradient():
+    """docs/graphs/unet.yaml (conv, maxpool, conv2d_transpose, upsample2d bilinear, two concat
+    joins) against the same network written with torch.nn.functional, the same weights."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    spec = load(str(ROOT / "docs" / "graphs" / "unet.yaml"))
+    spec = load({**spec.raw, "dtype": "float64"})
+    model = bpcli.build(spec)
+    rng = np.random.default_rng(11)
+    for w in model.params.values():
+        w[...] = rng.standard_normal(w.shape) * 0.4
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in model.params.items()}
+    X = rng.standard_normal((3, 1, 16, 16))
+    x = torch.tensor(X, requires_grad=True)
+
+    def conv(h, i, **kw):
+        return F.conv2d(h, p[f"layers.{i}.weight"], p[f"layers.{i}.bias"], **kw)
+    enc1 = F.relu(conv(x, 0, padding="same"))
+    enc2 = F.relu(conv(F.max_pool2d(enc1, 2), 3, padding="same"))
+    h = F.relu(conv(F.max_pool2d(enc2, 2), 6, padding="same"))
+    h = F.conv_transpose2d(h, p["layers.8.weight"], p["layers.8.bias"], stride=2)
+    h = F.relu(conv(torch.cat([h, enc2], dim=1), 10, padding="same"))
+    h = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
+    h = torch.cat([conv(h, 13, padding="same"), enc1], dim=1)
+    out = conv(F.relu(conv(h, 15, padding="same")), 17)
+
+    np.testing.assert_allclose(model.forward(X), out.detach().numpy(), rtol=1e-12, atol=1e-13)
+    Y = rng.standard_normal(tuple(out.shape))
+    ((out - torch.tensor(Y)) ** 2).mean().backward()
+    L, grads = model.loss_and_grad(X, Y)
+    np.testing.assert_allclose(L, ((out.detach().numpy() - Y) ** 2).mean(), rtol=1e-12)
+    for name, t in p.items():
+        np.testing.assert_allclose(grads[name], t.grad.numpy(), rtol=1e-11, atol=1e-13,
+                                   err_msg=name)

@@ -32,9 +32,10 @@ NETWORK_INPUT = -1  # its index among a layer's sources
 # the keys every layer may take besides its own fields: how it is wired, not what it computes
 WIRING = (
     Param("name", layer_name, None, "a name for this layer's output, so that a later layer's "
-          "from or with can take it"),
+          "from or with can take it", implicit=True),
     Param("from", layer_name, None, "the layer whose output this layer takes: an earlier "
-          "layer's name, or input (the network's input); default: the previous layer"),
+          "layer's name, or input (the network's input); default: the previous layer",
+          implicit=True),
 )
 WIRING_KEYS = ("name", "from", "with")  # read into a Layer's name and sources, not its fields
 

@@ -158,13 +158,8 @@ def _layer(i, entry, report):
                                        f"output instead of the previous one, use from")
         raise Skipped
     # name and from, which every layer may take, are checked as the layer's own fields are
-    own = {k: v for k, v in given.items() if k not in ("name", "from")}
-    wiring = {k: v for k, v in given.items() if k in ("name", "from")}
-    wired, fine = _attempt(resolve, WIRING, wiring, f"{path}.{lname}", report)
-    fields = resolve(LAYERS[lname].params, own, f"{path}.{lname}", report)
-    if not fine:
-        raise Skipped
-    fields = {**{k: v for k, v in wired.items() if v is not None}, **fields}
+    # (implicit: a layer without them resolves as it always has)
+    fields = resolve((*LAYERS[lname].params, *WIRING), given, f"{path}.{lname}", report)
     return {lname: fields} if fields else lname
 
 
