@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 from .errors import CheckFailed, InputError  # noqa: E402
 from .nn.model import Model  # noqa: E402
-from .spec.document import Spec  # noqa: E402
+from .core.document import Spec  # noqa: E402
 from .spec.validate import load as load_spec  # noqa: E402
 
 

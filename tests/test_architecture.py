@@ -1,6 +1,6 @@
 """The folder tree is the architecture: each layer imports only what lies below it.
 
-    engine  ->  spec.fields, spec.document  ->  nn  ->  explain  ->  train  ->  spec (the rest)  ->  cli
+    engine  ->  core (fields, document)  ->  nn  ->  explain  ->  train, spec  ->  export  ->  cli
 
 An AST walk reads every import in ``bpcli/`` (those inside functions too, with relative
 imports resolved) and checks it against the rules below, so a shortcut across layers fails
@@ -18,17 +18,18 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bpcli"
 
 # module prefix -> the bpcli modules it may never import (prefixes)
 FORBIDDEN = {
-    "bpcli.engine": ["bpcli.spec", "bpcli.nn", "bpcli.train", "bpcli.explain", "bpcli.cli"],
-    "bpcli.spec.fields": ["bpcli.spec.", "bpcli.nn", "bpcli.train", "bpcli.explain", "bpcli.cli",
-                          "bpcli.engine"],
-    "bpcli.spec.document": ["bpcli.spec.validate", "bpcli.spec.sections", "bpcli.nn",
-                            "bpcli.train", "bpcli.explain", "bpcli.cli", "bpcli.engine"],
-    "bpcli.nn": ["bpcli.train", "bpcli.explain", "bpcli.cli", "bpcli.spec.validate",
-                 "bpcli.spec.sections", "bpcli.spec.overrides"],
-    "bpcli.explain": ["bpcli.train", "bpcli.cli", "bpcli.spec.validate"],
-    "bpcli.train": ["bpcli.cli"],
-    "bpcli.export": ["bpcli.cli"],
-    "bpcli.spec": ["bpcli.explain", "bpcli.cli"],
+    "bpcli.engine": ["bpcli.core", "bpcli.spec", "bpcli.nn", "bpcli.train", "bpcli.explain",
+                     "bpcli.cli", "bpcli.export"],
+    "bpcli.core": ["bpcli.engine", "bpcli.spec", "bpcli.nn", "bpcli.train", "bpcli.explain",
+                   "bpcli.cli", "bpcli.export"],
+    # spec/ is one floor: above nn and train (it reads their tables), never below them
+    "bpcli.nn": ["bpcli.spec", "bpcli.train", "bpcli.explain", "bpcli.cli", "bpcli.export"],
+    "bpcli.explain": ["bpcli.spec", "bpcli.train", "bpcli.cli", "bpcli.export"],
+    # train re-validates specs it changes (spec.validate), and spec reads train's tables
+    # (optimizers, schedules, augmentations, builtin data): the two still share a floor
+    "bpcli.train": ["bpcli.cli", "bpcli.export"],
+    "bpcli.export": ["bpcli.spec", "bpcli.cli"],
+    "bpcli.spec": ["bpcli.explain", "bpcli.cli", "bpcli.export"],
     "bpcli.errors": ["bpcli."],
 }
 

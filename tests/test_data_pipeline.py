@@ -16,7 +16,7 @@ from bpcli.train.data import SHAPES, shapes
 from bpcli.errors import InputError
 from bpcli.nn.preprocess import statistics
 from bpcli.train.run import execute, prepare
-from bpcli.spec.fields import resolve
+from bpcli.core.fields import resolve
 
 
 def spec(input_shape, layers, loss="mse", **top):

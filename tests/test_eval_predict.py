@@ -19,7 +19,7 @@ import bpcli
 from bpcli.cli import main
 from bpcli.explain import metrics, score_plots
 from bpcli.nn.losses import LOSSES
-from bpcli.spec.fields import Invalid
+from bpcli.core.fields import Invalid
 from bpcli.train import evaluate
 from bpcli.train.data import Dataset
 from helpers import cli, ok, tiny_spec

@@ -150,7 +150,7 @@ def loss_case(root: Path, name: str) -> tuple[Path, Path]:
     import numpy as np
 
     from bpcli.nn.losses import LOSSES
-    from bpcli.spec.fields import Invalid
+    from bpcli.core.fields import Invalid
 
     loss = LOSSES[name]
     units = 1

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from ..spec.fields import one_of
+from ..core.fields import one_of
 from ..train.run_folder import RunFolder
 from . import command, err, out
 from .options import device_option, option, threads_option

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..export import DEFAULT_OPSET, FORMATS
-from ..spec.fields import one_of, positive_int
+from ..core.fields import one_of, positive_int
 from ..train.run_folder import RunFolder
 from . import command, err, out
 from .options import option

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InputError
-from ..spec.fields import nonneg_int, one_of, positive_float, positive_int
+from ..core.fields import nonneg_int, one_of, positive_float, positive_int
 from . import SPEC, command, err, out
 from .options import device_option, int_between, option, spec_check, threads_option
 

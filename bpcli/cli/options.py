@@ -1,6 +1,6 @@
 """Command-line option values, checked before a command does any work, by the spec's own checks.
 
-An option declared with :func:`option` carries a check from :mod:`bpcli.spec.fields`
+An option declared with :func:`option` carries a check from :mod:`bpcli.core.fields`
 (``option(1, check=positive_int, help=...)``) or the check of a spec field
 (``check=spec_check("training.epochs")``), so a rule is written once.
 :func:`bpcli.cli.command` runs every declared check on the values given, before the command's
@@ -17,12 +17,12 @@ from typing import Any, Callable
 import typer
 
 from ..errors import InputError
-from ..spec.fields import Invalid, positive_int
+from ..core.fields import Invalid, positive_int
 
 
 def option(default, *decls: str, check: Callable[[Any], Any], **kwargs):
     """``typer.Option(default, *decls, **kwargs)`` whose value ``check`` accepts (or raises
-    :class:`~bpcli.spec.fields.Invalid`); None, an option not given, is never checked."""
+    :class:`~bpcli.core.fields.Invalid`); None, an option not given, is never checked."""
     info = typer.Option(default, *decls, **kwargs)
     info.check = check  # read by checks_of, when command registers the function
     return info

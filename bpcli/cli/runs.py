@@ -10,7 +10,7 @@ import typer
 
 from rich.table import Table
 
-from ..spec.fields import positive_int
+from ..core.fields import positive_int
 from . import command, err, out
 from .options import option
 

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError
-from ..spec.fields import one_of
+from ..core.fields import one_of
 from ..spec.templates import TEMPLATES
 from . import SPEC, command, out
 from .options import option

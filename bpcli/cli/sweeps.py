@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError, Interrupted
-from ..spec.fields import nonneg_int, one_of, positive_int
+from ..core.fields import nonneg_int, one_of, positive_int
 from ..train.sweep import EXECUTORS
 from . import command, err, out
 from .options import option, spec_check, threads_option

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError
-from ..spec.fields import one_of, positive_int
+from ..core.fields import one_of, positive_int
 from . import command, command_line, err
 from .options import device_option, option, spec_check, threads_option
 from .render import report, with_progress

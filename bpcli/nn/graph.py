@@ -24,8 +24,8 @@ from .losses import LOSSES, absolute
 from .network import NETWORK_INPUT
 from .preprocess import stat_shape
 from ..errors import InputError
-from ..spec.fields import Invalid
-from ..spec.document import Spec
+from ..core.fields import Invalid
+from ..core.document import Spec
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..spec.fields import Invalid, Param, Table, number, optional, positive_float
+from ..core.fields import Invalid, Param, Table, number, optional, positive_float
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..spec.fields import Invalid, Param, Table, fraction, positive_float
+from ..core.fields import Invalid, Param, Table, fraction, positive_float
 
 
 @dataclass(frozen=True)

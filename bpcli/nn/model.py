@@ -9,8 +9,8 @@ import numpy as np
 
 from ..engine import backend, backward, evaluate, forward_tangent
 from ..errors import InputError
-from ..spec.document import Spec
-from ..spec.fields import Invalid
+from ..core.document import Spec
+from ..core.fields import Invalid
 from .graph import compile_spec, modal
 from .initializers import init_weights
 from .losses import LOSSES

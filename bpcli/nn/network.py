@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..spec.fields import Invalid, Param, did_you_mean
+from ..core.fields import Invalid, Param, did_you_mean
 from .layers import LAYERS
 from .layers.merge import layer_name
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec.fields import one_of
+from ..core.fields import one_of
 
 PREPROCESS = ("none", "standardize", "minmax")
 DOC = ("none, standardize ((x - mean) / std) or minmax ((x - min) / (max - min), onto [0, 1]); per "

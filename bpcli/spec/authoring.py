@@ -8,8 +8,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InputError
-from .fields import did_you_mean
-from .document import Spec
+from ..core.fields import did_you_mean
+from ..core.document import Spec
 from .validate import check
 from .templates import TEMPLATES, render
 

@@ -17,7 +17,7 @@ from .. import __version__
 from ..nn.initializers import INITIALIZERS
 from ..nn.layers import LAYERS
 from ..nn.network import WIRING
-from .fields import Param
+from ..core.fields import Param
 from .sections import NAMED, SECTIONS, TOP
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -10,8 +10,8 @@ import yaml
 from ..errors import InputError
 from ..nn.layers import LAYERS
 from ..nn.network import WIRING
-from .document import format_path, parse_path
-from .fields import quoted, did_you_mean
+from ..core.document import format_path, parse_path
+from ..core.fields import quoted, did_you_mean
 from .sections import NAMED, SECTIONS, TOP
 
 

@@ -19,7 +19,7 @@ from ..nn.network import WIRING
 from ..nn.losses import LOSSES
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
-from .fields import Param
+from ..core.fields import Param
 from .sections import DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
 
 COMMAND = "python -m bpcli.spec.reference --write docs/spec-reference.md"

@@ -17,7 +17,7 @@ from ..train.augment import AUGMENT
 from ..train.data import BUILTINS, SHAPES, shapes
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
-from .fields import (Invalid, Param, quoted, boolean, fraction, int_or, nonneg_float, nonneg_int,
+from ..core.fields import (Invalid, Param, quoted, boolean, fraction, int_or, nonneg_float, nonneg_int,
                      one_of, optional, positive_int, text)
 
 

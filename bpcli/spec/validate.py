@@ -1,4 +1,4 @@
-"""A spec as written -> the validated, fully resolved :class:`~bpcli.spec.document.Spec`, every
+"""A spec as written -> the validated, fully resolved :class:`~bpcli.core.document.Spec`, every
 error pointing at file:line:column (or at the ``--set`` that caused it).
 
 :func:`load` stops at the first problem; :func:`check` finds every one of them.
@@ -18,8 +18,8 @@ from ..nn.losses import LOSSES
 from ..train.augment import check as check_augment
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
-from .document import Spec, parse_path, read
-from .fields import Invalid, Skipped, closest, did_you_mean, quoted, resolve
+from ..core.document import Spec, parse_path, read
+from ..core.fields import Invalid, Skipped, closest, did_you_mean, quoted, resolve
 from .overrides import with_sets
 from .sections import DEFAULT_INIT, AUGMENT, DATA, EARLY_STOPPING, REGULARIZATION, TOP, TRAINING
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec.fields import Invalid, Param, with_json_schema, number_json, quoted, boolean, nonneg_float, nonneg_int, one_of, optional
+from ..core.fields import Invalid, Param, with_json_schema, number_json, quoted, boolean, nonneg_float, nonneg_int, one_of, optional
 
 
 @with_json_schema({"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..spec.fields import closest, did_you_mean
+from ..core.fields import closest, did_you_mean
 
 
 @dataclass

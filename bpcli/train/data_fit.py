@@ -12,8 +12,8 @@ import numpy as np
 from . import data as data_mod
 from ..errors import InputError
 from ..nn.model import Model
-from ..spec.document import Spec, parse_path
-from ..spec.fields import Invalid, closest
+from ..core.document import Spec, parse_path
+from ..core.fields import Invalid, closest
 from .tables import few, is_number
 
 

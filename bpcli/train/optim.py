@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..spec.fields import (Invalid, Param, Table, boolean, fraction, nonneg_float, optional,
+from ..core.fields import (Invalid, Param, Table, boolean, fraction, nonneg_float, optional,
                            positive_float)
 
 

@@ -17,7 +17,7 @@ from ..engine.backend import check as check_device
 from ..errors import CheckFailed, InputError
 from ..nn.losses import LOSSES
 from ..nn.model import Model
-from ..spec.document import Spec, differences
+from ..core.document import Spec, differences
 from ..spec.validate import set_value, with_data
 from .run_folder import RunFolder
 from .checkpoint import misfit

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import InputError
-from ..spec.document import differences
+from ..core.document import differences
 from .run_folder import RunFolder
 
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from ..spec.fields import (Param, Table, nonneg_float, nonneg_int, one_of, positive_float,
+from ..core.fields import (Param, Table, nonneg_float, nonneg_int, one_of, positive_float,
                            positive_int)
 
 

@@ -35,7 +35,7 @@ from ..engine.threads import resolve as resolve_threads
 from ..errors import InputError
 from .executors import DaskExecutor, as_completed, local_executor, local_gpus
 from .run_folder import SWEEP_PLAN, RunFolder
-from ..spec.document import Spec, parse_path
+from ..core.document import Spec, parse_path
 from ..spec.overrides import with_sets
 from ..spec.validate import set_value
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..spec.fields import did_you_mean
+from ..core.fields import did_you_mean
 
 COMPRESSED = (".gz", ".bz2", ".zip", ".xz")
 SUFFIXES = (".csv", ".tsv")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...spec.fields import Param, nonneg_float
+from ...core.fields import Param, nonneg_float
 from .table import layer
 
 

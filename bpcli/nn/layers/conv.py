@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ...engine.rules import PRIMITIVES
-from ...spec.fields import Invalid, Param, boolean, int_or, one_of, positive_int
+from ...core.fields import Invalid, Param, boolean, int_or, one_of, positive_int
 from .geometry import AXES, int_or_pair, per_axis, same_pad
 from .table import layer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...spec.fields import Param, boolean, positive_int
+from ...core.fields import Param, boolean, positive_int
 from .table import layer
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...spec.fields import Invalid
+from ...core.fields import Invalid
 
 
 def is_int(v, minimum):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from ...spec.fields import Invalid, Param, quoted, with_json_schema
+from ...core.fields import Invalid, Param, quoted, with_json_schema
 from .table import layer
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...spec.fields import (Invalid, Param, boolean, fraction, nonneg_float, number_json,
+from ...core.fields import (Invalid, Param, boolean, fraction, nonneg_float, number_json,
                             positive_float, quoted, with_json_schema)
 from .table import layer
 

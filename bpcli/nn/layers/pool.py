@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ...spec.fields import Invalid, Param, boolean, nonneg_int, optional, positive_int
+from ...core.fields import Invalid, Param, boolean, nonneg_int, optional, positive_int
 from .geometry import AXES, int_or_pair, per_axis
 from .table import layer
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...engine.resample_rules import interpolation_matrix
 from ...engine.rules import PRIMITIVES
-from ...spec.fields import Invalid, Param, boolean, nonneg_int, one_of, positive_int
+from ...core.fields import Invalid, Param, boolean, nonneg_int, one_of, positive_int
 from .conv import GROUPS, check_groups
 from .geometry import AXES, int_or_pair, per_axis
 from .table import layer

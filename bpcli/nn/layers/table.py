@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ...spec.fields import Param, Table
+from ...core.fields import Param, Table
 
 
 @dataclass(frozen=True)
