@@ -5,8 +5,9 @@ with every padding, stride, dilation, preprocess and loss head; each is exported
 weights, random biases and hand-set batchnorm and preprocessing statistics, checked by
 ``onnx.checker`` and run by ONNX Runtime at batch sizes 1 and 7 against ``Model.forward``:
 1e-5 relative in float32, 1e-10 in float64. ONNX Runtime's CPU provider has no float64 kernel
-for Conv, AveragePool, Elu and Softplus; a float64 model using one of those is run by the onnx
-package's reference evaluator instead (and ORT must say that operator is what it lacks).
+for the operators in ``ORT_NO_FLOAT64`` (docs/export.md names the same, checked here); a float64
+model using one of those is run by the onnx package's reference evaluator instead (and ORT must
+say that operator is what it lacks).
 """
 
 from __future__ import annotations
@@ -202,6 +203,12 @@ def run_onnx(onnx, ort, proto, X):
 
         return ReferenceEvaluator(proto).run(None, {"X": X})
     return session.run(None, {"X": X})
+
+
+def test_docs_export_md_names_the_operators_onnx_runtime_has_no_float64_kernel_for():
+    text = (ROOT / "docs" / "export.md").read_text()
+    sentence = text[text.index("has no float64 kernel for"):text.index("a float64 model using one")]
+    assert set(re.findall(r"`(\w+)`", sentence)) == ORT_NO_FLOAT64
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

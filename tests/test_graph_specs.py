@@ -294,3 +294,22 @@ def test_the_docs_unet_computes_what_torch_computes_forward_and_every_gradient()
     for name, t in p.items():
         np.testing.assert_allclose(grads[name], t.grad.numpy(), rtol=1e-11, atol=1e-13,
                                    err_msg=name)
+
+
+def test_inspect_draws_the_matrices_and_kernels_of_transposed_convs_and_upsampling(capsys,
+                                                                                   tmp_path):
+    """A transposed convolution's weight is (in, out, *kernel): its kernel picture and its
+    matrix's channel blocks read it as (out, in) through LayerDef.weight_axes; upsampling has a
+    matrix and no weight."""
+    from bpcli.explain.layer_table import kernel_indices, out_in_weight, toeplitz_matrix
+    unet = ROOT / "docs" / "graphs" / "unet.yaml"
+    model = bpcli.build(load(str(unet)))
+    assert model.params["layers.8.weight"].shape == (16, 8, 2, 2)      # PyTorch's (in, out, ...)
+    assert out_in_weight(model, 8).shape == (8, 16, 2, 2)
+    assert toeplitz_matrix(model, 8).shape == (8 * 8 * 8, 16 * 4 * 4)
+    assert toeplitz_matrix(model, 12).shape == (8 * 16 * 16, 8 * 8 * 8)
+    assert 12 not in kernel_indices(model) and 8 in kernel_indices(model)
+    for args in (["--toeplitz", "8"], ["--toeplitz", "12"], ["--kernels"]):
+        code, out, err = cli(capsys, "inspect", unet, *args, "--out", tmp_path / "p.png")
+        assert code == 0, err
+        assert (tmp_path / "p.png").stat().st_size > 0

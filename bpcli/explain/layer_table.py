@@ -144,13 +144,16 @@ def matrix_indices(model) -> list[int]:
 
 def kernel_indices(model) -> list[int]:
     """The layers whose weight has kernel axes (out, in, *kernel): the convolutions."""
-    return [i for i in matrix_indices(model) if model.params[f"layers.{i}.weight"].ndim >= 3]
+    return [i for i in matrix_indices(model)
+            if f"layers.{i}.weight" in model.params and model.params[f"layers.{i}.weight"].ndim >= 3]
 
 
 def out_in_weight(model, i) -> np.ndarray:
     """Layer i's weight with its out axis first and its in axis second, whatever its layout
     (``LayerDef.weight_axes``: a transposed convolution keeps PyTorch's (in, out, *kernel))."""
-    w = model.params[f"layers.{i}.weight"]
+    w = model.params.get(f"layers.{i}.weight")
+    if w is None:   # a fixed matrix (upsampling): no weight
+        return None
     out_axis, in_axis = model.spec.network[i].definition.weight_axes
     return np.moveaxis(w, (out_axis, in_axis), (0, 1)) if w.ndim >= 2 else w
 
@@ -160,7 +163,7 @@ def toeplitz_matrix(model, i) -> np.ndarray:
     bias left out, from the model's current weights: a convolution's banded Toeplitz matrix
     T(w) (the lecture's W1, W2), a dense layer's weight (W3)."""
     name, cfg = _matrix_layer(model, i)
-    return LAYERS[name].matrix(cfg, input_shapes(model)[i][0], model.params[f"layers.{i}.weight"])
+    return LAYERS[name].matrix(cfg, input_shapes(model)[i][0], model.params.get(f"layers.{i}.weight"))
 
 
 _ZOOM = 96   # a matrix with more rows or columns than this also gets a panel of its corner
@@ -179,7 +182,10 @@ def toeplitz_figure(model, i, source="initial weights"):
     T = toeplitz_matrix(model, i)
     name, cfg = model.spec.network[i].kind, model.spec.network[i].fields
     w = out_in_weight(model, i)
-    o_ch, c_ch = w.shape[:2] if w.ndim >= 3 else (1, 1)  # channel blocks of a convolution
+    if w is None:   # upsampling: one block per channel, on the diagonal
+        o_ch = c_ch = input_shapes(model)[i][0][0] if len(input_shapes(model)[i][0]) >= 2 else 1
+    else:           # channel blocks of a convolution; one block for dense
+        o_ch, c_ch = w.shape[:2] if w.ndim >= 3 else (1, 1)
     scale = float(np.abs(T).max()) or 1.0
     rows, cols = T.shape
     zoom = max(rows, cols) > _ZOOM
