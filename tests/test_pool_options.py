@@ -369,6 +369,7 @@ def onnx_node_as_layer(onnx, node):
 
 
 @pytest.mark.slow  # onnx generates all its 1,884 node tests to hand back these: about 5 s
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # its Cast tests' generators overflow
 def test_bpcli_passes_onnxs_own_node_tests_for_its_pools(onnx):
     # onnx generates its backend node tests (model, inputs, expected outputs) in Python
     from onnx.backend.test.loader import load_model_tests
