@@ -22,13 +22,12 @@ import numpy as np
 import pytest
 
 import bpcli
+from bpcli.export import ORT_NO_FLOAT64
 from bpcli.cli import main
 from bpcli.nn.layers import LAYERS
 from helpers import tiny_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-ORT_NO_FLOAT64 = {"Conv", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Elu", "Softplus",
-                  "ConvTranspose", "Resize"}  # docs/export.md says so too
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
 # (input, preprocess, layers) per layer name; each case ends in a dense head (below)
@@ -370,3 +369,18 @@ def test_without_onnx_export_names_the_missing_package(tiny_run, capsys, monkeyp
     err = capsys.readouterr().err
     assert "needs the onnx package" in err and "pip install 'bpcli[export]'" in err
     assert not list(tiny_run.glob("*.onnx"))
+
+
+def test_a_float64_export_onnx_runtime_cannot_load_says_so_and_what_to_do(workdir, capsys, onnx):
+    (workdir / "tiny.yaml").write_text(tiny_spec(training={"epochs": 1}, dtype="float64"))
+    assert main(["train", "tiny.yaml", "--out", "runs/t64"]) == 0
+    capsys.readouterr()
+    assert main(["export", "runs/t64", "--out", "t64.onnx"]) == 0
+    err = capsys.readouterr().err
+    assert ("note: ONNX Runtime's CPU provider has no float64 kernel for Conv" in err
+            and "--set dtype=float32" in err)
+    (workdir / "tiny32.yaml").write_text(tiny_spec(training={"epochs": 1}, dtype="float32"))
+    assert main(["train", "tiny32.yaml", "--out", "runs/t32"]) == 0
+    capsys.readouterr()
+    assert main(["export", "runs/t32", "--out", "t32.onnx"]) == 0
+    assert "note:" not in capsys.readouterr().err    # ONNX Runtime runs a float32 Conv

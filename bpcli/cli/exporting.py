@@ -35,3 +35,5 @@ def export(run: Path = typer.Argument(..., help="run folder written by bpcli tra
     shapes = lambda vs: ", ".join(f"{n} [{', '.join(map(str, s))}]" for n, s in vs)  # noqa: E731
     out.print(str(done.path))
     err.print(f"opset {done.opset}; input {shapes(done.inputs)}; output {shapes(done.outputs)}")
+    for note in done.notes:
+        err.print(f"note: {note}")

@@ -18,6 +18,13 @@ from ..errors import InputError
 FORMATS = ("onnx",)
 DEFAULT_OPSET = 17  # a current opset every onnxruntime since 1.11 runs
 
+# The operators ONNX Runtime's CPU provider (1.32) has no float64 kernel for: a float64 model that
+# uses one is valid ONNX which ONNX Runtime refuses to load (NOT_IMPLEMENTED). bpcli export says
+# so when it writes one; tests/test_export.py runs such models through onnx's reference
+# evaluator and checks that ONNX Runtime names one of these as what it lacks.
+ORT_NO_FLOAT64 = frozenset({"Conv", "ConvTranspose", "AveragePool", "GlobalAveragePool",
+                            "GlobalMaxPool", "Resize", "Elu", "Softplus"})
+
 
 @dataclass(frozen=True)
 class Exported:
@@ -29,6 +36,7 @@ class Exported:
     inputs: list
     outputs: list
     metadata: dict
+    notes: tuple = ()   # what a user should know about the file (a runtime that cannot run it)
 
 
 def require(package: str):
@@ -85,4 +93,14 @@ def export_run(run, out=None, *, checkpoint: str = "final", opset: int = DEFAULT
     dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
     return Exported(path, opset, [(v.name, dims(v)) for v in proto.graph.input],
                     [(v.name, dims(v)) for v in proto.graph.output],
-                    {p.key: p.value for p in proto.metadata_props})
+                    {p.key: p.value for p in proto.metadata_props}, _notes(model, proto))
+
+
+def _notes(model, proto) -> tuple:
+    """A float64 model whose operators ONNX Runtime's CPU provider cannot run in float64."""
+    missing = sorted({node.op_type for node in proto.graph.node} & ORT_NO_FLOAT64)
+    if model.dtype.itemsize != 8 or not missing:
+        return ()
+    return (f"ONNX Runtime's CPU provider has no float64 kernel for {', '.join(missing)}: it "
+            f"refuses to load this float64 model, which other runtimes (onnx's reference "
+            f"evaluator) run; train with --set dtype=float32 for a model ONNX Runtime runs",)
