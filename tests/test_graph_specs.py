@@ -313,3 +313,20 @@ def test_inspect_draws_the_matrices_and_kernels_of_transposed_convs_and_upsampli
         code, out, err = cli(capsys, "inspect", unet, *args, "--out", tmp_path / "p.png")
         assert code == 0, err
         assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_init_layers_names_a_layer_by_its_name_or_its_index(tmp_path):
+    path = write(tmp_path, """\
+  - conv2d: {channels: 2, kernel: 3, pad: same, name: stem}
+  - conv2d: {channels: 2, kernel: 3, pad: same}
+init: {name: he, layers: {stem: zeros, 1: xavier}}
+""")
+    spec = load(str(path))
+    assert set(spec.data["init"]["layers"]) == {0, 1}
+    model = bpcli.build(spec)
+    assert not model.params["layers.0.weight"].any() and model.params["layers.1.weight"].any()
+    path.write_text(path.read_text().replace("stem: zeros", "stme: zeros"))
+    with pytest.raises(InputError, match=r"init.layers.stme: must be the index of a layer, 0..1 "
+                                         r"or a layer's name \(stem\), got 'stme' \(did you mean "
+                                         r"'stem'\?\)"):
+        load(str(path))

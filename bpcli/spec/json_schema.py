@@ -118,8 +118,8 @@ def spec_schema() -> dict:
     for path, params in SECTIONS.items():
         defs[_def_name(path)] = _mapping(params, path)
     init_layers = {"type": "object", "description": "initializers for some layers, by layer "
-                                                    "index, e.g. {0: xavier}",
-                   "propertyNames": {"pattern": "^[0-9]+$"},
+                                                    "index or name, e.g. {0: xavier, stem: he}",
+                   "propertyNames": {"pattern": "^([0-9]+|[A-Za-z_][A-Za-z0-9_\\-]*)$"},
                    "additionalProperties": _ref("initializer")}
     defs["initializer"] = _named(INITIALIZERS, "initializer")
     for key, table in NAMED.items():

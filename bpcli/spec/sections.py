@@ -58,7 +58,8 @@ TOP = (
     Param("preprocess", preprocess_name, "none", PREPROCESS_DOC),
     Param("layers", _any, doc="the network, a list of layers"),
     Param("init", _any, DEFAULT_INIT, "how weights start: an initializer name, or {name: ..., "
-          "fields, layers: {INDEX: initializer}} to override it for some layers; biases start at 0"),
+          "fields, layers: {INDEX or NAME: initializer}} to override it for some layers (by index, "
+          "or by a layer's name); biases start at 0"),
     Param("loss", _any, doc="a loss name, or {name: ..., ...}"),
     Param("regularization", _any, None, "penalties on the weights added to the loss (see "
           "regularization fields); none by default"),

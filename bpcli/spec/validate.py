@@ -95,11 +95,23 @@ def _named(value, table, path, report, what):
     return name, fields
 
 
-def _init(value, n_layers, report):
-    """``init``: an initializer for every weight, with optional per-layer overrides under ``layers``.
+def _layer_names(layers) -> dict:
+    """{name: index} of the layers as written that give themselves a ``name``."""
+    names = {}
+    for i, entry in enumerate(layers if isinstance(layers, list) else []):
+        fields = next(iter(entry.values())) if isinstance(entry, dict) and len(entry) == 1 else None
+        if isinstance(fields, dict) and isinstance(fields.get("name"), str):
+            names.setdefault(fields["name"], i)
+    return names
+
+
+def _init(value, n_layers, report, names=None):
+    """``init``: an initializer for every weight, with optional per-layer overrides under ``layers``,
+    each by the layer's index or its ``name`` (resolved to the index).
 
     ``n_layers`` is None when the layers are not a list: then only the form of an index is checked.
     """
+    names = names or {}
     overrides, ok = {}, True
     if isinstance(value, dict):
         # {layers: {...}} alone keeps the default initializer for the other layers
@@ -109,14 +121,17 @@ def _init(value, n_layers, report):
             report("init.layers", f"must be a mapping of layer index to initializer, e.g. "
                                   f"{{0: xavier}}, got {quoted(given)}")
             given, ok = {}, False
-        for i, entry in given.items():
+        for key, entry in given.items():
+            i = names.get(key, key) if isinstance(key, str) else key
             if not (isinstance(i, int) and not isinstance(i, bool) and i >= 0
                     and (n_layers is None or i < n_layers)):
                 known = "an integer >= 0" if n_layers is None else f"0..{n_layers - 1}"
-                report(f"init.layers.{i}", f"must be the index of a layer, {known}, got {quoted(i)}")
+                named = f" or a layer's name ({', '.join(names)})" if names else ""
+                report(f"init.layers.{key}", f"must be the index of a layer, {known}{named}, got "
+                                             f"{quoted(key)}{did_you_mean(str(key), names)}")
                 ok = False
                 continue
-            named, fine = _attempt(_named, entry, INITIALIZERS, f"init.layers.{i}", report,
+            named, fine = _attempt(_named, entry, INITIALIZERS, f"init.layers.{key}", report,
                                    "initializer")
             if fine:
                 overrides[i] = {"name": named[0], **named[1]}
@@ -211,7 +226,7 @@ def validate(raw: dict, *, file, positions, default_name, collect: bool = False,
         top["layers"], _ = _attempt(_layers, layers, report)
 
     n_layers = len(layers) if isinstance(layers, list) else None
-    top["init"], _ = _attempt(_init, top["init"], n_layers, report)
+    top["init"], _ = _attempt(_init, top["init"], n_layers, report, _layer_names(layers))
     names = {}
     for key, table in (("loss", LOSSES), ("regularization", None), ("optimizer", OPTIMIZERS),
                        ("schedule", SCHEDULES)):
