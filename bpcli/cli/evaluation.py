@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from ..core.fields import one_of
+from ..core.fields import one_of, positive_int
 from ..train.run_folder import RunFolder
 from . import command, err, out
 from .options import device_option, option, threads_option
@@ -19,6 +19,10 @@ from .render import cell
 SET = typer.Option([], "--set", metavar="data.KEY=VALUE",
                    help="read the file with this data option changed (repeatable), e.g. "
                         "data.skip_rows=0 [default: the options the run was trained with]")
+BATCH_SIZE = option(None, "--batch-size", check=positive_int,
+                    help="samples per forward pass [default: the run's training batch size, "
+                         "fewer where one batch's activations would pass 256 MB]; any size "
+                         "gives the same answers, a smaller one needs less memory")
 CHECKPOINT = option("final", check=one_of(*RunFolder.CHECKPOINTS),
                     help="final (model.npz, the weights training ended with) or best (best.npz, "
                          "the best validation metric)")
@@ -36,13 +40,18 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
           set_: List[str] = SET,
           as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
           plot: Optional[Path] = typer.Option(None, help="draw FILE.png: the confusion matrix "
-                                                         "(counts and row-normalised), or "
-                                                         "predicted against true values"),
+                                                         "(counts and row-normalised), "
+                                                         "predicted against true values, or for "
+                                                         "answers that are pictures a grid of "
+                                                         "input, target, prediction and error"),
+          batch_size: Optional[int] = BATCH_SIZE,
           device: Optional[str] = device_option(),
           threads: Optional[int] = threads_option()):
     """Loss and scores of a trained run: accuracy, confusion matrix, per-class precision, recall
     and F1, macro F1 and ROC AUC for classifiers (past 2 classes one vs rest, macro); MAE, RMSE
-    and R² for regression. Without --data, the run's validation split (an error when it has none)."""
+    and R² for regression; pixel accuracy, IoU and Dice per class and their means for
+    segmentation; PSNR, SSIM, MAE and RMSE for restoration. Without --data, the run's validation
+    split (an error when it has none)."""
     from .. import load_run
     from ..train import evaluate as ev
 
@@ -50,11 +59,11 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
     if plot is not None:
         ev.check_plot(model, plot)
     dataset = ev.scored_data(model, data, target, set_)
-    result = ev.evaluate(model, dataset)
+    result = ev.evaluate(model, dataset, chunk=batch_size)
     scores = {**result.scores, "checkpoint": checkpoint}
     if plot is not None:
         ev.plot(model, result, plot, title=f"{model.spec.data['name']} ({checkpoint}) on "
-                                           f"{dataset.source}")
+                                           f"{dataset.source}", inputs=dataset.X)
         err.print(f"plot: {plot}", markup=False)
     if as_json:
         print(json.dumps(scores))
@@ -68,6 +77,13 @@ def _show(s: dict, weights: str) -> None:
     from rich.table import Table
 
     line = f"{s['data']}: loss {s['loss']:.6g} on {s['n']} samples ({weights})"
+    shown = lambda v, fmt: "—" if v is None else format(v, fmt)  # noqa: E731  (null: undefined)
+    if "pixel_accuracy" in s:
+        line += (f", pixel accuracy {s['pixel_accuracy']:.4f}, mean IoU "
+                 f"{shown(s['mean_iou'], '.4f')}, mean Dice {shown(s['mean_dice'], '.4f')}")
+    if "psnr" in s:
+        line += (f", PSNR {shown(s['psnr'], '.2f')} dB (data range {s['data_range']:g}), SSIM "
+                 f"{shown(s['ssim'], '.4f')}, MAE {s['mae']:.4g}, RMSE {s['rmse']:.4g}")
     if "accuracy" in s:
         line += f", accuracy {s['accuracy']:.4f}, macro F1 {s['macro_f1']:.4f}"
     if s.get("roc_auc") is not None:
@@ -77,14 +93,16 @@ def _show(s: dict, weights: str) -> None:
     out.print(line, markup=False)
     if "classes" not in s:
         return
-    keys = ("precision", "recall", "f1", "support")
-    heads = ["precision", "recall", "F1", "support"]
+    if "pixel_accuracy" in s:
+        keys, heads = ("iou", "dice", "support"), ["IoU", "Dice", "support (pixels)"]
+    else:
+        keys = ("precision", "recall", "f1", "support")
+        heads = ["precision", "recall", "F1", "support"]
     if "roc_auc" in next(iter(s["per_class"].values())):  # more than 2 softmax classes
         keys, heads = keys + ("roc_auc",), heads + ["ROC AUC (one vs rest)"]
     per_class = Table("class", *heads, title="per class")
     for name, row in s["per_class"].items():
-        per_class.add_row(name, *(cell(row[k]) if row[k] is not None or k != "roc_auc" else "—"
-                                  for k in keys))
+        per_class.add_row(name, *(cell(row[k]) if row[k] is not None else "—" for k in keys))
     out.print(per_class)
     present = [name for name, row in s["per_class"].items() if row["support"]]
     absent = [name for name, row in s["per_class"].items()
@@ -95,7 +113,9 @@ def _show(s: dict, weights: str) -> None:
     elif absent and s.get("roc_auc") is not None:
         out.print(f"ROC AUC: the macro one-vs-rest mean over the classes present; left out (not "
                   f"in the labels): {', '.join(absent)}", markup=False)
-    confusion = Table("true \\ predicted", *s["classes"], title="confusion matrix (rows: true class)")
+    confusion = Table("true \\ predicted", *s["classes"],
+                      title="confusion matrix (rows: true class)" if "pixel_accuracy" not in s
+                      else "confusion matrix over pixels (rows: true class)")
     for name, row in zip(s["classes"], s["confusion_matrix"]):
         confusion.add_row(name, *map(str, row))
     out.print(confusion)
@@ -106,25 +126,37 @@ def predict(run: Path = typer.Argument(..., help="run folder written by bpcli tr
             data: Path = typer.Option(..., help="file or folder of inputs (.npz, .csv, X.npy, "
                                                 "a folder of pictures or one picture); labels "
                                                 "in it are ignored"),
-            out_file: Optional[Path] = typer.Option(None, "--out", help="write the table to "
-                                                    "FILE.csv [default: stdout]"),
+            out_file: Optional[Path] = typer.Option(None, "--out", help="FILE.csv or FILE.json "
+                                                    "(one row per sample), FILE.npz (the arrays), "
+                                                    "or DIR (one PNG per input, for answers that "
+                                                    "are pictures) [default: CSV on stdout]"),
             checkpoint: str = CHECKPOINT,
             set_: List[str] = SET,
             as_json: bool = typer.Option(False, "--json", help="a JSON list of row objects "
                                                                "instead of CSV"),
+            batch_size: Optional[int] = BATCH_SIZE,
             device: Optional[str] = device_option(),
             threads: Optional[int] = threads_option()):
     """The trained model's answer for every input sample, in input order: the predicted class
     and class probabilities (p_<class>; the positive class's for logistic), or the regression
-    outputs. Inputs are run 4096 samples at a time."""
+    outputs; for answers that are pictures, masks (palette PNGs, index = class) or restored
+    pictures (in the inputs' bit depth), one per input, in --out DIR."""
     from .. import load_run
     from ..train import evaluate as ev
     from ..train.data import read
 
     model = load_run(run, checkpoint).to(device)
+    fmt = ev.out_format(model, out_file, as_json)
     dataset = read(ev.reading_spec(model.spec, set_), data, labels="none")
-    rows = ev.prediction_rows(model, dataset)
-    fmt = "json" if as_json else "csv"
+    if fmt == "pictures":
+        n = ev.write_pictures(model, dataset, out_file, inputs=data, chunk=batch_size)
+        err.print(f"{n} pictures predicted from {dataset.source}: {out_file}", markup=False)
+        return
+    if fmt == "npz":
+        n = ev.write_npz(model, dataset, out_file, chunk=batch_size)
+        err.print(f"{n} predictions of {dataset.source}: {out_file}", markup=False)
+        return
+    rows = ev.prediction_rows(model, dataset, chunk=batch_size)
     if out_file is None:
         ev.write_rows(rows, sys.stdout, fmt)
         return

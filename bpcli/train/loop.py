@@ -41,7 +41,8 @@ from ..engine.threads import info as threads_info, limit as limit_threads, \
 from ..errors import CheckFailed, InputError, Interrupted
 from ..explain.plots import plot_runs
 from ..nn.model import Model
-from .augment import augment
+from .augment import augment_pairs, moved_targets
+from .evaluate import batch_size
 from .checkpoint import (EarlyStopping, TrainState, generators, load_checkpoint, save_checkpoint,
                          zero_sums)
 from .optim import OPTIMIZERS
@@ -50,7 +51,6 @@ from .schedule import Schedule
 
 COLUMNS = ["epoch", "step", "train_loss", "data_loss", "reg_loss", "val_loss", "train_accuracy",
            "val_accuracy", "grad_norm", "lr", "skipped_batches", "elapsed_s"]
-EVAL_CHUNK = 512   # validation runs in chunks of this many samples: its activations stay small
 CHECKPOINT_SECONDS = 1.0  # at most one last.npz / best.npz write a second (gd logs every step)
 TIMES = ("data", "compute", "metrics", "optimizer", "evaluation", "checkpoint")
 
@@ -295,9 +295,10 @@ class Trainer:
         X, y = self.val_set
         m = self.model
         total, data_sum, acc_sum, reg = 0, 0.0, 0.0, 0.0
-        for start in range(0, X.shape[0], EVAL_CHUNK):
-            Xc = np.asarray(X[start:start + EVAL_CHUNK], dtype=m.dtype)
-            yc = None if y is None else y[start:start + EVAL_CHUNK]
+        chunk = batch_size(m)  # the training batch, fewer where its activations would be large
+        for start in range(0, X.shape[0], chunk):
+            Xc = np.asarray(X[start:start + chunk], dtype=m.dtype)
+            yc = None if y is None else y[start:start + chunk]
             s = m.step(Xc, yc, grad=False)
             k = Xc.shape[0]
             data_sum += s.data_loss * (k if m.loss_def.reduction == "mean" else 1)
@@ -362,8 +363,9 @@ class Trainer:
             idx = st.order[start:start + self.bs]
             Xb, yb = Xtr[idx], None if ytr is None else ytr[idx]
         Xb = np.asarray(Xb, dtype=self.model.dtype)  # a memory-mapped file: this batch only
-        if self.tcfg["augment"] is not None:
-            Xb = augment(Xb, self.tcfg["augment"], st.noise_rng)
+        if self.tcfg["augment"] is not None:  # picture targets move with their inputs
+            Xb, yb = augment_pairs(Xb, yb, self.tcfg["augment"], st.noise_rng, moved_targets(
+                self.model.loss_def, self.model.spec.data["input"], self.model.output_shape))
         return Xb, yb, self.model.draw_masks(Xb.shape[0], st.noise_rng)
 
     def step(self, log, starts) -> str | None:
