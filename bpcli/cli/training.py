@@ -8,10 +8,18 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError
-from ..core.fields import one_of, positive_int
+from ..core.fields import Invalid, one_of, positive_int
 from . import command, command_line, err
 from .options import device_option, option, spec_check, threads_option
 from .render import report, with_progress
+
+
+def folder(v: Path) -> Path:
+    """The check of a folder option (--targets): an existing folder."""
+    if not Path(v).is_dir():
+        raise Invalid(f"{'is a file, not a folder' if Path(v).exists() else 'no such folder'}: "
+                      f"{v}")
+    return v
 
 
 @command
@@ -35,6 +43,14 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
                                                   "data (no split)"),
           target: Optional[str] = typer.Option(None, help="label column of a .csv file: a name, "
                                                            "or a position (-1: the last)"),
+          targets: Optional[Path] = option(None, "--targets", check=folder,
+                                           help="a folder of target pictures, one per picture of "
+                                                "--data of the same name: masks (a class index "
+                                                "per pixel) for a classifier loss, pictures for a "
+                                                "regression loss; wins over data.targets"),
+          val_targets: Optional[Path] = option(None, "--val-targets", check=folder,
+                                               help="the target pictures of --val-data's "
+                                                    "pictures; wins over data.val_targets"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
           preflight: bool = typer.Option(False, "--preflight", help="first run a fast gradcheck on "
                                                                     "a small batch; refuse to train "
@@ -62,6 +78,8 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
         ignored = [name for name, given in (("--set", set_), ("--seed", seed is not None),
                                             ("--data", data is not None),
                                             ("--val-data", val_data is not None),
+                                            ("--targets", targets is not None),
+                                            ("--val-targets", val_targets is not None),
                                             ("--out", out_dir is not None),
                                             ("--preflight", preflight)) if given]
         if ignored:
@@ -83,7 +101,7 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
         s = set_value(s, "training.epochs", epochs)
     if seed is not None:
         s = set_value(s, "seed", seed)
-    p = run.prepare(s, data, target, val_data, device)
+    p = run.prepare(s, data, target, val_data, device, targets, val_targets)
     if preflight:
         err.print("preflight gradcheck passed: " + summary_line(run.preflight(p)).splitlines()[-1])
     # all input is checked: only now does a run folder appear

@@ -91,10 +91,10 @@ def _classes(v):
         if not all(isinstance(n, str) for n in v):
             raise Invalid(f"must be a list of class names (strings), got {quoted(v)}")
         return _names(v, "class names")
-    return one_of(*range(2, len(SHAPES) + 1))(v)
+    return one_of(*range(1, len(SHAPES) + 1))(v)
 
 
-_classes.json = {"anyOf": [{"type": "integer", "minimum": 2, "maximum": len(SHAPES)},
+_classes.json = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": len(SHAPES)},
                            {"type": "array", "items": {"type": "string"}, "uniqueItems": True}]}
 
 
@@ -122,14 +122,24 @@ _SHAPES_DEFAULT = inspect.signature(shapes).parameters["classes"].default
 DATA = (
     Param("builtin", optional(one_of(*BUILTINS)), None,
           "a synthetic data set: pulses (is there a pulse in this noisy signal? labels 0/1), "
-          "linear (y = X w + noise, for regression) or shapes (noisy blurred images of a disc, "
-          "square, cross, ... for input [channels, height, width]; labels 0..classes-1)"),
+          "linear (y = X w + noise, for regression), shapes (noisy blurred images of a disc, "
+          "square, cross, ... for input [channels, height, width]; labels 0..classes-1) or "
+          "shape_masks (the same pictures, each with its mask for segmentation: 1..classes "
+          "inside the shape, 0 outside)"),
     Param("n", positive_int, 1000, "number of samples a builtin set draws"),
     Param("path", optional(text), None, "a file or folder, relative to the spec file: .csv (also "
           ".tsv, and .gz, .bz2, .zip, .xz compressed), .npz (arrays X, y), a folder with X.npy "
-          "and y.npy (memory-mapped), or a folder of pictures with a subfolder per class"),
+          "and y.npy (memory-mapped), or a folder of pictures with a subfolder per class (or "
+          "with targets: a folder of pictures alone)"),
+    Param("targets", optional(text), None, "a folder of target pictures, relative to the spec "
+          "file: one per picture of path, of the same name (a.png for a.png or a.jpg). For a "
+          "classifier loss each is a mask holding a class index per pixel (8-bit grayscale or "
+          "palette PNG; masks of only 0 and 255 read as 0/1), for a regression loss a picture "
+          "read as the inputs are (same channels, scaling and resize)"),
     Param("val_path", optional(text), None, "validation data from its own file or folder, read "
           "with the same options; then val_split is not used"),
+    Param("val_targets", optional(text), None, "the target pictures of val_path, as targets are "
+          "path's"),
     Param("target", _target, "y", "label column of a table: a name, or a position (0 the first, "
           "-1 the last)"),
     Param("header", one_of("auto", True, False), "auto", "whether a table's first line (after "
@@ -144,11 +154,13 @@ DATA = (
           "names (and class folders) become their index; null: the names sorted. Training "
           "records them; labels that are numbers are then indices into it. For builtin shapes: "
           "how many shapes, 2 to " + str(len(SHAPES)) + " (the first of " + ", ".join(SHAPES)
-          + f"; null: {_SHAPES_DEFAULT})"),
+          + f"; null: {_SHAPES_DEFAULT}); for shape_masks 1 to {len(SHAPES)} (1: discs, a binary "
+          "mask)"),
     Param("features", optional(_features), None, "a table's feature columns; null: every column "
           "but the target. Training records them, and later files are matched by name"),
     Param("resize", boolean, False, "resize pictures of another size to the spec's input "
-          "(Pillow, bilinear); false: such a picture is an error"),
+          "(Pillow, bilinear; masks by nearest neighbour, keeping class indices); false: such a "
+          "picture is an error"),
     Param("val_split", fraction, 0.2, "fraction of samples held out for validation (without "
           "val_path)"),
 )

@@ -15,7 +15,7 @@ from ..nn.graph import compile_spec
 from ..nn.layers import LAYERS
 from ..nn.network import WIRING, network_of
 from ..nn.losses import LOSSES
-from ..train.augment import check as check_augment
+from ..train.augment import check as check_augment, moved_targets
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
 from ..core.document import Spec, parse_path, read
@@ -280,26 +280,39 @@ def validate(raw: dict, *, file, positions, default_name, collect: bool = False,
 def _data_sources(data: dict, report) -> None:
     """Where the data comes from: a builtin set or a path (neither: --data gives it at run
     time), and the fields that fit only one of them."""
+    from ..train.data import DRAWS_SHAPES
+
     if data["builtin"] is not None and data["path"] is not None:
         report("data", "give one of builtin: NAME or path: FILE, not both")
     elif data["builtin"] is not None:
         if isinstance(data["classes"], list):
             report("data.classes", "a builtin set names its own classes; a list of class names is "
                                    "for data from a file (path)")
+        elif data["classes"] == 1 and data["builtin"] != "shape_masks":
+            report("data.classes", "a classifier tells 2 classes apart at least; classes: 1 is for "
+                                   "builtin: shape_masks (a binary mask of discs)")
         if data["val_path"] is not None:
             report("data.val_path", "validation data from a file goes with data from a file "
                                     "(path), not a builtin set")
+        for key in ("targets", "val_targets"):
+            if data[key] is not None:
+                report(f"data.{key}", "target pictures go with input pictures from a folder "
+                                      "(path), not a builtin set (builtin: shape_masks draws "
+                                      "its own masks)")
     elif isinstance(data["classes"], int):
-        report("data.classes", "a number of classes is for builtin: shapes; for data from a "
-                               "file give the class names in index order, [cat, dog], or leave "
-                               "it out")
+        report("data.classes", f"a number of classes is for builtin: {' or '.join(DRAWS_SHAPES)};"
+                               f" for data from a file give the class names in index order, "
+                               f"[cat, dog], or leave it out")
+    if data["val_targets"] is not None and data["val_path"] is None and data["builtin"] is None:
+        report("data.val_targets", "goes with data.val_path: the target pictures of its input "
+                                   "pictures")
 
 
 def _check_network(spec: Spec) -> None:
     """What only the compiled network can tell: every layer takes its input (shapes, stopping
     at the first layer that cannot, as the shapes after it are unknown), ``init.layers`` names
     layers that have weights, and the augmentations fit the input."""
-    _, compiled = compile_spec(spec, every_error=True)
+    program, compiled = compile_spec(spec, every_error=True)
     with_weights = {p.layer for p in compiled.params if p.fan_in is not None}
     for i in spec.data["init"]["layers"]:
         if i not in with_weights:
@@ -307,7 +320,9 @@ def _check_network(spec: Spec) -> None:
     augment = spec.data["training"]["augment"]
     if augment is not None:
         try:
-            check_augment(augment, spec.data["input"])
+            check_augment(augment, spec.data["input"], moved_targets(
+                LOSSES[spec.data["loss"]["name"]], spec.data["input"],
+                program.outputs["output"].shape))
         except Invalid as e:
             raise spec.error(f"training.augment.{e.key}", str(e)) from None
 
@@ -323,17 +338,21 @@ def set_value(spec: Spec, path: str, value) -> Spec:
     return validate(data, file=spec.file, positions=spec.positions, default_name=spec.data["name"])
 
 
-def with_data(spec: Spec, path, target=None, val_path=None) -> Spec:
+def with_data(spec: Spec, path, target=None, val_path=None, targets=None,
+              val_targets=None) -> Spec:
     """The spec with its data read from the file (or folder) ``path`` (and its validation data
-    from ``val_path``, if given): the spec's other data options kept (a builtin set is replaced),
+    from ``val_path``, if given; the target pictures of each from ``targets`` and
+    ``val_targets``): the spec's other data options kept (a builtin set is replaced),
     ``target`` given on the command line winning, and every option not given at its default
     (the DATA table's). Paths are made absolute, so a run folder's spec is read from anywhere."""
     entry = without_builtin(spec.data["data"] or {})
     entry["path"] = str(Path(path).resolve())
-    if entry.get("val_path") is not None:  # the spec's own, relative to the spec file
-        entry["val_path"] = str((spec.base_dir / entry["val_path"]).resolve())
-    if val_path is not None:
-        entry["val_path"] = str(Path(val_path).resolve())
+    given = {"val_path": val_path, "targets": targets, "val_targets": val_targets}
+    for key, value in given.items():
+        if entry.get(key) is not None:  # the spec's own, relative to the spec file
+            entry[key] = str((spec.base_dir / entry[key]).resolve())
+        if value is not None:
+            entry[key] = str(Path(value).resolve())
     if target is not None:
         entry["target"] = target
     return set_value(spec, "data", entry)

@@ -25,7 +25,9 @@ class Dataset:
     ``classes``: class names in index order (y holds indices into it) or None;
     ``features``: the feature columns of a table (names, or positions without a header) or None;
     ``target``: the label column of a table (name or position) or None;
-    ``line_of(i)``: the file line (1-based) of sample i of a table, for messages, or None.
+    ``line_of(i)``: the file line (1-based) of sample i of a table, for messages, or None;
+    ``target_names``: per-sample target pictures (masks or pictures, relative to the data
+    folder's parent as messages show them) when the labels are pictures, else None.
     """
     X: np.ndarray
     y: np.ndarray | None
@@ -35,6 +37,7 @@ class Dataset:
     features: list | None = None
     target: str | int | None = None
     line_of: object = None
+    target_names: list | None = None
 
 
 LABELS = ("required", "optional", "none")
@@ -112,6 +115,23 @@ def shapes(n: int, shape, seed: int, classes: int = 3) -> Dataset:
     picture's side at a random place (fully inside), its edge blurred over 0.5 to 1 pixel,
     its brightness 0.6 to 1.4, on a background of Gaussian noise with std 0.3.
     """
+    X, y, _ = _draw_shapes(n, shape, seed, classes)
+    return Dataset(X, y, f"builtin shapes (n={n}, classes={classes}, seed={seed})")
+
+
+def shape_masks(n: int, shape, seed: int, classes: int = 3) -> Dataset:
+    """Where is the shape, and which is it? The pictures of :func:`shapes` (the same draws for
+    the same seed), each with its mask (N, height, width) int64: k + 1 on the pixels inside the
+    k-th shape (its signed distance below 0, where the blurred edge is half bright), 0 on the
+    background; so a segmentation network tells ``classes`` + 1 classes apart. ``classes`` 1:
+    discs only, a binary mask."""
+    X, y, inside = _draw_shapes(n, shape, seed, classes)
+    masks = np.where(inside, y[:, None, None] + 1, 0).astype(np.int64)
+    return Dataset(X, masks, f"builtin shape_masks (n={n}, classes={classes}, seed={seed})")
+
+
+def _draw_shapes(n: int, shape, seed: int, classes: int):
+    """(pictures (N, *shape), shape index per picture (N,), inside (N, height, width) bool)."""
     shape = tuple(shape)
     if len(shape) != 3:
         raise ValueError(f"shapes draws images: needs input [channels, height, width], "
@@ -129,16 +149,19 @@ def shapes(n: int, shape, seed: int, classes: int = 3) -> Dataset:
     rows, cols = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
     dy, dx = rows - cy[:, None, None], cols - cx[:, None, None]
     X = np.empty((n, h, w))
+    inside = np.empty((n, h, w), dtype=bool)
     for k, name in enumerate(list(SHAPES)[:classes]):
         pick = y == k
         d = SHAPES[name](dx[pick], dy[pick], r[pick, None, None])
         X[pick] = brightness[pick, None, None] / (1 + np.exp(d / blur[pick, None, None]))
+        inside[pick] = d < 0
     X += 0.3 * rng.standard_normal(X.shape)
     X = np.broadcast_to(X[:, None], (n, *shape)).copy()
-    return Dataset(X, y, f"builtin shapes (n={n}, classes={classes}, seed={seed})")
+    return X, y, inside
 
 
-BUILTINS = {"pulses": pulses, "linear": linear, "shapes": shapes}
+BUILTINS = {"pulses": pulses, "linear": linear, "shapes": shapes, "shape_masks": shape_masks}
+DRAWS_SHAPES = ("shapes", "shape_masks")  # the builtin sets that take data.classes, a number
 
 
 # ---------------------------------------------------------------- files
@@ -165,8 +188,11 @@ def load_file(path, target: str = "y") -> Dataset:
                  dtype=np.float64, source=str(path), notes=[])
 
 
+FROM_SPEC = "spec"  # read's targets: the spec's data.targets or data.val_targets, as path is
+
+
 def read(spec, path=None, *, labels: str = "required", shown_as=None,
-         classes_from: str = "run") -> Dataset:
+         classes_from: str = "run", targets=FROM_SPEC, targets_shown_as=None) -> Dataset:
     """The data a spec reads: from ``path`` (a file or folder, relative to the working folder) or
     else the spec's ``data.path`` (relative to the spec file) or builtin set, with the spec's
     data options (header, skip_rows, delimiter, target, features, classes, resize).
@@ -185,7 +211,15 @@ def read(spec, path=None, *, labels: str = "required", shown_as=None,
     instead of the resolved one. ``classes_from``: whose classes a label outside the spec's
     ``data.classes`` is measured against in a message: "run" (a trained run's, for eval and
     predict) or "spec" (the spec's own, while training).
+
+    ``targets``: a folder of target pictures, one per picture of the folder read
+    (:func:`read_pairs`), None for none, or :data:`FROM_SPEC`: the spec's ``data.targets`` when
+    the spec's ``data.path`` is read, its ``data.val_targets`` when ``path`` is its
+    ``data.val_path``. ``targets_shown_as``: that folder as the user typed it (--targets).
+    With ``labels`` "none" (prediction) targets are not read.
     """
+    from . import images
+
     if labels not in LABELS:
         raise ValueError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
     cfg = spec.data["data"]
@@ -197,14 +231,28 @@ def read(spec, path=None, *, labels: str = "required", shown_as=None,
         if cfg["builtin"]:
             d = _builtin(spec, cfg)
             return d if labels != "none" else Dataset(d.X, None, d.source)
-        path = Path(cfg["path"])
-        if not path.is_absolute():
-            path = spec.base_dir / path
+        path = spec_path(spec, cfg["path"])
+        if targets == FROM_SPEC:
+            targets = cfg["targets"]
+    elif targets == FROM_SPEC:
+        targets = _spec_targets(spec, path)
     path, notes = Path(path), []
-    d = _load(path, options(**(cfg or {})), labels=labels, shape=spec.data["input"],
-              dtype=np.dtype(spec.data["dtype"]),
-              source=str(shown(path) if shown_as is None else shown_as), notes=notes,
-              classes_from=classes_from)
+    source = str(shown(path) if shown_as is None else shown_as)
+    if (targets is None and labels != "none" and (cfg or {}).get("targets") is not None
+            and path.is_dir() and images.is_image_folder(path)):
+        raise InputError("is a folder of pictures without targets, but this spec trains on "
+                         "picture pairs (data.targets): give the folder of their targets, one per "
+                         "picture of the same name (--targets DIR; data.val_targets for "
+                         "data.val_path)", file=source)
+    if targets is not None and labels != "none":
+        targets = spec_path(spec, targets) if isinstance(targets, str) else Path(targets)
+        d = read_pairs(spec, path, targets, source=source, notes=notes,
+                       targets_source=str(shown(targets) if targets_shown_as is None
+                                          else targets_shown_as))
+    else:
+        d = _load(path, options(**(cfg or {})), labels=labels, shape=spec.data["input"],
+                  dtype=np.dtype(spec.data["dtype"]), source=source, notes=notes,
+                  classes_from=classes_from)
     if d.y is None and labels == "required":
         raise InputError(f"the {spec.data['loss']['name']} loss needs labels y, and this data has "
                          f"none (.npz: an array y beside X; a folder: y.npy beside X.npy)",
@@ -215,11 +263,29 @@ def read(spec, path=None, *, labels: str = "required", shown_as=None,
     return d
 
 
+def spec_path(spec, value) -> Path:
+    """A path of the spec's data entry: relative to the spec file unless absolute."""
+    path = Path(value)
+    return path if path.is_absolute() else spec.base_dir / path
+
+
+def _spec_targets(spec, path):
+    """The spec's target folder for the inputs at ``path``: data.val_targets for its
+    data.val_path, data.targets for its data.path, else None."""
+    cfg = spec.data["data"] or {}
+    here = Path(path).resolve()
+    for inputs, targets in (("val_path", "val_targets"), ("path", "targets")):
+        if cfg.get(inputs) is not None and spec_path(spec, cfg[inputs]).resolve() == here:
+            return cfg.get(targets)
+    return None
+
+
 def _builtin(spec, cfg) -> Dataset:
-    if cfg["builtin"] == "shapes":
+    if cfg["builtin"] in DRAWS_SHAPES:
         try:
             extra = {} if cfg["classes"] is None else {"classes": cfg["classes"]}
-            return shapes(cfg["n"], spec.data["input"], spec.data["seed"], **extra)
+            return BUILTINS[cfg["builtin"]](cfg["n"], spec.data["input"], spec.data["seed"],
+                                            **extra)
         except ValueError as e:
             raise spec.error("data.builtin", str(e)) from None
     return BUILTINS[cfg["builtin"]](cfg["n"], spec.data["input"], spec.data["seed"])
@@ -280,6 +346,102 @@ def _pictures(folder: Path, cfg: dict, *, labels: str, shape, dtype, source: str
     return Dataset(X, y, source, names=names, classes=classes)
 
 
+# ---------------------------------------------------------------- picture pairs
+def targets_hold(loss_name: str) -> str | None:
+    """What target pictures mean to the loss ``loss_name``: "masks" for a classifier's (a class
+    index per pixel), "pictures" for a regressor's (values the output estimates, as the inputs
+    are scaled), None for a loss that takes neither."""
+    from ..nn.losses import LOSSES
+
+    loss = LOSSES[loss_name]
+    return "masks" if loss.classifier is not None else "pictures" if loss.regressor else None
+
+
+def read_pairs(spec, inputs: Path, targets: Path, *, source: str, targets_source: str,
+               notes: list) -> Dataset:
+    """A folder of input pictures and a folder of their targets (:func:`images.pairs`: matched
+    by name), as the spec's loss reads them (:func:`targets_hold`):
+
+    - masks: y (N, height, width) int64, each pixel's class index (:func:`images.read_masks`).
+      Masks holding only 0 and 255 read as 0 and 1, with a note in ``notes`` (most public
+      segmentation sets store a binary mask so); a value that is not a class of ``data.classes``
+      (nor the loss's ``ignore_index``) is an error naming the masks, their values and the
+      classes;
+    - pictures: y (N, channels, height, width) in the spec's dtype, read as the inputs are (the
+      same channels, 8-bit / 255 and 16-bit / 65535, resized the same with ``data.resize``).
+
+    X: the inputs (N, channels, height, width); ``names``: the input files below ``inputs``.
+    """
+    from . import images
+
+    cfg, loss = options(**(spec.data["data"] or {})), spec.data["loss"]
+    kind = targets_hold(loss["name"])
+    if kind is None:
+        raise spec.error("data.targets", f"the {loss['name']} loss takes no labels, so no "
+                                         f"target pictures; leave data.targets (--targets) out")
+    if not inputs.exists():
+        raise InputError("data folder not found", file=source)
+    if not inputs.is_dir():
+        raise InputError(f"is not a folder, but target pictures ({targets_source}) go with a "
+                         f"folder of input pictures, one target per input of the same name",
+                         file=source)
+    if not targets.exists():
+        raise InputError("target folder not found", file=targets_source)
+    _picture_shape(spec.data["input"], source, "a folder of pictures")
+    shape, dtype = spec.data["input"], np.dtype(spec.data["dtype"])
+    xfiles, yfiles = images.pairs(inputs, targets, source=source, targets_source=targets_source)
+    names = [f.relative_to(inputs).as_posix() for f in xfiles]
+    target_names = [f"{targets_source}/{f.relative_to(targets).as_posix()}" for f in yfiles]
+    classes = list(cfg["classes"]) if isinstance(cfg["classes"], list) else None
+    if kind == "masks":
+        y = images.read_masks(yfiles, shape[1:], resize=cfg["resize"], folder=targets,
+                              source=targets_source)
+        ignore = loss.get("ignore_index")
+        values = np.unique(y)
+        if (255 in values and set(values.tolist()) <= {0, 255} and ignore != 255
+                and (classes is None or len(classes) <= 255)):
+            y = (y == 255).astype(np.int64)
+            notes.append(f"{targets_source}: every mask holds only the values 0 and 255, read as "
+                         f"classes 0 and 1")
+        if classes is not None:
+            check_mask_values(y, len(classes), names=target_names, source=targets_source,
+                              ignore=ignore, against=f"data.classes ({len(classes)}: "
+                                                     f"{', '.join(map(str, classes))})")
+    else:
+        y = images.read_images(yfiles, shape, resize=cfg["resize"], dtype=dtype, folder=targets,
+                               source=targets_source)
+    X = images.read_images(xfiles, shape, resize=cfg["resize"], dtype=dtype, folder=inputs,
+                           source=source)
+    return Dataset(X, y, source, names=names, classes=classes, target_names=target_names)
+
+
+def check_mask_values(y: np.ndarray, k: int, *, names, source: str, ignore=None,
+                      against: str) -> None:
+    """InputError unless every value of the label maps ``y`` (N, ...) is a class index 0..k-1
+    (or ``ignore``, the loss's ignore_index): it names the maps holding others (``names[i]``, or
+    sample i without names; up to :data:`images.MAX_REPORTED`), their values, every value found
+    and what the classes are (``against``: "data.classes (3: a, b, c)")."""
+    from .images import MAX_REPORTED
+
+    y = np.asarray(y)
+    bad = (y < 0) | (y >= k)
+    if ignore is not None:
+        bad &= y != ignore
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad.reshape(len(y), -1).any(axis=1))
+    shown_rows = [f"{names[i] if names is not None else f'sample {i}'} "
+                  f"({', '.join(map(str, np.unique(y[i][bad[i]])[:8].tolist()))})"
+                  for i in rows[:MAX_REPORTED]]
+    more = f", and {len(rows) - MAX_REPORTED} more" if len(rows) > MAX_REPORTED else ""
+    found = np.unique(y)
+    listed = ", ".join(map(str, found[:30].tolist())) + (", ..." if len(found) > 30 else "")
+    skip = f" (or {ignore}, the loss's ignore_index)" if ignore is not None else ""
+    raise InputError(f"{len(rows)} label map{'s hold' if len(rows) > 1 else ' holds'} values that "
+                     f"are not class indices 0..{k - 1}{skip} of {against}: "
+                     f"{'; '.join(shown_rows)}{more}. Values found: {listed}", file=source)
+
+
 def _picture(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str) -> Dataset:
     """One picture file as a batch of one sample, without a label (what predict takes)."""
     from . import images
@@ -312,16 +474,17 @@ def class_indices(labels, classes, source: str, where,
     is given (a run's recorded classes, or the spec's data.classes: ``classes_from`` "run" or
     "spec", for the message): a name not among them is an error naming it and ``where(i)`` its
     place. Numbers are kept as they are, unless ``classes`` is given: then they must be indices
-    0..K-1 into it.
+    0..K-1 into it (labels (N,) or label maps (N, height, width), one per pixel).
     """
     labels = np.asarray(labels)
     if labels.dtype.kind in "biuf":
-        if classes is None or labels.ndim != 1:
+        if classes is None or labels.ndim == 0:
             return labels, None
         ok = (labels == np.round(labels)) & (labels >= 0) & (labels < len(classes))
-        if not ok.all():
-            i = int(np.argmax(~ok))
-            raise InputError(f"{where(i)}: label {labels[i].item()!r} is not a class index 0.."
+        if not ok.all():  # per sample, or per pixel of label maps (N, height, width)
+            i = int(np.argmax(~ok.reshape(len(labels), -1).all(axis=1)))
+            value = labels[i][~ok[i]].flat[0] if labels.ndim > 1 else labels[i]
+            raise InputError(f"{where(i)}: label {value.item()!r} is not a class index 0.."
                              f"{len(classes) - 1} of data.classes ({', '.join(classes)})",
                              file=source)
         return labels.astype(np.int64), list(classes)

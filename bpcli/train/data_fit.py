@@ -25,7 +25,8 @@ def check_data(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
     - class names (a label column of names, class folders of pictures) under a regression loss;
     - named classes that the loss does not tell apart one to one (2 classes, 5 outputs): eval
       and predict would refuse such a run (:meth:`Model.classes`);
-    - class indices 0..K-1 beyond the classes the loss tells apart.
+    - class indices 0..K-1 beyond the classes the loss tells apart (per sample, or per pixel
+      in label maps: masks, naming the mask files).
     """
     got, want = tuple(dataset.X.shape[1:]), list(spec.data["input"])
     if dataset.X.ndim >= 2 and got != tuple(want):
@@ -35,6 +36,8 @@ def check_data(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
                                   f"input is {want}: {_change(spec, {'input': list(got)})}{flat}")
     if dataset.y is None or model.loss_def.label_shape(model.output_shape) is None:
         return
+    if _label_maps(model, dataset):
+        _check_maps(spec, model, dataset)
     if dataset.classes is not None:
         _check_classes(spec, model, dataset)
     elif model.n_classes is not None:
@@ -74,6 +77,31 @@ def _check_classes(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
                               f"{_change(spec, {key: count})}")
     raise spec.error("loss", f"{what}, but the {loss} loss tells {k} apart: "
                              f"{rare}{_fit_classes(spec, model, count)}")
+
+
+def _label_maps(model: Model, dataset: data_mod.Dataset) -> bool:
+    """Whether the labels are class maps (N, *spatial) of a classifier whose output is
+    (N, K, *spatial): a class index per pixel (masks)."""
+    y, out = dataset.y, model.output_shape
+    return (model.n_classes is not None and len(out) >= 3 and y.ndim == len(out) - 1
+            and tuple(y.shape[1:]) == tuple(out[2:]))
+
+
+def _check_maps(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
+    """Label maps' values: class indices 0..K-1 of the K classes the network's output tells
+    apart."""
+    y, k = np.asarray(dataset.y), model.n_classes
+    if y.dtype.kind not in "iub":
+        return  # fractions or non-integers: the loss's own check says what it takes
+    ignore = spec.data["loss"].get("ignore_index")
+    try:
+        data_mod.check_mask_values(y, k, names=dataset.target_names, source=dataset.source,
+                                   ignore=ignore,
+                                   against=f"the {k} classes the network's output tells apart")
+    except InputError as e:
+        count = int(np.max(y, initial=0, where=y != ignore)) + 1
+        raise InputError(f"{e.message}; if there are {count} classes, the network needs {count} "
+                         f"output channels, one per class", file=e.file) from None
 
 
 def _rare(dataset: data_mod.Dataset) -> str:

@@ -1,8 +1,11 @@
 """Folders of pictures -> an image array, as torchvision's ImageFolder reads them.
 
 ``DIR/cat/*.png``, ``DIR/dog/*.jpg``: each subfolder is a class (files found at any depth
-below it); a folder of pictures without subfolders holds unlabelled images. Pillow decodes
-every file (PNG, JPEG, BMP, TIFF, GIF, WebP; 8- and 16-bit); nothing else reads them.
+below it); a folder of pictures without subfolders holds unlabelled images. A folder of inputs
+with a folder of targets beside it (``noisy/a.png`` with ``clean/a.png``, ``images/a.jpg`` with
+``masks/a.png``) holds picture pairs, matched by file name without its suffix (:func:`pairs`):
+masks (a class index per pixel, :func:`read_masks`) or pictures (:func:`read_images`). Pillow
+decodes every file (PNG, JPEG, BMP, TIFF, GIF, WebP; 8- and 16-bit); nothing else reads them.
 """
 
 from __future__ import annotations
@@ -65,6 +68,57 @@ def listing(folder: Path, *, labelled: bool, source: str, splits: bool = True):
     return files, classes
 
 
+def pairs(inputs: Path, targets: Path, *, source: str, targets_source: str):
+    """(input files, target files), one target per input, matched by the path below each folder
+    without its suffix: ``noisy/a.png`` with ``clean/a.png`` or ``clean/a.tif``,
+    ``images/x/b.jpg`` with ``masks/x/b.png``. Hidden and non-picture files are skipped, as in
+    class folders; the inputs are sorted by path.
+
+    Inputs without a target and targets without an input are named in one error (up to
+    :data:`MAX_REPORTED` of each), as are two files of one folder with the same name but their
+    suffix (``a.png`` and ``a.jpg``), which would both claim one partner."""
+    sides = []
+    for folder, shown in ((inputs, source), (targets, targets_source)):
+        if not folder.is_dir():
+            raise InputError("is not a folder: picture targets are a folder of pictures, one per "
+                             "input picture, with its file name", file=shown)
+        stems, twins = {}, []
+        for p in _images(folder):
+            stem = p.relative_to(folder).with_suffix("").as_posix()
+            if stem in stems:
+                twins.append(f"{stems[stem].name} and {p.name}")
+            stems.setdefault(stem, p)
+        if twins:
+            raise InputError(f"holds pictures with one name but their suffix "
+                             f"({_few(twins)}): each input is matched to its target by name, so "
+                             f"keep one of each", file=shown)
+        if not stems:
+            raise InputError(f"holds no pictures ({', '.join(SUFFIXES)})", file=shown)
+        sides.append(stems)
+    given, wanted = sides
+    alone = sorted(set(given) - set(wanted))
+    orphans = sorted(set(wanted) - set(given))
+    if alone or orphans:
+        parts = []
+        for what, stems, files, folder, other in (("input", alone, given, inputs, targets_source),
+                                                  ("target", orphans, wanted, targets, source)):
+            if stems:
+                names = _few([files[s].relative_to(folder).as_posix() for s in stems])
+                partner = "a target" if what == "input" else "an input"
+                parts.append(f"{len(stems)} {what}{'s' * (len(stems) > 1)} without {partner} in "
+                             f"{other}: {names}")
+        raise InputError(f"{'; '.join(parts)}. Each input picture needs one target picture of the "
+                         f"same name (its suffix may differ: a.jpg with a.png), in "
+                         f"{targets_source}", file=source)
+    stems = sorted(given)
+    return [given[s] for s in stems], [wanted[s] for s in stems]
+
+
+def _few(names: list) -> str:
+    more = f", and {len(names) - MAX_REPORTED} more" if len(names) > MAX_REPORTED else ""
+    return ", ".join(names[:MAX_REPORTED]) + more
+
+
 def split_layout(found: dict, folder: Path, source: str) -> None:
     """InputError when the would-be class folders are splits of the data (``DIR/train/cat/``,
     ``DIR/val/cat/``): every one named as a split (train, val, test, ... or a name holding one
@@ -106,13 +160,34 @@ def read_images(files: list[Path], shape, *, resize: bool, dtype, folder: Path, 
     """
     channels, height, width = shape
     X = np.empty((len(files), channels, height, width), dtype=dtype)
+    return _read_all(files, X, lambda path: _decode(path, channels, height, width, resize, folder,
+                                                    source), source)
+
+
+def read_masks(files: list[Path], size, *, resize: bool, folder: Path, source: str) -> np.ndarray:
+    """Masks as an array (N, height, width) of int64: each pixel's class index as the file holds
+    it (a palette PNG's index, never its colour; a grayscale picture's value; a 1-bit picture's
+    0/1). ``size``: (height, width), the spec's input; with ``resize`` a mask of another size is
+    resized by nearest neighbour, so that every pixel keeps a class index some pixel had.
+
+    A colour picture whose channels differ, or a picture that cannot be read or is of another
+    size, is an error naming it (every such mask at once, up to :data:`MAX_REPORTED`).
+    """
+    height, width = size
+    y = np.empty((len(files), height, width), dtype=np.int64)
+    return _read_all(files, y, lambda path: _decode_mask(path, height, width, resize, folder,
+                                                         source), source)
+
+
+def _read_all(files: list[Path], out: np.ndarray, decode, source: str) -> np.ndarray:
+    """``out[i] = decode(files[i])`` for every file, the errors gathered (module docstring)."""
     bar = _progress(len(files), source)
     errors = []
     try:
         for start in range(0, len(files), CHUNK):
             for i in range(start, min(start + CHUNK, len(files))):
                 try:
-                    X[i] = _decode(files[i], channels, height, width, resize, folder, source)
+                    out[i] = decode(files[i])
                 except InputError as e:
                     errors.append(e)
                     if len(errors) == MAX_REPORTED:
@@ -127,7 +202,7 @@ def read_images(files: list[Path], shape, *, resize: bool, dtype, folder: Path, 
             bar[0].stop()
     if errors:
         raise InputError.several(errors)
-    return X
+    return out
 
 
 def _progress(total: int, source: str):
@@ -143,24 +218,66 @@ def _progress(total: int, source: str):
     return progress, progress.add_task("images", total=total)
 
 
+def _shown(path: Path, folder: Path, source: str) -> str:
+    name = path.relative_to(folder).as_posix()
+    return name if source in ("", ".") else f"{source}/{name}"
+
+
+def _size_error(img, height: int, width: int, what: str) -> str:
+    return (f"is {img.height}x{img.width} pixels (height x width), but the spec's input is "
+            f"{height}x{width}{what}; set data.resize: true (or --set data.resize=true) to resize "
+            f"every picture")
+
+
+def _decode_mask(path: Path, height: int, width: int, resize: bool, folder: Path,
+                 source: str) -> np.ndarray:
+    """One mask -> (height, width) integers, the file's own values (:func:`read_masks`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = _shown(path, folder, source)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if (img.height, img.width) != (height, width):
+                if not resize:
+                    raise InputError(_size_error(img, height, width, " (a mask is as large as its "
+                                                                     "picture)"), file=name)
+                img = (img.convert("L") if img.mode == "1" else img).resize(
+                    (width, height), Image.Resampling.NEAREST)  # never a value between classes
+            a = np.asarray(img)
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
+        raise InputError(f"cannot read as a mask: {e}", file=name) from None
+    if a.ndim == 3:  # LA, RGB, RGBA: a gray picture stored in colour is its first channel
+        colour = a[..., :3] if a.shape[-1] >= 3 else a[..., :1]
+        if (colour != colour[..., :1]).any():
+            raise InputError(f"is a colour picture ({img.mode}) whose channels differ: a mask "
+                             f"holds one class index per pixel; save it as an 8-bit grayscale or "
+                             f"palette PNG (a palette PNG's colours are kept: its index is the "
+                             f"class)", file=name)
+        a = a[..., 0]
+    if a.dtype.kind == "f":
+        if not (np.isfinite(a).all() and (a == np.round(a)).all()):
+            raise InputError("holds values that are not whole numbers: a mask holds one class "
+                             "index per pixel", file=name)
+    return a.astype(np.int64)
+
+
 def _decode(path: Path, channels: int, height: int, width: int, resize: bool, folder: Path,
             source: str) -> np.ndarray:
     """One picture -> (channels, height, width) floats in [0, 1]."""
     from PIL import Image, UnidentifiedImageError
 
-    name = path.relative_to(folder).as_posix()
-    name = name if source in ("", ".") else f"{source}/{name}"
+    name = _shown(path, folder, source)
     try:
         with Image.open(path) as img:
             img.load()
             deep = img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N")
             if (img.height, img.width) != (height, width):
                 if not resize:
-                    raise InputError(f"is {img.height}x{img.width} pixels (height x width), but the "
-                                     f"spec's input is {height}x{width} ([{channels}, {height}, "
-                                     f"{width}]); set data.resize: true (or --set data.resize=true) "
-                                     f"to resize every picture",
-                                     file=name)
+                    raise InputError(_size_error(img, height, width, f" ([{channels}, {height}, "
+                                                                     f"{width}])"), file=name)
                 if img.mode in ("P", "PA", "1"):  # indices and bits: Pillow would resize them
                     img = img.convert("RGBA" if img.mode != "1" else "L")   # by nearest neighbour
                 img = (img.convert("I") if deep else img).resize((width, height),

@@ -42,18 +42,26 @@ def fit(model: Model, dataset: data_mod.Dataset):
         raise
 
 
-def recorded(spec: Spec, data=None, target=None, val_data=None) -> Spec:
+def recorded(spec: Spec, data=None, target=None, val_data=None, targets=None,
+             val_targets=None) -> Spec:
     """The spec as the run folder records it: its data entry names the data actually trained on
-    (``data`` and ``val_data`` from the command line win), with absolute paths, so that
-    ``bpcli eval RUN`` finds it again from the run folder."""
+    (``data``, ``val_data`` and their target pictures ``targets``, ``val_targets`` from the
+    command line win), with absolute paths, so that ``bpcli eval RUN`` finds it again from the
+    run folder."""
     cfg = spec.data["data"]
+    pictures = {"targets": targets, "val_targets": val_targets}
     if data is not None:
-        return with_data(spec, data, target, val_data)
+        return with_data(spec, data, target, val_data, **pictures)
     if cfg and cfg["path"]:
-        return with_data(spec, (spec.base_dir / cfg["path"]).resolve(), target, val_data)
-    if val_data is not None:
-        raise InputError("validation data from a file goes with training data from a file: give "
-                         "--data FILE too, or data: {path: FILE} in the spec", path="--val-data")
+        return with_data(spec, (spec.base_dir / cfg["path"]).resolve(), target, val_data,
+                         **pictures)
+    for given, name in ((val_data, "--val-data"), (targets, "--targets"),
+                        (val_targets, "--val-targets")):
+        if given is not None:
+            what = ("validation data from a file" if name == "--val-data" else
+                    "target pictures from a folder")
+            raise InputError(f"{what} goes with training data from a file: give --data FILE too, "
+                             f"or data: {{path: FILE}} in the spec", path=name)
     return spec
 
 
@@ -68,19 +76,22 @@ def learned(spec: Spec, dataset: data_mod.Dataset) -> Spec:
     return set_value(spec, "data", {**spec.data["data"], **found})
 
 
-def prepare(spec: Spec, data=None, target=None, val_data=None, device=None) -> Prepared:
+def prepare(spec: Spec, data=None, target=None, val_data=None, device=None, targets=None,
+            val_targets=None) -> Prepared:
     """Model, split (or validation file) and prepared arrays: every input check, nothing written.
-    ``device``: the one the run will use (--device), else the spec's ``training.device``."""
+    ``device``: the one the run will use (--device), else the spec's ``training.device``;
+    ``targets``, ``val_targets``: target picture folders from the command line (--targets)."""
     from .loop import check_batch, fingerprint
 
     given = spec  # errors name the spec as the user gave it (its --set items too)
-    spec = recorded(spec, data, target, val_data)
+    spec = recorded(spec, data, target, val_data, targets, val_targets)
     # a loss without labels (sum_squares) trains on a table without a label column too
     needs = LOSSES[spec.data["loss"]["name"]].label_shape((None, 1)) is not None
     labels = "required" if needs else "optional"
     # messages and summary.json name the files as they were given; a label outside the spec's
     # data.classes is one of the spec's, not of a trained run's
-    dataset = data_mod.read(spec, labels=labels, shown_as=data, classes_from="spec")
+    dataset = data_mod.read(spec, labels=labels, shown_as=data, classes_from="spec",
+                            targets_shown_as=targets)
     spec = learned(spec, dataset)
     model = Model(spec)
     check_data(given, model, dataset)
@@ -96,7 +107,7 @@ def prepare(spec: Spec, data=None, target=None, val_data=None, device=None) -> P
         # read with the training file's options, classes and columns
         mine = isinstance((given.data["data"] or {}).get("classes"), list)
         val = data_mod.read(spec, val_path, labels=labels, shown_as=val_data,
-                            classes_from="spec" if mine else "run")
+                            classes_from="spec" if mine else "run", targets_shown_as=val_targets)
         train, val = fit(model, dataset), fit(model, val)
     else:
         fraction = spec.data["data"]["val_split"]
