@@ -10,7 +10,7 @@ import pytest
 
 import bpcli
 from bpcli.train import loop as train_mod
-from bpcli.train.augment import AUGMENT, augment
+from bpcli.train.augment import AUGMENT, augment, augment_pairs
 from bpcli.cli import main
 from bpcli.train.data import SHAPES, shapes
 from bpcli.errors import InputError
@@ -203,10 +203,10 @@ def test_augmentation_changes_training_batches_only(tmp_path, monkeypatch):
     # bpcli eval score the data as it is
     calls = []
 
-    def spy(X, c, rng):
+    def spy(X, y, c, rng, targets=None):
         calls.append(X.shape[0])
-        return augment(X, c, rng)
-    monkeypatch.setattr(train_mod, "augment", spy)
+        return augment_pairs(X, y, c, rng, targets)
+    monkeypatch.setattr(train_mod, "augment_pairs", spy)
     s = spec([16], [{"conv1d": {"channels": 2, "kernel": 3}}, {"dense": {"units": 1}}],
              loss="logistic", data={"builtin": "pulses", "n": 100, "val_split": 0.2},
              training={"epochs": 2, "batch_size": 16,

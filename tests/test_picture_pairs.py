@@ -384,3 +384,21 @@ def test_a_denoiser_trains_on_picture_folders_from_the_command_line(tmp_path, ca
     assert recorded["targets"] == str((tmp_path / "clean").resolve())
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert np.isfinite(summary["final"]["val_loss"])
+
+
+def test_the_training_loop_moves_picture_targets_with_their_inputs(tmp_path, monkeypatch):
+    from bpcli.train import loop
+    from bpcli.train.run import execute, prepare
+
+    seen = []
+
+    def spy(X, y, cfg, rng, targets=None):
+        Xa, ya = augment_pairs(X, y, cfg, rng, targets)
+        seen.append((targets, np.array_equal(ya, Xa)))
+        return Xa, ya
+    monkeypatch.setattr(loop, "augment_pairs", spy)
+    noisy, _ = noisy_and_clean(tmp_path, n=8)
+    s = spec(path=str(noisy), targets=str(noisy), val_split=0.25)   # target = input: identity
+    s["training"]["augment"] = EVERY_MOVE
+    execute(prepare(bpcli.load_spec(s)), tmp_path / "run")
+    assert seen == [("pictures", True)] * 4     # 2 epochs of 2 steps: 6 samples, batches of 4
