@@ -307,16 +307,19 @@ def config(**fields) -> dict:
 
 
 @pytest.mark.parametrize("fill", ["zero", "wrap"])
-def test_a_mask_moves_with_its_picture_through_every_augmentation(fill):
+@pytest.mark.parametrize("channel_axis", [False, True])
+def test_a_mask_moves_with_its_picture_through_every_augmentation(fill, channel_axis):
     # the mask is a function of the picture (brighter than 0.5); after any change of place it
-    # must still be: the same draws moved both, and no mask value was interpolated
+    # must still be: the same draws moved both, and no mask value was interpolated. Masks as
+    # read (N, H, W) and as the losses prepare them (N, 1, H, W) alike
     rng = np.random.default_rng(0)
     X = rng.random((64, 1, 8, 8))
-    y = (X[:, 0] > 0.5).astype(np.int64)
+    y = (X[:, :1] if channel_axis else X[:, 0]) > 0.5
+    y = y.astype(np.int64)
     for fields in [{k: v} for k, v in EVERY_MOVE.items()] + [EVERY_MOVE]:
         cfg = config(shift_fill=fill, **fields)
         Xa, ya = augment_pairs(X, y, cfg, np.random.default_rng(1), "masks")
-        assert np.array_equal(ya, Xa[:, 0] > 0.5), fields
+        assert np.array_equal(ya, (Xa[:, :1] if channel_axis else Xa[:, 0]) > 0.5), fields
         assert ya.dtype == np.int64
         assert not np.array_equal(Xa, X)
         # the draws are the ones a batch without targets gets
