@@ -46,8 +46,9 @@ def rng():
 
 
 def test_every_loss_is_checked_against_torch_here():
+    # the per-pixel losses' comparisons (label maps, masks, Dice) are in test_segmentation_losses.py
     assert set(LOSSES) == {"logistic", "hinge", "mse", "mae", "huber", "softmax_cross_entropy",
-                           "sum_squares"}
+                           "sum_squares", "sigmoid_cross_entropy", "dice", "dice_cross_entropy"}
 
 
 @pytest.mark.parametrize("loss", ["logistic", "hinge"])

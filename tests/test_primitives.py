@@ -235,6 +235,18 @@ CASES: list[Case] = [
     Case("matmul-batch-None", "matmul", [In(normal(2, 2, 3), (None, 2, 3)), In(normal(3, 4))]),
     Case("matmul-vector", "matmul", [In(normal(4)), In(normal(4, 3))]),
     Case("matmul-const-x", "matmul", [normal(5, 3), In(normal(3, 2))]),
+    # label maps: class indices with the class axis kept as 1; -1 (ignored) and 3 (beyond the
+    # classes) pick nothing; the index's own derivative is 0
+    Case("gather-label-map", "gather", [In(normal(2, 3, 4, 5), (None, 3, 4, 5)),
+                                        In(_rng.integers(-1, 4, (2, 1, 4, 5)), (None, 1, 4, 5))],
+         {"axis": 1}),
+    Case("gather-rows-const-index", "gather", [In(normal(4, 3)), _rng.integers(0, 3, (4, 1))],
+         {"axis": 1}),
+    Case("lookup-class-weights", "lookup", [In(_rng.integers(-1, 4, (2, 1, 3, 2)))],
+         {"table": (0.5, 2.0, 1.5), "axis": 1}),
+    Case("lookup-one-hot", "lookup", [In(_rng.integers(-1, 3, (3, 1, 4)), (None, 1, 4))],
+         {"table": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), "axis": 1}),
+    Case("weigh-channels", "weigh", [In(normal(2, 3, 4))], {"weights": (0.5, -2.0, 3.0), "axis": 1}),
 ]
 
 

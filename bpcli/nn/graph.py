@@ -198,11 +198,11 @@ def compile_spec(spec: Spec, training: bool = False,
     b.origin = Origin("loss", None, loss.name)
     try:
         loss.check_output(x.shape)
+        label_shape = loss.label_shape(x.shape)
+        y = b.input("y", label_shape) if label_shape is not None else None
+        data_loss = loss.build(b, x, y, spec.data["loss"])  # fields that must fit the output
     except Invalid as e:
-        raise spec.error("loss", f"{loss.name} {e}") from None
-    label_shape = loss.label_shape(x.shape)
-    y = b.input("y", label_shape) if label_shape is not None else None
-    data_loss = loss.build(b, x, y, spec.data["loss"])
+        raise spec.error("loss" if e.key is None else f"loss.{e.key}", f"{loss.name} {e}") from None
     b.output("data_loss", data_loss)
     reg = spec.data["regularization"]
     weights = [b.inputs[p.name] for p in c.params if p.fan_in is not None]

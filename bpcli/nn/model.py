@@ -202,7 +202,7 @@ class Model:
             raise InputError(f"data has {X.shape[0]} samples in X but {y.shape[0]} labels in y")
         given = y.shape
         try:
-            y = self.loss_def.labels(y, self.output_shape)
+            y = self.loss_def.labels(y, self.output_shape, self.spec.data["loss"])
         except Invalid as e:
             raise InputError(f"{self.loss_def.name} loss: {e}") from None
         want = self.loss_def.label_shape(self.output_shape)[1:]
