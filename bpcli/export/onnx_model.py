@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -115,7 +116,9 @@ def build(model, *, opset: int, checkpoint: str | None = None) -> onnx.ModelProt
     head = model.loss_def.onnx_probabilities
     if head is not None:
         p = g.rename(head(g, "output"), "probabilities")
-        outputs.append((p, (None, len(model.classes()))))
+        # (N, K) per sample, (N, K, *S) per pixel: the shape the loss's own probabilities have
+        probe = np.zeros((1, *model.output_shape[1:]), dtype=model.dtype)
+        outputs.append((p, (None, *model.loss_def.classifier.probabilities(probe).shape[1:])))
     g.check_opset()
     elem = helper.np_dtype_to_tensor_dtype(model.dtype)
     graph = helper.make_graph(
