@@ -405,3 +405,24 @@ def test_the_training_loop_moves_picture_targets_with_their_inputs(tmp_path, mon
     s["training"]["augment"] = EVERY_MOVE
     execute(prepare(bpcli.load_spec(s)), tmp_path / "run")
     assert seen == [("pictures", True)] * 4     # 2 epochs of 2 steps: 6 samples, batches of 4
+
+
+def test_a_segmenter_trains_on_pictures_and_masks(tmp_path, capsys, monkeypatch):
+    # two same-padded conv2d layers, softmax cross-entropy per pixel; masks stored as 0/255
+    monkeypatch.chdir(tmp_path)
+    pictures_and_masks(tmp_path, n=8, top=255)
+    s = spec("softmax_cross_entropy", out=2, path="images", targets="masks", val_split=0.25)
+    s["training"]["augment"] = {"noise": {"std": 0.05}, **EVERY_MOVE}  # noise: the input's alone
+    _, err = ok(capsys, "train", write(tmp_path, s), "--out", "run")
+    assert err.count("every mask holds only the values 0 and 255") == 1
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert 0 <= summary["final"]["val_accuracy"] <= 1
+
+
+def test_shape_masks_train_a_segmenter_with_no_files(tmp_path, capsys):
+    s = spec("softmax_cross_entropy", size=12, out=3, builtin="shape_masks", n=24, classes=2)
+    ok(capsys, "train", write(tmp_path, s), "--out", tmp_path / "run")
+    s["layers"][-1]["conv2d"]["channels"] = 2                 # 3 classes: background and 2 shapes
+    code, _, err = cli(capsys, "train", write(tmp_path, s), "--out", tmp_path / "run2")
+    assert code == 2 and "not class indices 0..1 of the 2 classes the network's output" in err
+    assert "Values found: 0, 1, 2; if there are 3 classes, the network needs 3 output" in err

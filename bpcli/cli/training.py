@@ -17,8 +17,8 @@ from .render import report, with_progress
 def folder(v: Path) -> Path:
     """The check of a folder option (--targets): an existing folder."""
     if not Path(v).is_dir():
-        raise Invalid(f"{'is a file, not a folder' if Path(v).exists() else 'no such folder'}: "
-                      f"{v}")
+        raise Invalid(f"must be a folder, got {v} "
+                      f"({'a file' if Path(v).exists() else 'no such folder'})")
     return v
 
 

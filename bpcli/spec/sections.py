@@ -135,11 +135,11 @@ DATA = (
           "file: one per picture of path, of the same name (a.png for a.png or a.jpg). For a "
           "classifier loss each is a mask holding a class index per pixel (8-bit grayscale or "
           "palette PNG; masks of only 0 and 255 read as 0/1), for a regression loss a picture "
-          "read as the inputs are (same channels, scaling and resize)"),
+          "read as the inputs are (same channels, scaling and resize)", implicit=True),
     Param("val_path", optional(text), None, "validation data from its own file or folder, read "
           "with the same options; then val_split is not used"),
     Param("val_targets", optional(text), None, "the target pictures of val_path, as targets are "
-          "path's"),
+          "path's", implicit=True),
     Param("target", _target, "y", "label column of a table: a name, or a position (0 the first, "
           "-1 the last)"),
     Param("header", one_of("auto", True, False), "auto", "whether a table's first line (after "

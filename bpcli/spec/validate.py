@@ -295,7 +295,7 @@ def _data_sources(data: dict, report) -> None:
             report("data.val_path", "validation data from a file goes with data from a file "
                                     "(path), not a builtin set")
         for key in ("targets", "val_targets"):
-            if data[key] is not None:
+            if data.get(key) is not None:
                 report(f"data.{key}", "target pictures go with input pictures from a folder "
                                       "(path), not a builtin set (builtin: shape_masks draws "
                                       "its own masks)")
@@ -303,7 +303,8 @@ def _data_sources(data: dict, report) -> None:
         report("data.classes", f"a number of classes is for builtin: {' or '.join(DRAWS_SHAPES)};"
                                f" for data from a file give the class names in index order, "
                                f"[cat, dog], or leave it out")
-    if data["val_targets"] is not None and data["val_path"] is None and data["builtin"] is None:
+    if (data.get("val_targets") is not None and data["val_path"] is None
+            and data["builtin"] is None):
         report("data.val_targets", "goes with data.val_path: the target pictures of its input "
                                    "pictures")
 

@@ -55,7 +55,7 @@ AUGMENT = (
     Param("crop", optional(_crop), None, "[height, width] (images) or [length] (1-D): cut a "
           "window of this size at a random place and scale it back up to the input's size by "
           "repeating positions (nearest neighbour, as masks must be), so the input keeps its "
-          "shape and a target its pixels: a random zoom in"),
+          "shape and a target its pixels: a random zoom in", implicit=True),
     Param("flip", boolean, False, "reverse each sample along its last axis with probability 1/2: "
           "time reversal (1-D), a horizontal flip (2-D)"),
     Param("rotate90", boolean, False, "rotate each image by 0, 90, 180 or 270 degrees, equally "

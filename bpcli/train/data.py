@@ -233,7 +233,7 @@ def read(spec, path=None, *, labels: str = "required", shown_as=None,
             return d if labels != "none" else Dataset(d.X, None, d.source)
         path = spec_path(spec, cfg["path"])
         if targets == FROM_SPEC:
-            targets = cfg["targets"]
+            targets = cfg.get("targets")
     elif targets == FROM_SPEC:
         targets = _spec_targets(spec, path)
     path, notes = Path(path), []
@@ -418,8 +418,8 @@ def read_pairs(spec, inputs: Path, targets: Path, *, source: str, targets_source
 def check_mask_values(y: np.ndarray, k: int, *, names, source: str, ignore=None,
                       against: str) -> None:
     """InputError unless every value of the label maps ``y`` (N, ...) is a class index 0..k-1
-    (or ``ignore``, the loss's ignore_index): it names the maps holding others (``names[i]``, or
-    sample i without names; up to :data:`images.MAX_REPORTED`), their values, every value found
+    (or ``ignore``, the loss's ignore_index): it names the maps holding others (``names[i]``, up
+    to :data:`images.MAX_REPORTED`; else sample i, up to 5), their values, every value found
     and what the classes are (``against``: "data.classes (3: a, b, c)")."""
     from .images import MAX_REPORTED
 
@@ -430,10 +430,11 @@ def check_mask_values(y: np.ndarray, k: int, *, names, source: str, ignore=None,
     if not bad.any():
         return
     rows = np.flatnonzero(bad.reshape(len(y), -1).any(axis=1))
+    few = MAX_REPORTED if names is not None else 5  # files to mend; samples only illustrate
     shown_rows = [f"{names[i] if names is not None else f'sample {i}'} "
                   f"({', '.join(map(str, np.unique(y[i][bad[i]])[:8].tolist()))})"
-                  for i in rows[:MAX_REPORTED]]
-    more = f", and {len(rows) - MAX_REPORTED} more" if len(rows) > MAX_REPORTED else ""
+                  for i in rows[:few]]
+    more = f", and {len(rows) - few} more" if len(rows) > few else ""
     found = np.unique(y)
     listed = ", ".join(map(str, found[:30].tolist())) + (", ..." if len(found) > 30 else "")
     skip = f" (or {ignore}, the loss's ignore_index)" if ignore is not None else ""
