@@ -384,3 +384,23 @@ def test_a_float64_export_onnx_runtime_cannot_load_says_so_and_what_to_do(workdi
     capsys.readouterr()
     assert main(["export", "runs/t32", "--out", "t32.onnx"]) == 0
     assert "note:" not in capsys.readouterr().err    # ONNX Runtime runs a float32 Conv
+
+
+def test_a_per_pixel_softmax_head_needs_opset_13_where_softmax_became_one_axiss(workdir, capsys,
+                                                                                 onnx, ort):
+    """Softmax(axis=1) before opset 13 normalizes over every axis after the first: over the
+    pixels too of a (N, K, H, W) output. Such an export is refused below 13, and at 13 the
+    probabilities are ONNX Runtime's per pixel, as predict's."""
+    from bpcli.export import to_onnx
+    model = bpcli.build({"name": "seg", "input": [1, 4, 4], "dtype": "float32", "loss":
+                         "softmax_cross_entropy",
+                         "layers": [{"conv2d": {"channels": 3, "kernel": 3, "pad": "same"}}]})
+    with pytest.raises(bpcli.InputError, match="opset 12 is too old for the ONNX operator Softmax"
+                                               ".* needs opset 13"):
+        to_onnx(model, opset=12)
+    proto = to_onnx(model, opset=13)
+    X = np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    _, probabilities = session.run(None, {"X": X})
+    np.testing.assert_allclose(probabilities, model.predict(X).probabilities, rtol=1e-5,
+                               atol=1e-6)

@@ -115,7 +115,7 @@ def build(model, *, opset: int, checkpoint: str | None = None) -> onnx.ModelProt
     outputs = [(g.rename(x.name, "output"), x.shape)]
     head = model.loss_def.onnx_probabilities
     if head is not None:
-        p = g.rename(head(g, "output"), "probabilities")
+        p = g.rename(head(g, "output", len(model.output_shape)), "probabilities")
         # (N, K) per sample, (N, K, *S) per pixel: the shape the loss's own probabilities have
         probe = np.zeros((1, *model.output_shape[1:]), dtype=model.dtype)
         outputs.append((p, (None, *model.loss_def.classifier.probabilities(probe).shape[1:])))

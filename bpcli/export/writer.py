@@ -47,7 +47,7 @@ class GraphWriter:
 
     def __init__(self, dtype, opset: int):
         self.dtype, self.opset = np.dtype(dtype), opset
-        self.nodes, self.initializers, self.origins = [], [], []
+        self.nodes, self.initializers, self.origins, self.since = [], [], [], []
         self.prefix, self.origin = "", ""
         self._names: set[str] = set()
 
@@ -64,12 +64,15 @@ class GraphWriter:
         self._names.add(unique)
         return unique
 
-    def op(self, op_type: str, *inputs, **attributes) -> str:
-        """Add a node ``op_type(*inputs)`` (names or :class:`Value`) and return its output's name."""
+    def op(self, op_type: str, *inputs, since: int = 1, **attributes) -> str:
+        """Add a node ``op_type(*inputs)`` (names or :class:`Value`) and return its output's name.
+        ``since``: the opset the form written here needs, where the caller knows better than
+        ``FORM_SINCE`` (Softmax on axis 1 of a per-pixel output: 13, when it became one axis's)."""
         out = self._fresh(op_type.lower())
         self.nodes.append(helper.make_node(op_type, [getattr(v, "name", v) for v in inputs], [out],
                                            name=out, **attributes))
         self.origins.append(self.origin)
+        self.since.append(since)
         return out
 
     def const(self, array, name: str) -> str:
@@ -97,12 +100,13 @@ class GraphWriter:
                 return new
         self.nodes.append(helper.make_node("Identity", [name], [new], name=new))
         self.origins.append(self.origin)
+        self.since.append(1)
         return new
 
     def check_opset(self) -> None:
         """Refuse an opset too old for a node written, naming the operator and its layer."""
-        for node, origin in zip(self.nodes, self.origins):
-            needs = max(first_opset(node.op_type), FORM_SINCE.get(node.op_type, 1),
+        for node, origin, since in zip(self.nodes, self.origins, self.since):
+            needs = max(first_opset(node.op_type), FORM_SINCE.get(node.op_type, 1), since,
                         *(FORM_SINCE.get(f"{node.op_type}.{a.name}", 1) for a in node.attribute))
             if needs > self.opset:
                 raise InputError(f"opset {self.opset} is too old for the ONNX operator "

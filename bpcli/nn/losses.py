@@ -64,8 +64,8 @@ class LossDef:
     params: tuple[Param, ...] = ()
     classifier: Classifier | None = None  # the classes the output picks from; None: no classes
     regressor: bool = False    # the output estimates the labels themselves (MAE, RMSE, R² apply)
-    onnx_probabilities: Callable | None = None  # (g, output) -> name: the probabilities as ONNX
-    #                                             nodes for bpcli export (layers.py's writer g)
+    onnx_probabilities: Callable | None = None  # (g, output, rank) -> name: the probabilities
+    #   as ONNX nodes for bpcli export (layers.py's writer g; rank: the output's, batch axis counted)
 
 
 LOSSES = Table("loss")
@@ -134,7 +134,7 @@ LOSSES.add(LossDef(
     **_PM1,
     # the loss is -ln P(y | f) with P(+1 | f) = sigmoid(f): its probabilities are these
     classifier=replace(_SIGN, probabilities=lambda f: np.hstack([sigmoid(-f), sigmoid(f)])),
-    onnx_probabilities=lambda g, f: g.op("Concat", g.op("Sigmoid", g.op("Neg", f)),
+    onnx_probabilities=lambda g, f, rank: g.op("Concat", g.op("Sigmoid", g.op("Neg", f)),
                                          g.op("Sigmoid", f), axis=1)))
 
 
@@ -447,7 +447,7 @@ LOSSES.add(LossDef(
     classifier=_CLASSES,
     # Softmax on axis 1 of a (N, K, *S) output is per pixel from opset 13 (earlier opsets
     # flatten the axes after 1 into it)
-    onnx_probabilities=lambda g, f: g.op("Softmax", f, axis=1),
+    onnx_probabilities=lambda g, f, rank: g.op("Softmax", f, axis=1, since=13 if rank > 2 else 1),
     params=(Param("label_smoothing", fraction, 0.0, "eps: the target is (1 - eps) one-hot + eps/K "
                                              "uniform, as torch's cross_entropy (on label maps "
                                              "too, per pixel)"),
@@ -507,7 +507,7 @@ LOSSES.add(LossDef(
                           truth=lambda y: ((y[:, 0] if y.shape[1] == 1 else y) >= 0.5)
                           .astype(np.int64),
                           probabilities=_bce_probabilities),
-    onnx_probabilities=lambda g, f: g.op("Concat", g.op("Sigmoid", g.op("Neg", f)),
+    onnx_probabilities=lambda g, f, rank: g.op("Concat", g.op("Sigmoid", g.op("Neg", f)),
                                          g.op("Sigmoid", f), axis=1),
     params=(Param("pos_weight", optional(_pos_weight), None,
                   "the positive targets' weight (torch's pos_weight): a number, or one per "
