@@ -67,12 +67,13 @@ def regression_figure(truth, predicted, title: str = ""):
 def class_palette(k: int) -> np.ndarray:
     """Colours (k, 3) of uint8 for k classes: black and white for two (a binary mask as it is
     usually stored), else black for class 0 (background) and matplotlib's tab20 colours for the
-    others, repeated past 20. Masks written by ``bpcli predict`` and the grids here share them."""
+    others (its 10 dark hues, then their light ones), repeated past 20. Masks written by ``bpcli predict`` and the grids here share them."""
     if k <= 2:
         return np.array([[0, 0, 0], [255, 255, 255]], dtype=np.uint8)[:k]
     from matplotlib import colormaps
 
-    tab = np.rint(np.asarray(colormaps["tab20"].colors) * 255).astype(np.uint8)
+    pairs = np.asarray(colormaps["tab20"].colors)  # dark and light of 10 hues: darks first
+    tab = np.rint(np.vstack([pairs[0::2], pairs[1::2]]) * 255).astype(np.uint8)
     return np.vstack([[0, 0, 0], tab[np.arange(k - 1) % len(tab)]]).astype(np.uint8)
 
 
@@ -146,7 +147,7 @@ def segmentation_grid(inputs, truth, predicted, metrics: list[str], classes: lis
         axes[i, 3].set_title(f"wrong pixels: {wrong.mean():.1%}", fontsize=9)
     fig.legend(handles=[Patch(facecolor=c, edgecolor="0.5", label=name)
                         for c, name in zip(colours, classes)][:_ANNOTATE_UP_TO],
-               loc="lower center", ncol=min(k, 8), fontsize=8)
+               loc="outside lower center", ncol=min(k, 8), fontsize=8)
     return fig
 
 

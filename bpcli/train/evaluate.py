@@ -24,6 +24,8 @@ from typing import Iterator
 import numpy as np
 
 from . import data
+from ..engine import evaluate as run_program
+from ..engine.program import Builder
 from ..errors import InputError
 from ..explain import metrics
 from ..explain import score_plots
@@ -220,8 +222,25 @@ class Evaluation:
     per_sample: dict | None = None
 
 
+def data_loss(model: Model, output, y) -> float:
+    """The loss's data term over every sample at once, from the network ``output`` (N, ...) and
+    the prepared labels ``y`` (None for a loss without labels): the run's loss emitted alone
+    (``LossDef.build``) and evaluated on the host. Exact for every loss, a mean over pixels or
+    a Dice over the whole set alike, and the same bits whatever the batches the outputs came
+    from."""
+    b = Builder()
+    f = b.input("output", (None, *model.output_shape[1:]))
+    label_shape = model.loss_def.label_shape(model.output_shape)
+    labels = None if label_shape is None else b.input("y", label_shape)
+    b.output("data_loss", model.loss_def.build(b, f, labels, model.spec.data["loss"]))
+    prog = b.program()
+    env = run_program(prog, {"output": output, **({} if y is None else {"y": y})})
+    return float(env[prog.outputs["data_loss"].id])
+
+
 def evaluate(model: Model, dataset: data.Dataset, *, chunk: int | None = None) -> Evaluation:
-    """Loss (as training reports it: data loss over all samples plus the penalty) and, by what
+    """Loss (as training reports it: data loss over all samples, :func:`data_loss`, plus the
+    penalty) and, by what
     the loss is (its ``LossDef.classifier`` / ``regressor``) and whether its answers are pictures
     (:func:`picture_kind`), the scores of :mod:`bpcli.explain.metrics`, computed ``chunk``
     samples at a time (default :func:`batch_size`).
@@ -235,7 +254,7 @@ def evaluate(model: Model, dataset: data.Dataset, *, chunk: int | None = None) -
     loss_def = model.loss_def
     n = dataset.X.shape[0]
     size = batch_size(model, chunk)
-    outputs, truths, data_sum, reg = [], [], 0.0, 0.0
+    outputs, truths, reg = [], [], 0.0
     with memory_bound(model, size):
         for start in range(0, n, size):
             stop = start + size
@@ -243,25 +262,24 @@ def evaluate(model: Model, dataset: data.Dataset, *, chunk: int | None = None) -
                                            None if dataset.y is None else dataset.y[start:stop],
                                            dataset.source))
             s = model.step(X, y, grad=False)
-            data_sum += s.data_loss * (X.shape[0] if loss_def.reduction == "mean" else 1)
             reg = s.reg_loss
             outputs.append(s.output)
             truths.append(y)
-    data_loss = data_sum / n if loss_def.reduction == "mean" else data_sum
     prediction = model.interpret(np.concatenate(outputs))
     truth = None if truths[0] is None else np.concatenate(truths)
-    scores = {"loss": data_loss + reg, "n": int(n), "data": dataset.source}
+    scores = {"loss": data_loss(model, prediction.output, truth) + reg, "n": int(n),
+              "data": dataset.source}
     clf, kind, per_sample = loss_def.classifier, picture_kind(model), None
     if kind == "segmentation":
-        truth = clf.truth(truth)
-        truth = truth.reshape(class_maps(model, prediction.output).shape)
-        more, per_sample = segmentation_scores(truth, class_maps(model, prediction.output),
-                                               prediction.classes)
+        predicted = class_maps(model, prediction.output)
+        truth = np.asarray(clf.truth(truth)).reshape(predicted.shape)
+        more, per_sample = segmentation_scores(truth, predicted, prediction.classes)
         scores.update(more)
     elif clf is not None:
-        truth = clf.truth(truth)
-        scores.update(classification_scores(truth, clf.decide(prediction.output),
-                                            prediction.classes))
+        # multi-label (sigmoid on (N, K)): every output a yes/no, scored as one sample each
+        truth = np.asarray(clf.truth(truth)).reshape(-1)
+        scores.update(classification_scores(truth, np.asarray(clf.decide(prediction.output))
+                                            .reshape(-1), prediction.classes))
         add_roc_auc(scores, clf, truth, prediction)
     elif kind == "restoration":
         truth = truth.reshape(prediction.output.shape)
@@ -307,6 +325,10 @@ def add_roc_auc(scores: dict, clf: Classifier, truth, prediction: Prediction) ->
     p = prediction.probabilities
     if p is None:
         return
+    if prediction.labels.ndim > 1:  # K yes/no outputs, each ranked by its P(yes)
+        scores["roc_auc"] = metrics.roc_auc(truth.reshape(-1) == 1,
+                                            yes_probabilities(prediction).reshape(-1))
+        return
     if p.shape[1] == 2:
         scores["roc_auc"] = metrics.roc_auc(truth == 1, p[:, 1])
         return
@@ -314,6 +336,12 @@ def add_roc_auc(scores: dict, clf: Classifier, truth, prediction: Prediction) ->
     scores["roc_auc"] = metrics.macro_roc_auc(each)
     for name, auc in zip(prediction.classes, each):
         scores["per_class"][name]["roc_auc"] = auc
+
+
+def yes_probabilities(p: Prediction) -> np.ndarray:
+    """P(yes) of each of K yes/no outputs (N, K), from probabilities laid out as the sigmoid
+    losses give them: [P(no) of every output, then P(yes) of every output] along axis 1."""
+    return p.probabilities[:, p.output.shape[1]:]
 
 
 def check_plot(model: Model, out) -> None:
@@ -371,8 +399,9 @@ def limits(truth) -> tuple[float, float]:
 def table(model: Model, p: Prediction):
     """One DataFrame row per sample: ``prediction`` (class name) and ``p_<class>`` for every
     class (for a binary classifier only the positive class's), or ``score`` where the loss gives
-    no probabilities (hinge: the margin f); without classes the outputs, ``output`` or
-    ``output_0``, ``output_1``, ..."""
+    no probabilities (hinge: the margin f); for K yes/no outputs (sigmoid on (N, K))
+    ``prediction_<j>`` and ``p_<j>``, the probability of yes, for each; without classes the
+    outputs, ``output`` or ``output_0``, ``output_1``, ..."""
     import pandas as pd
 
     clf = model.loss_def.classifier
@@ -381,6 +410,14 @@ def table(model: Model, p: Prediction):
         names = (["output"] if values.shape[1] == 1
                  else [f"output_{i}" for i in range(values.shape[1])])
         return pd.DataFrame(values, columns=names)
+    if p.labels.ndim > 1:  # multi-label: a yes/no (class name) and its probability per output
+        labels = p.labels.reshape(len(p.labels), -1)
+        df = pd.DataFrame(labels, columns=[f"prediction_{j}" for j in range(labels.shape[1])])
+        if p.probabilities is not None:
+            yes = yes_probabilities(p).reshape(len(labels), -1)
+            for j in range(yes.shape[1]):
+                df[f"p_{j}"] = yes[:, j]
+        return df
     df = pd.DataFrame({"prediction": p.labels})
     if p.probabilities is None:
         df["score"] = clf.score(p.output)
