@@ -175,6 +175,10 @@ def expected_columns(loss_def, classes) -> list:
         return ["output"] if k == 1 else [f"output_{i}" for i in range(k)]
     if clf.probabilities is None:
         return ["prediction", "score"]
+    k = outputs_for(loss_def)
+    if k > 1 and clf.probabilities(np.zeros((1, k))).shape[1] == 2 * k:
+        # multi-label (sigmoid_cross_entropy on K outputs): a yes/no answer and P(yes) per output
+        return [*(f"prediction_{j}" for j in range(k)), *(f"p_{j}" for j in range(k))]
     shown = classes[1:] if clf.score is not None else classes  # binary: the positive class's
     return ["prediction", *(f"p_{c}" for c in shown)]
 
@@ -273,6 +277,13 @@ def test_predict_csv_columns_rows_and_order(name, runs, capfd):
     f = model.forward(X)
     if loss_def.classifier is None:
         np.testing.assert_allclose(df.to_numpy(), f.reshape(N, -1), rtol=1e-6)
+        return
+    if "prediction" not in df:   # multi-label: each output its own yes/no, P(yes) = sigmoid
+        k = f.shape[1]
+        decided = loss_def.classifier.decide(f)
+        for j in range(k):
+            assert df[f"prediction_{j}"].astype(int).tolist() == decided[:, j].tolist()
+            np.testing.assert_allclose(df[f"p_{j}"], 1 / (1 + np.exp(-f[:, j])), rtol=1e-6)
         return
     assert df["prediction"].tolist() == [model.classes()[i] for i in loss_def.classifier.decide(f)]
     assert df["prediction"].tolist() == p.labels.tolist()

@@ -426,3 +426,41 @@ def test_shape_masks_train_a_segmenter_with_no_files(tmp_path, capsys):
     code, _, err = cli(capsys, "train", write(tmp_path, s), "--out", tmp_path / "run2")
     assert code == 2 and "not class indices 0..1 of the 2 classes the network's output" in err
     assert "Values found: 0, 1, 2; if there are 3 classes, the network needs 3 output" in err
+
+
+def test_a_students_folders_train_evaluate_predict_to_pictures_and_export(tmp_path, capsys,
+                                                                          monkeypatch):
+    """The whole way with one's own folders: train on pictures and masks, eval on other folders
+    with --data and --targets (segmentation scores), predict to a folder of palette masks named
+    as the inputs, export to ONNX."""
+    monkeypatch.chdir(tmp_path)
+    pictures_and_masks(tmp_path / "train", n=8)
+    pictures_and_masks(tmp_path / "test", n=4, seed=1)
+    s = spec("softmax_cross_entropy", out=2)
+    path = write(tmp_path, s)
+    ok(capsys, "train", path, "--data", "train/images", "--targets", "train/masks", "--out",
+       "runs/seg", "-q")
+    code, out, err = cli(capsys, "eval", "runs/seg", "--data", "test/images", "--targets",
+                         "test/masks", "--json")
+    assert code == 0, err
+    scores = json.loads(out)
+    assert scores["n"] == 4 and {"pixel_accuracy", "mean_iou", "mean_dice"} <= set(scores)
+    code, _, err = cli(capsys, "eval", "runs/seg", "--targets", "test/masks")
+    assert code == 2 and "--targets goes with --data" in err
+    code, _, err = cli(capsys, "predict", "runs/seg", "--data", "test/images", "--out", "pred")
+    assert code == 0, err
+    written = sorted(p.name for p in (tmp_path / "pred").glob("*.png"))
+    assert written == [f"{i}.png" for i in range(4)]
+    assert Image.open(tmp_path / "pred" / "0.png").mode == "P"
+    pytest.importorskip("onnx")
+    code, _, err = cli(capsys, "export", "runs/seg", "--out", "seg.onnx")
+    assert code == 0, err
+
+
+def test_noisy_shapes_pairs_the_shapes_pictures_with_themselves_before_the_noise():
+    noisy = data.noisy_shapes(20, (1, 16, 16), seed=3)
+    plain = data.shapes(20, (1, 16, 16), seed=3)
+    np.testing.assert_array_equal(noisy.X, plain.X)          # the same draws as shapes
+    assert noisy.y.shape == (20, 1, 16, 16)
+    residual = noisy.X - noisy.y                              # the noise alone
+    assert abs(residual.std() - 0.3) < 0.02 and abs(residual.mean()) < 0.02

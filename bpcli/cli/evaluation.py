@@ -11,9 +11,10 @@ from typing import List, Optional
 import typer
 
 from ..core.fields import one_of, positive_int
+from ..errors import InputError
 from ..train.run_folder import RunFolder
 from . import command, err, out
-from .options import device_option, option, threads_option
+from .options import device_option, folder, option, threads_option
 from .render import cell
 
 SET = typer.Option([], "--set", metavar="data.KEY=VALUE",
@@ -36,6 +37,9 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
                                                          "split of the run's data]"),
           target: Optional[str] = typer.Option(None, help="label column of a .csv file [default: "
                                                           "the run's]"),
+          targets: Optional[Path] = option(None, "--targets", check=folder,
+                                           help="the target pictures of --data's pictures, one "
+                                                "of the same name each (masks, or pictures)"),
           checkpoint: str = CHECKPOINT,
           set_: List[str] = SET,
           as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -58,7 +62,11 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
     model = load_run(run, checkpoint).to(device)
     if plot is not None:
         ev.check_plot(model, plot)
-    dataset = ev.scored_data(model, data, target, set_)
+    if targets is not None and data is None:
+        raise InputError("--targets goes with --data: the folder of pictures whose targets they "
+                         "are (without --data, eval scores the run's own validation data, whose "
+                         "targets the run knows)", path="--targets")
+    dataset = ev.scored_data(model, data, target, set_, targets=targets)
     result = ev.evaluate(model, dataset, chunk=batch_size)
     scores = {**result.scores, "checkpoint": checkpoint}
     if plot is not None:

@@ -12,6 +12,7 @@ layer) goes through :func:`check_option`, so it reads the same.
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, Callable
 
 import typer
@@ -104,3 +105,11 @@ def check_all(checks: dict, kwargs: dict) -> dict:
     """``kwargs`` with every checked option's value checked (and converted, as the check does)."""
     return {k: check_option(checks[k][0], v, checks[k][1]) if k in checks else v
             for k, v in kwargs.items()}
+
+
+def folder(v: Path) -> Path:
+    """The check of a folder option (--targets): an existing folder."""
+    if not Path(v).is_dir():
+        raise Invalid(f"must be a folder, got {v} "
+                      f"({'a file' if Path(v).exists() else 'no such folder'})")
+    return v

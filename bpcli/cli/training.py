@@ -8,18 +8,10 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError
-from ..core.fields import Invalid, one_of, positive_int
+from ..core.fields import one_of, positive_int
 from . import command, command_line, err
-from .options import device_option, option, spec_check, threads_option
+from .options import device_option, folder, option, spec_check, threads_option
 from .render import report, with_progress
-
-
-def folder(v: Path) -> Path:
-    """The check of a folder option (--targets): an existing folder."""
-    if not Path(v).is_dir():
-        raise Invalid(f"must be a folder, got {v} "
-                      f"({'a file' if Path(v).exists() else 'no such folder'})")
-    return v
 
 
 @command

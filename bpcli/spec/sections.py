@@ -125,7 +125,8 @@ DATA = (
           "linear (y = X w + noise, for regression), shapes (noisy blurred images of a disc, "
           "square, cross, ... for input [channels, height, width]; labels 0..classes-1) or "
           "shape_masks (the same pictures, each with its mask for segmentation: 1..classes "
-          "inside the shape, 0 outside)"),
+          "inside the shape, 0 outside) or noisy_shapes (the same pictures, each with itself "
+          "before the noise as its target, for denoising with a regression loss)"),
     Param("n", positive_int, 1000, "number of samples a builtin set draws"),
     Param("path", optional(text), None, "a file or folder, relative to the spec file: .csv (also "
           ".tsv, and .gz, .bz2, .zip, .xz compressed), .npz (arrays X, y), a folder with X.npy "

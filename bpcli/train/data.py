@@ -130,8 +130,17 @@ def shape_masks(n: int, shape, seed: int, classes: int = 3) -> Dataset:
     return Dataset(X, masks, f"builtin shape_masks (n={n}, classes={classes}, seed={seed})")
 
 
-def _draw_shapes(n: int, shape, seed: int, classes: int):
-    """(pictures (N, *shape), shape index per picture (N,), inside (N, height, width) bool)."""
+def noisy_shapes(n: int, shape, seed: int, classes: int = 3) -> Dataset:
+    """Take the noise out: the pictures of :func:`shapes` (the same draws for the same seed) as
+    inputs, each with the same picture before its Gaussian noise (std 0.3) was added as the target
+    (N, *shape): a restoration (denoising) pair, for a regression loss such as mse."""
+    X, _, _, clean = _draw_shapes(n, shape, seed, classes, keep_clean=True)
+    return Dataset(X, clean, f"builtin noisy_shapes (n={n}, classes={classes}, seed={seed})")
+
+
+def _draw_shapes(n: int, shape, seed: int, classes: int, keep_clean: bool = False):
+    """(pictures (N, *shape), shape index per picture (N,), inside (N, height, width) bool), and
+    with ``keep_clean`` the pictures before their noise, (N, *shape)."""
     shape = tuple(shape)
     if len(shape) != 3:
         raise ValueError(f"shapes draws images: needs input [channels, height, width], "
@@ -155,13 +164,16 @@ def _draw_shapes(n: int, shape, seed: int, classes: int):
         d = SHAPES[name](dx[pick], dy[pick], r[pick, None, None])
         X[pick] = brightness[pick, None, None] / (1 + np.exp(d / blur[pick, None, None]))
         inside[pick] = d < 0
+    clean = np.broadcast_to(X[:, None], (n, *shape)).copy() if keep_clean else None
     X += 0.3 * rng.standard_normal(X.shape)
     X = np.broadcast_to(X[:, None], (n, *shape)).copy()
-    return X, y, inside
+    return (X, y, inside, clean) if keep_clean else (X, y, inside)
 
 
-BUILTINS = {"pulses": pulses, "linear": linear, "shapes": shapes, "shape_masks": shape_masks}
-DRAWS_SHAPES = ("shapes", "shape_masks")  # the builtin sets that take data.classes, a number
+BUILTINS = {"pulses": pulses, "linear": linear, "shapes": shapes, "shape_masks": shape_masks,
+            "noisy_shapes": noisy_shapes}
+# the builtin sets that take data.classes, a number
+DRAWS_SHAPES = ("shapes", "shape_masks", "noisy_shapes")
 
 
 # ---------------------------------------------------------------- files

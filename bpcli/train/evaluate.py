@@ -49,9 +49,11 @@ def reading_spec(spec, sets=()):
     return apply_sets(spec, sets) if sets else spec
 
 
-def scored_data(model: Model, path=None, target: str | None = None, sets=()) -> data.Dataset:
+def scored_data(model: Model, path=None, target: str | None = None, sets=(),
+                targets=None) -> data.Dataset:
     """What eval scores: the file at ``path`` (labels in column ``target`` of a CSV, default the
-    run's), else the validation split of the data the run trained on, drawn as training drew it.
+    run's; ``targets``: the folder of its pictures' target pictures), else the validation split of
+    the data the run trained on, drawn as training drew it.
     ``sets``: ``--set data.KEY=VALUE`` items changing how the file is read (:func:`reading_spec`).
 
     Raises InputError when there is no validation split: scoring the training data instead
@@ -63,6 +65,9 @@ def scored_data(model: Model, path=None, target: str | None = None, sets=()) -> 
     if path is not None:
         if target is not None:
             spec = set_value(spec, "data", {**(spec.data["data"] or {}), "target": target})
+        if targets is not None:
+            return data.read(spec, path, labels=labels, targets=Path(targets),
+                             targets_shown_as=str(targets))
         return data.read(spec, path, labels=labels)
     cfg = spec.data["data"]
     if cfg is None:
