@@ -37,6 +37,12 @@ class Figure:
     commands: tuple[tuple[str, ...], ...]   # bpcli arguments, run in order in the scratch folder
     made: str                         # the picture the commands leave, relative to that folder
     run: str | None = None            # a run (or sweep) folder whose final metrics the docs quote
+    also: tuple[tuple[str, str], ...] = ()  # (another picture the commands leave, its docs/ name)
+
+    @property
+    def pictures(self) -> tuple[str, ...]:
+        """Every name in docs/ this figure writes."""
+        return (self.png, *(png for _, png in self.also))
 
 
 FIGURES = (
@@ -47,6 +53,17 @@ FIGURES = (
     Figure("image_cnn_loss.png", (("train", "specs/image_cnn.yaml"),),
            "runs/image-cnn/loss.png", run="runs/image-cnn"),
     Figure("lecture_graphs.png", (("graph", EXPRESSION, "--out", "graphs.png"),), "graphs.png"),
+    # docs/images.md: a segmentation and a restoration, each its curve and a grid of predictions
+    Figure("unet_shapes_predictions.png",
+           (("train", "specs/unet_shapes.yaml"),
+            ("eval", "runs/unet-shapes", "--plot", "unet_grid.png")),
+           "unet_grid.png", run="runs/unet-shapes",
+           also=(("runs/unet-shapes/loss.png", "unet_shapes_loss.png"),)),
+    Figure("denoiser_shapes_predictions.png",
+           (("train", "specs/denoiser_shapes.yaml"),
+            ("eval", "runs/denoiser-shapes", "--plot", "denoiser_grid.png")),
+           "denoiser_grid.png", run="runs/denoiser-shapes",
+           also=(("runs/denoiser-shapes/loss.png", "denoiser_shapes_loss.png"),)),
     Figure("resnet_block_graph.png",   # docs/writing-specs.md#graphs
            (("graph", "graphs/resnet_block.yaml", "--out", "resnet_block.png"),), "resnet_block.png"),
     Figure("unet_graph.png", (("graph", "graphs/unet.yaml", "--out", "unet.png"),), "unet.png"),
@@ -139,6 +156,8 @@ def make(fig: Figure, scratch: Path) -> bool:
             print(f"FAILED: docs/{fig.png} not made")
             return False
     shutil.copyfile(scratch / fig.made, DOCS / fig.png)
+    for made, png in fig.also:
+        shutil.copyfile(scratch / made, DOCS / png)
     if fig.run:
         print("quoted: " + quoted_numbers(scratch / fig.run))
     print(f"wrote docs/{fig.png} ({time.perf_counter() - start:.1f} s)")
