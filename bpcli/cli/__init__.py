@@ -1,4 +1,5 @@
-"""The ``bpcli`` command: parse, call the library, print. Exit codes: 0 ok, 1 a check failed, 2 bad input.
+"""The ``bpcli`` command: parse, call the library, print. Exit codes: 0 ok, 1 a check failed, 2 bad
+input, 74 a file could not be written.
 
 The commands live by group, each a plain function registered with :func:`command`:
 :mod:`~bpcli.cli.training` (train), :mod:`~bpcli.cli.sweeps` (sweep), :mod:`~bpcli.cli.evaluation`
@@ -10,6 +11,7 @@ test would want to call directly: that lives in the library.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import signal
@@ -20,7 +22,7 @@ from rich.console import Console
 
 from ..engine.memory import keep_freed_memory
 from ..engine.threads import limit
-from ..errors import CheckFailed, InputError, Interrupted
+from ..errors import CheckFailed, InputError, Interrupted, WriteFailed
 from .options import check_all, checks_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -55,8 +57,9 @@ def command(fn):
     """Register a command; bad input of any kind becomes one paragraph on stderr and exit code 2.
 
     This is the one place where errors turn into exit codes: InputError -> 2,
-    CheckFailed -> 1, Ctrl-C -> 130; usage errors are Typer's (also 2); a closed stdout (the
-    reader of a pipe went away) ends the command quietly with 0. Options declared with
+    CheckFailed -> 1, Ctrl-C -> 130, a file that cannot be written (WriteFailed, or an OSError
+    that says the disk is full or a file too large) -> 74; usage errors are Typer's (also 2); a
+    closed stdout (the reader of a pipe went away) ends the command quietly with 0. Options declared with
     :func:`~bpcli.cli.options.option` are checked here, before the command does any work, and
     a command with a ``threads`` option (:func:`~bpcli.cli.options.threads_option`) runs with its
     BLAS pools limited to it (:func:`bpcli.engine.threads.limit`).
@@ -94,11 +97,24 @@ def command(fn):
         except KeyboardInterrupt:
             print("bpcli: interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
+        except WriteFailed as e:
+            print(f"bpcli: error: {e}", file=sys.stderr)
+            raise typer.Exit(74) from None
+        except OSError as e:
+            if e.errno not in _WRITE_ERRNOS:
+                raise
+            print(f"bpcli: error: {WriteFailed(e.filename or 'a file', e)}", file=sys.stderr)
+            raise typer.Exit(74) from None
         except MemoryError:
             print("bpcli: error: out of memory: the spec's layers or the data are too large for "
                   "this machine (see bpcli inspect SPEC for sizes)", file=sys.stderr)
             raise typer.Exit(2) from None
     return app.command(fn.__name__.rstrip("_"))(wrapper)
+
+
+# what an OSError of a write says, whichever writer met it: no space, a file too large, a
+# quota, a read-only file system
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
 
 
 def _stdout_to_devnull() -> None:

@@ -40,6 +40,9 @@ def runs(folder: Path = typer.Argument(Path("runs"), help="a folder of runs, or 
     for status in dict.fromkeys(r["status"] for r in rows):
         if status != "finished" and status in STATUSES:
             out.print(f"{status}: {STATUSES[status]}", markup=False)
+    for r in rows:  # what went wrong in a run whose write failed, or whose file is damaged
+        if r.get("note"):
+            out.print(f"{r['run']}: {r['note']}", markup=False)
     for d in sweeps:  # their variants are listed by bpcli runs SWEEP
         out.print(f"sweep: {d} (bpcli runs {d} lists its variants)", markup=False)
 

@@ -83,7 +83,8 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
         err.print(f"resuming {resume}")
         summary = with_progress(lambda cb: run.resume(
             resume, s, force=force, epochs=epochs, progress=cb, command=command_line(),
-            on_change=lambda text: err.print(text, markup=False), **options), quiet)
+            on_change=lambda text: err.print(text, markup=False),
+            on_note=lambda text: err.print(f"bpcli: note: {text}", markup=False), **options), quiet)
         report(summary)
         return
     if spec is None:

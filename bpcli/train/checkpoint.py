@@ -105,16 +105,18 @@ def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(seed + 2), np.random.default_rng(seed + 3)
 
 
-def save_checkpoint(path: Path, arrays: dict, opt, state: TrainState) -> None:
+def save_checkpoint(path: Path, arrays: dict, opt, state: TrainState,
+                    keep: Path | None = None) -> None:
     """``arrays`` (the model's, by name), the optimizer's buffers and step count, the state;
-    host copies of arrays on a device, so any device resumes the run."""
+    host copies of arrays on a device, so any device resumes the run. ``keep``: where the
+    checkpoint ``path`` held goes once the new one is whole on the disk (last.prev.npz)."""
     arrays = {k: backend.to_host(v) for k, v in arrays.items()}
     for entry, buffers in opt.state.items():
         for key, value in buffers.items():
             arrays[f"__opt__/{entry}/{key}"] = backend.to_host(value)
     arrays["__opt_t__"] = np.asarray(opt.t)
     arrays["__state__"] = np.array(state.to_json())  # a unicode array: no pickle needed to read
-    atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    atomic_write(Path(path), lambda f: np.savez(f, **arrays), keep=keep)
 
 
 def misfit(shapes: dict, model: Model) -> str | None:
@@ -129,14 +131,21 @@ def misfit(shapes: dict, model: Model) -> str | None:
 
 def load_checkpoint(path: Path, model: Model, opt) -> TrainState:
     """Restore the model's arrays and the optimizer from a checkpoint, onto the model's device;
-    its :class:`TrainState`."""
+    its :class:`TrainState`. InputError naming the file when it does not read back whole."""
+    import zipfile
+    import zlib
+
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         text = str(arrays.pop("__state__"))
         state = TrainState.from_json(text, model.spec.data["seed"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(f"cannot read checkpoint: {e}", file=str(path)) from None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile,
+            zlib.error) as e:
+        raise InputError(f"cannot read checkpoint: damaged: cut short or overwritten after "
+                         f"bpcli wrote it whole ({type(e).__name__}: {e}); a resume falls back "
+                         f"to the checkpoint before it (last.prev.npz) where that one is whole",
+                         file=str(path)) from None
     wrong = misfit({k: a.shape for k, a in arrays.items()}, model)
     if wrong is not None:
         raise InputError(f"checkpoint does not fit the spec at {wrong}", file=str(path))

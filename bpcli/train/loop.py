@@ -38,7 +38,7 @@ from .. import __version__
 from ..engine import backward, evaluate
 from ..engine.threads import info as threads_info, limit as limit_threads, \
     resolve as resolve_threads
-from ..errors import CheckFailed, InputError, Interrupted
+from ..errors import CheckFailed, InputError, Interrupted, WriteFailed
 from ..explain.plots import plot_runs
 from ..nn.model import Model
 from .augment import augment_pairs, moved_targets
@@ -90,7 +90,7 @@ class MetricsLog:
     def __init__(self, path: Path, columns: list[str], keep_until_step: int | None = None):
         self.path, self.columns = path, columns
         if keep_until_step is None:
-            self.path.write_text(",".join(columns) + "\n")
+            atomic_write(path, lambda f: f.write((",".join(columns) + "\n").encode()))
         else:  # resuming: drop rows written after the checkpoint, they will be written again
             text = path.read_text()
             if not text.endswith("\n"):  # a line cut short by a kill: never a whole row
@@ -98,18 +98,29 @@ class MetricsLog:
             kept = [r for r in csv.DictReader(text.splitlines()) if int(r["step"]) <= keep_until_step]
             lines = [",".join(columns)] + [",".join(r.get(c, "") for c in columns) for r in kept]
             atomic_write(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
-        self.file = open(path, "a", newline="")
+        try:
+            self.file = open(path, "a", newline="")
+        except OSError as e:
+            raise WriteFailed(path, e) from None
 
     def write(self, row: dict) -> None:
         """One row: a number as written (a float by repr, so a NaN measured is ``nan`` and an
         infinity ``inf``), None or a column the row lacks as an empty cell: not measured
-        (:meth:`RunFolder.read_metrics` reads the two back apart)."""
-        self.file.write(",".join("" if row.get(c) is None else repr(row[c]) if isinstance(row[c], float)
-                                 else str(row[c]) for c in self.columns) + "\n")
-        self.file.flush()
+        (:meth:`RunFolder.read_metrics` reads the two back apart). WriteFailed when the disk
+        refuses it (a row cut short there has no newline: readers leave it out)."""
+        try:
+            self.file.write(",".join("" if row.get(c) is None else repr(row[c])
+                                     if isinstance(row[c], float) else str(row[c])
+                                     for c in self.columns) + "\n")
+            self.file.flush()
+        except OSError as e:
+            raise WriteFailed(self.path, e) from None
 
     def close(self):
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:  # a row that could not be flushed: WriteFailed has said so already
+            pass
 
 
 class _Signals:
@@ -277,7 +288,9 @@ class Trainer:
         """last.npz (and a pending best.npz), unless one was written less than a second ago."""
         t = time.perf_counter()
         if force or t - self.written["last"] >= CHECKPOINT_SECONDS:
-            save_checkpoint(self.folder.last, self.model.arrays(), self.opt, self._snapshot())
+            # the previous one stays, as last.prev.npz, until this one is whole on the disk
+            save_checkpoint(self.folder.last, self.model.arrays(), self.opt, self._snapshot(),
+                            keep=self.folder.last_prev)
             self.written["last"] = t
         self._flush_best(force)
         self.times["checkpoint"] += time.perf_counter() - t
@@ -520,6 +533,7 @@ class Trainer:
                          "python": platform.python_version()},
         }
         folder.write_json(folder.summary, summary)
+        folder.last_prev.unlink(missing_ok=True)  # last.npz is whole, and training has ended
         if last:
             plot_runs([(folder.path.name, folder.read_metrics())], folder.plot)
         return summary
@@ -528,27 +542,39 @@ class Trainer:
 def train(model: Model, train_set, val_set, folder: RunFolder, **options) -> dict:
     """Train ``model`` in place on prepared ``(X, y)`` arrays; fill the run folder; the summary.
     ``options`` are :class:`Trainer`'s keywords."""
-    t = Trainer(model, train_set, val_set, folder, **options)
-    return _marked(folder, lambda: t.run(MetricsLog(folder.metrics, t.columns)))
+    with folder.hold():
+        t = Trainer(model, train_set, val_set, folder, **options)
+        return _training(folder, t, lambda: MetricsLog(folder.metrics, t.columns))
 
 
-def _marked(folder: RunFolder, run):
-    """``run()`` with the folder marked as being trained by this process (running.json), the
-    mark cleared however it ends: a kill -9 leaves it, naming a process that is gone."""
-    folder.mark_running()
+def _training(folder: RunFolder, t: Trainer, open_log: Callable) -> dict:
+    """``t.run`` on the log ``open_log()`` opens, in a folder this process holds: a write that
+    fails is recorded (write_failed.json) and told with what to do; the log closed however
+    it ends."""
+    folder.write_failed.unlink(missing_ok=True)  # training again: an older failure is past
+    log = None
     try:
-        return run()
+        log = open_log()
+        return t.run(log)
+    except WriteFailed as e:
+        folder.note_write_failed(e)
+        raise
     finally:
-        folder.clear_running()
+        if log is not None:
+            log.close()
 
 
 def resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> dict:
-    """Continue the run in ``folder`` from its ``last.npz``, appending to its metrics."""
-    mark = folder.trainer()
-    if mark is not None:  # two processes writing one run's checkpoints would corrupt it
-        raise InputError(f"this run is being trained now, by process {mark['pid']} on "
-                         f"{mark['host']}: let it end (or stop it) before resuming",
-                         file=str(folder))
+    """Continue the run in ``folder`` from its ``last.npz`` (or the checkpoint before it, where
+    last.npz is damaged: :meth:`RunFolder.resume_from`), appending to its metrics. Holds the
+    folder (:meth:`RunFolder.hold`): InputError naming the process that trains it now."""
+    with folder.hold():
+        return _resume(model, train_set, val_set, folder, **options)
+
+
+def _resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> dict:
+    folder.resume_from()
+    folder.read_metrics()  # the rows kept must read back: a damaged file is named here
     t = Trainer(model, train_set, val_set, folder, **options)
     t.restore(folder.last)
     done, asked = t.state.epoch - 1, t.tcfg["epochs"]  # epochs trained; epochs the spec asks for
@@ -559,5 +585,5 @@ def resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> di
                  else f"this run is at epoch {done}, past the {asked} epoch{plural} asked for")
         raise InputError(f"{where}; give --epochs N with N > {done} to train further",
                          file=str(folder))
-    return _marked(folder, lambda: t.run(MetricsLog(folder.metrics, t.columns,
-                                                    keep_until_step=t.state.steps)))
+    return _training(folder, t, lambda: MetricsLog(folder.metrics, t.columns,
+                                                   keep_until_step=t.state.steps))

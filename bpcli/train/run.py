@@ -14,7 +14,7 @@ import numpy as np
 
 from . import data as data_mod
 from ..engine.backend import check as check_device
-from ..errors import CheckFailed, InputError
+from ..errors import CheckFailed, InputError, WriteFailed
 from ..nn.losses import LOSSES
 from ..nn.model import Model
 from ..core.document import Spec, differences
@@ -148,17 +148,23 @@ def preflight(p: Prepared) -> dict:
 
 def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "",
             threads: int | None = None, **options) -> dict:
-    """Create ``run_dir`` (never overwriting), write the resolved spec, train with the BLAS pools
-    limited to ``threads`` (default: :data:`bpcli.engine.threads.DEFAULT_THREADS`); the summary.
-    A resumed run keeps the count it was trained with unless ``threads`` is given."""
+    """Create ``run_dir`` (never overwriting), hold it (:meth:`RunFolder.hold`), write the
+    resolved spec, train with the BLAS pools limited to ``threads`` (default:
+    :data:`bpcli.engine.threads.DEFAULT_THREADS`); the summary. A resumed run keeps the count
+    it was trained with unless ``threads`` is given."""
     from .loop import train
 
     folder = RunFolder.create(run_dir)
-    folder.write_spec(p.model.spec)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported
-        summary = train(p.model, p.train, p.val, folder, source=p.source, progress=progress,
-                        command=command, data_fingerprint=p.fingerprint, threads=threads,
-                        **options)
+    with folder.hold():
+        try:
+            folder.write_spec(p.model.spec)
+        except WriteFailed as e:
+            folder.note_write_failed(e)
+            raise
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is told
+            summary = train(p.model, p.train, p.val, folder, source=p.source, progress=progress,
+                            command=command, data_fingerprint=p.fingerprint, threads=threads,
+                            **options)
     summary["run_dir"] = str(folder)
     return summary
 
@@ -175,17 +181,30 @@ def describe_changes(changes, limit: int = 12) -> str:
 
 
 def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epochs: int | None = None,
-           progress=None, command: str = "", on_change=None, threads: int | None = None,
-           **options) -> dict:
+           progress=None, command: str = "", on_change=None, on_note=None,
+           threads: int | None = None, **options) -> dict:
     """Continue an interrupted (or finished, with more ``epochs``) run in its own folder.
 
     The run's recorded spec is used; a ``spec`` given as well must resolve to the same thing,
     unless ``force``, in which case it replaces it: ``on_change(text)`` is then told what
     changes (each differing key with the run's value and the new one), before training.
+    Everything from the first read of the folder on happens holding it
+    (:meth:`RunFolder.hold`): a second writer is refused, naming the first. ``on_note(text)``
+    is told when last.npz is damaged and the checkpoint before it is taken.
     """
+    folder = RunFolder.open(run_dir, RunFolder.METRICS)
+    with folder.hold():
+        note = folder.resume_from()
+        if note is not None and on_note is not None:
+            on_note(note)
+        return _resume(folder, run_dir, spec, force, epochs, progress, command, on_change,
+                       threads, options)
+
+
+def _resume(folder, run_dir, spec, force, epochs, progress, command, on_change, threads,
+            options) -> dict:
     from .loop import resume as resume_training
 
-    folder = RunFolder.open(run_dir, RunFolder.LAST, RunFolder.METRICS)
     recorded_spec = folder.load_spec()
     use = recorded_spec
     if spec is not None:
@@ -217,7 +236,11 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
     if epochs is not None:
         use = set_value(use, "training.epochs", epochs)
     p = prepare(use)
-    folder.write_spec(p.model.spec)
+    try:
+        folder.write_spec(p.model.spec)
+    except WriteFailed as e:
+        folder.note_write_failed(e)
+        raise
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             summary = resume_training(p.model, p.train, p.val, folder, source=p.source,
@@ -233,6 +256,6 @@ def resume(run_dir: Path, spec: Spec | None = None, *, force: bool = False, epoc
 def _misfit(folder: RunFolder, spec: Spec) -> str | None:
     """The first weight of ``spec``'s network that the run's last.npz does not hold in its shape
     (:func:`checkpoint.misfit`), or None when every one fits."""
-    with np.load(folder.last, allow_pickle=False) as f:  # a resume reads them anyway
+    with np.load(folder.last, allow_pickle=False) as f:  # whole: RunFolder.resume_from read it
         shapes = {k: f[k].shape for k in f.files if not k.startswith("__")}
     return misfit(shapes, Model(spec))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from ..errors import InputError
 from ..core.document import differences
 from .run_folder import RunFolder
@@ -30,7 +28,9 @@ def list_runs(folder: Path) -> list[dict]:
     (:data:`~bpcli.train.run_folder.STATUSES`, or a sweep variant's ``failed``/``error``),
     ``epochs`` done of ``epochs_asked``, ``steps``, ``resumable``, the final metrics as
     ``final_<name>``, ``best_val_loss`` (or ``best_val_accuracy``, the metric it watched) where
-    there is one, ``skipped`` batches where any were.
+    there is one, ``skipped`` batches where any were, and a ``note`` saying what went wrong
+    for a run whose write failed (``write_failed``) or whose files do not read back
+    (``damaged``: which file, and what to do); the other runs are listed all the same.
     A run without summary.json (killed, or still training) is listed from its metrics.csv."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -42,16 +42,27 @@ def list_runs(folder: Path) -> list[dict]:
         if RunFolder.is_sweep(d.path) or not (RunFolder.is_run(d.path) or d.status.exists()):
             continue
         row = {"run": d.path.name if d.path != folder else str(d)}
-        if not d.summary.exists() and d.status.exists():  # a sweep variant that failed
-            rows.append({**row, "status": d.read_json(d.status)["status"], "resumable": False})
-            continue
-        state = d.state()
-        row.update(status=state.status, epochs=state.epochs, epochs_asked=state.epochs_asked,
-                   steps=state.steps, resumable=state.resumable, **state.final_row())
-        if state.skipped:
-            row["skipped"] = state.skipped
-        rows.append(row)
+        try:
+            rows.append(_row(d, row))
+        except InputError as e:  # one run's damaged file hides none of the others
+            rows.append({**row, "status": "damaged", "resumable": False, "note": str(e)})
     return rows
+
+
+def _row(d: RunFolder, row: dict) -> dict:
+    if not d.summary.exists() and d.status.exists():  # a sweep variant that failed
+        return {**row, "status": d.read_status()["status"], "resumable": False}
+    state = d.state()
+    damage = d.damage()
+    if damage is not None:
+        raise damage
+    row.update(status=state.status, epochs=state.epochs, epochs_asked=state.epochs_asked,
+               steps=state.steps, resumable=state.resumable, **state.final_row())
+    if state.skipped:
+        row["skipped"] = state.skipped
+    if state.note:
+        row["note"] = state.note
+    return row
 
 
 def compare(run_a: Path, run_b: Path) -> dict:
@@ -60,7 +71,7 @@ def compare(run_a: Path, run_b: Path) -> dict:
     the last metrics.csv row of a run without one (killed, or still training)."""
     specs, states = [], []
     for folder in (RunFolder.open(run_a), RunFolder.open(run_b)):
-        specs.append(yaml.safe_load(folder.spec.read_text()))
+        specs.append(folder.read_spec())
         states.append(folder.state())
     finals = [s.final for s in states]
     metric_keys = list(dict.fromkeys([*finals[0], *finals[1]]))

@@ -34,7 +34,7 @@ import yaml
 from ..engine.threads import resolve as resolve_threads
 from ..errors import InputError
 from .executors import DaskExecutor, as_completed, local_executor, local_gpus
-from .run_folder import SWEEP_PLAN, RunFolder
+from .run_folder import SWEEP_PLAN, RunFolder, holding
 from ..core.document import Spec, parse_path
 from ..spec.overrides import with_sets
 from ..spec.validate import set_value
@@ -322,7 +322,12 @@ def load_plan(folder: Path):
     path = Path(folder) / SWEEP_PLAN
     if not path.exists():
         raise InputError(f"not a sweep folder: it has no {SWEEP_PLAN}", file=str(folder))
-    p = json.loads(path.read_text())
+    try:
+        p = json.loads(path.read_text())
+    except ValueError as e:
+        raise InputError(f"damaged: cut short or overwritten after bpcli wrote it whole ({e}); "
+                         f"the sweep's plan is lost with it: run the sweep again",
+                         file=str(path)) from None
     variants = [Variant(v["index"], v["values"], v["seed"], v["name"]) for v in p["variants"]]
     return p, variants
 
@@ -334,6 +339,7 @@ def variant_device(p: dict, v: Variant) -> str:
             or p["spec"]["training"]["device"])
 
 
+@holding("sweep")  # one process runs a sweep folder: a second --resume is refused, naming it
 def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler: str | None = None,
               echo=print) -> list[dict]:
     """Run every variant of the sweep in ``folder`` that has no finished run folder yet. GPU
