@@ -134,7 +134,8 @@ def _not_a_zip(w):
 
 
 def _suffix(w):
-    (w / "data.txt").write_text("1,2,3\n")
+    # 1,2,3 would be a table by its content (tests/test_data_edges.py): notes are not
+    (w / "data.txt").write_text("Pulse recordings\nsee the lab book, page 3\n")
     return "data.txt"
 
 
@@ -211,7 +212,8 @@ TRAIN_CASES = {
     # ------------------------------------------------ the data file
     "missing-data-file": (lambda w: ["base.yaml", "--data", "nothere.npz"],
                           ["nothere.npz", "data file not found"]),
-    "unknown-data-suffix": (_data(_suffix), ["data.txt", "'.txt'", ".npz", ".csv"]),
+    "unknown-data-suffix": (_data(_suffix), ["data.txt", "'.txt'", ".npz", ".csv",
+                                             "its content (", "data.format"]),
     "npz-not-a-zip": (_data(_not_a_zip), ["junk.npz", "not a .npz file"]),
     "npz-without-X": (_data(lambda w: np.savez(w / "a.npz", A=np.zeros(3)) or "a.npz"),
                       ["a.npz", "array named X", "it has A"]),

@@ -254,14 +254,25 @@ def test_decimal_commas_are_named_and_read_with_data_decimal(workdir, capfd):
 
 
 def test_a_header_that_looks_like_a_data_row_gets_a_note(workdir, capfd):
-    # no header line, text labels: line 1 is not all numbers, so auto takes it for names and a
-    # sample is gone; the note says so and how to keep it
+    # no header line, text labels: line 1 is not all numbers, but its text stands above the
+    # text of the lines below and its numbers above numbers (csv.Sniffer.has_header's test), so
+    # it is a row of data (UCI's iris.data is so), and a note says how to say otherwise
     (workdir / "c.yaml").write_text(CLASSIFIER.replace("units: 3", "units: 2"))
     Path("a.csv").write_text("1.5,2,cat\n" + "3,4,dog\n1,2,cat\n" * 6)
     code, out, err = cli(capfd, "train", "c.yaml", "--data", "a.csv", "--target", "-1", "-q",
                          "--out", "run")
     assert code == 0, err
-    assert ("a.csv: line 1 (1.5, 2, cat) read as column names, though all but one of its fields "
+    assert ("a.csv: line 1 (1.5, 2, cat) read as data, not column names: its text stands above "
+            "columns of text and its numbers above numbers") in err
+    assert "10 training and 3 validation samples" in err   # 13 rows: none taken for names
+    # a name above a column of numbers: a header, though its other fields are numbers
+    (workdir / "r.yaml").write_text(CLASSIFIER.replace("units: 3", "units: 1")
+                                    .replace("softmax_cross_entropy", "mse"))
+    Path("n.csv").write_text("1.5,2,size\n" + "3,4,0.5\n1,2,0.25\n" * 6)
+    code, out, err = cli(capfd, "train", "r.yaml", "--data", "n.csv", "--target", "-1", "-q",
+                         "--out", "run1")
+    assert code == 0, err
+    assert ("n.csv: line 1 (1.5, 2, size) read as column names, though all but one of its fields "
             "are numbers: if it is a row of data with a text label, set data.header: false") in err
     Path("b.csv").write_text("height,weight,label\n" + "3,4,dog\n1,2,cat\n" * 6)
     code, out, err = cli(capfd, "train", "c.yaml", "--data", "b.csv", "--target", "-1", "-q",

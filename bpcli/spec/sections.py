@@ -14,7 +14,7 @@ from ..nn.initializers import INITIALIZERS
 from ..nn.losses import LOSSES
 from ..nn.preprocess import DOC as PREPROCESS_DOC, check as preprocess_name
 from ..train.augment import AUGMENT
-from ..train.data import BUILTINS, SHAPES, shapes
+from ..train.data import BUILTINS, FORMATS, LAYOUTS, SHAPES, shapes
 from ..train.optim import OPTIMIZERS
 from ..train.schedule import SCHEDULES
 from ..core.fields import (Invalid, Param, quoted, boolean, fraction, int_or, nonneg_float, nonneg_int,
@@ -137,6 +137,17 @@ DATA = (
           "classifier loss each is a mask holding a class index per pixel (8-bit grayscale or "
           "palette PNG; masks of only 0 and 255 read as 0/1), for a regression loss a picture "
           "read as the inputs are (same channels, scaling and resize)", implicit=True),
+    Param("format", optional(one_of(*FORMATS)), None, "what kind of data file path (and "
+          "val_path, and a file given to eval and predict) is when its name does not say it "
+          "(iris.data, a file without a suffix): csv (a text table, read with the options "
+          "below), npz, npy or images; null: by the name, else by the content (text tables of "
+          "numbers are recognised, comma, semicolon, tab or whitespace apart). A name that says "
+          "its kind (.csv, .npz, .png, ...) is read as that kind", implicit=True),
+    Param("layout", one_of(*LAYOUTS), "channels_first", "how the arrays of a .npz or .npy "
+          "(and a table's flat rows) lay out a sample: channels_first, as the spec's input "
+          "[channels, height, width] or [channels, length]; channels_last (height, width, "
+          "channels), as TensorFlow and most image arrays store them: transposed as they are "
+          "read, and y too when it holds pictures of the same size", implicit=True),
     Param("val_path", optional(text), None, "validation data from its own file or folder, read "
           "with the same options; then val_split is not used"),
     Param("val_targets", optional(text), None, "the target pictures of val_path, as targets are "

@@ -53,6 +53,27 @@ def warn(message: str) -> None:
     print(f"bpcli: warning: {message}", file=sys.stderr)
 
 
+def largest(held, used) -> float | None:
+    """The largest magnitude the dtype ``used`` (the spec's) holds, when a value of the dtype
+    ``held`` (the file's) may exceed it and would become inf once cast (float64 data for a
+    float32 spec: 7e+38 is finite in one and not in the other); None when every value fits."""
+    held, used = np.dtype(held), np.dtype(used)
+    if used.kind != "f" or held.kind not in "fiu":
+        return None
+    top = float(np.finfo(used).max)
+    mine = np.finfo(held).max if held.kind == "f" else np.iinfo(held).max
+    return top if mine > top else None
+
+
+def too_large(value, used) -> str:
+    """What a message says of a finite ``value`` beyond the dtype ``used``: it overflows, and
+    what to do."""
+    used = np.dtype(used)
+    return (f"{float(value):g} overflows {used} (the spec's dtype; its largest is "
+            f"{float(np.finfo(used).max):.2g}) and would be inf in training: scale the data down, "
+            f"or set dtype: float64")
+
+
 # ---------------------------------------------------------------- built-in sets
 def pulses(n: int, shape, seed: int) -> Dataset:
     """Is there a pulse in this noisy signal? Label 1 (half the samples) when a Gaussian bump is present.
@@ -269,6 +290,8 @@ def read(spec, path=None, *, labels: str = "required", shown_as=None,
         raise InputError(f"the {spec.data['loss']['name']} loss needs labels y, and this data has "
                          f"none (.npz: an array y beside X; a folder: y.npy beside X.npy)",
                          file=d.source)
+    if d.y is not None and labels != "none":
+        d = _one_hot(spec, d, notes)
     d = _shaped(d, spec.data["input"], notes)
     for message in notes:  # only once the data is read: an error stands alone
         note(message)
@@ -303,35 +326,132 @@ def _builtin(spec, cfg) -> Dataset:
     return BUILTINS[cfg["builtin"]](cfg["n"], spec.data["input"], spec.data["seed"])
 
 
+FORMATS = ("csv", "npz", "npy", "images")  # data.format: the kinds of data file bpcli reads
+LAYOUTS = ("channels_first", "channels_last")  # data.layout: where an array sample's channels are
+# the first bytes of the binary kinds, for a file whose name does not say what it holds
+MAGIC = {b"\x93NUMPY": ("npy", "a NumPy .npy array"),
+         b"\x89PNG": ("images", "a PNG picture"), b"\xff\xd8\xff": ("images", "a JPEG picture"),
+         b"GIF8": ("images", "a GIF picture"), b"BM": ("images", "a BMP picture"),
+         b"II*\x00": ("images", "a TIFF picture"), b"MM\x00*": ("images", "a TIFF picture")}
+_SNIFF_BYTES = 1 << 16
+
+
+def named_kind(path: Path) -> str | None:
+    """The kind of data file ``path``'s name says (one of :data:`FORMATS`), or None."""
+    from . import images, tables
+
+    suffix = path.suffix.lower()
+    if suffix in images.SUFFIXES:
+        return "images"
+    if suffix in (".npz", ".npy"):
+        return suffix[1:]
+    return "csv" if tables.is_table(path) else None
+
+
+def sniffed(path: Path) -> tuple[str | None, str]:
+    """(the kind of data file ``path`` holds by its content, or None; what its content looks
+    like, for messages): a .npy or .npz by their first bytes, a picture by its signature, a text
+    table by :func:`tables.sniff` (decompressed first for a .gz, .bz2, .xz or .zip name)."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    from . import tables
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                members = [m for m in z.namelist() if not m.endswith("/")]
+                if members and all(m.endswith(".npy") for m in members):
+                    return "npz", "a zip archive of .npy arrays, as np.savez writes"
+                if len(members) != 1:
+                    return None, f"a zip archive of {len(members)} files"
+                with z.open(members[0]) as f:
+                    head = f.read(_SNIFF_BYTES)
+        else:
+            opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(
+                path.suffix.lower())
+            if opener is not None:
+                with opener(path, "rb") as f:
+                    head = f.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as e:
+        return None, f"unreadable ({e})"
+    for magic, (kind, what) in MAGIC.items():
+        if head.startswith(magic):
+            return kind, what
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "images", "a WebP picture"
+    if not head:
+        return None, "an empty file"
+    if len(head) == _SNIFF_BYTES:  # the last line may be cut short
+        head = head[:head.rfind(b"\n") + 1] or head
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, f"binary, not text: it starts with bytes {head[:8].hex(' ')}"
+    table, what = tables.sniff(text)
+    return ("csv" if table else None), what
+
+
+def _kind(path: Path, given, source: str, notes: list) -> str:
+    """What kind of data ``path`` holds (one of :data:`FORMATS`): a folder by what it holds, a
+    file by its name, else by ``given`` (data.format), else by its content, with a note; an
+    InputError listing what was tried when none of them tells."""
+    from . import images
+
+    if path.is_dir():
+        return "images" if images.is_image_folder(path) else "npy"
+    named = named_kind(path)
+    if named is not None or given is not None:
+        return named or given
+    kind, what = sniffed(path)
+    if kind is None:
+        suffix = f" type {path.suffix!r}" if path.suffix else " (its name has no suffix)"
+        raise InputError(f"unknown data file{suffix}: tried its name (bpcli knows .npz; .npy; .csv "
+                         f"and .tsv, each also .gz, .bz2, .zip or .xz; pictures "
+                         f"{', '.join(images.SUFFIXES)}) and its content ({what}). If it is one "
+                         f"of these, say which with data.format: {', '.join(FORMATS)}; else give "
+                         f".npz (arrays X and y), a text table (labels in a column), a folder "
+                         f"with X.npy and y.npy, or a folder of pictures", file=source)
+    notes.append(f"{source}: its name says no kind of data, so it is read by its content: {what} "
+                 f"(data.format: {kind} says so)")
+    return kind
+
+
 def _load(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str, notes: list,
           classes_from: str = "run") -> Dataset:
-    from . import images, tables
+    from . import tables
 
     if not path.exists():
         raise InputError("data file not found", file=source)
-    suffix = path.suffix.lower()
-    if path.is_dir() and images.is_image_folder(path):
-        return _pictures(path, cfg, labels=labels, shape=shape, dtype=dtype, source=source,
-                         classes_from=classes_from)
-    if path.is_file() and suffix in images.SUFFIXES:
+    kind = _kind(path, cfg.get("format"), source, notes)
+    if kind == "images":
+        if path.is_dir():
+            return _pictures(path, cfg, labels=labels, shape=shape, dtype=dtype, source=source,
+                             classes_from=classes_from)
         return _picture(path, cfg, labels=labels, shape=shape, dtype=dtype, source=source)
-    if path.is_dir() or suffix == ".npy":
+    if kind == "npy":
+        if path.is_file() and path.suffix.lower() != ".npy":
+            raise InputError("holds a NumPy array (.npy): a data folder holds X.npy (and y.npy "
+                             "for labels), so name it X.npy in a folder of its own and give the "
+                             "folder", file=source)
         d = _load_npy(path if path.is_dir() else path.parent,
-                      source if path.is_dir() else str(Path(source).parent))
-    elif suffix == ".npz":
-        d = _load_npz(path, source)
-    elif tables.is_table(path):
+                      source if path.is_dir() else str(Path(source).parent), dtype)
+    elif kind == "npz":
+        d = _load_npz(path, source, dtype)
+    else:
         t = tables.read_table(path, cfg, labels=labels, source=source, notes=notes,
-                              run_input=shape if classes_from == "run" else None)
+                              run_input=shape if classes_from == "run" else None, dtype=dtype)
         y, classes = (None, None) if t.labels is None else class_indices(
             t.labels, cfg["classes"], source, lambda i: f"line {t.line_of(i)}", classes_from)
-        return _checked(Dataset(t.X, y, source, classes=classes, features=t.features,
-                                target=t.target, line_of=t.line_of))
-    else:
-        raise InputError(f"unknown data file type {path.suffix!r}: use .npz (arrays X and y), .csv "
-                         f"(labels in column {cfg['target']!r}; .csv.gz, .bz2, .zip, .xz too), a "
-                         f"folder with X.npy and y.npy, or a folder of pictures", file=source)
+        d = _checked(Dataset(t.X, y, source, classes=classes, features=t.features,
+                             target=t.target, line_of=t.line_of), dtype)
+        return _laid_out(d, cfg["layout"], shape, notes)
     d.source = source
+    d = _laid_out(d, cfg["layout"], shape, notes)
     if labels == "none":
         d.y = None
     elif d.y is not None and (isinstance(cfg["classes"], list) or d.y.dtype.kind == "U"):
@@ -519,6 +639,107 @@ def class_indices(labels, classes, source: str, where,
     return np.array([index[v] for v in text], dtype=np.int64), known
 
 
+def channels_last(sample, shape) -> bool:
+    """Whether samples of shape ``sample`` are the spec's input ``shape`` ([channels, length] or
+    [channels, height, width]) with the channels last: (length, channels), (height, width,
+    channels)."""
+    sample, shape = tuple(sample), tuple(shape)
+    return len(shape) > 1 and sample != shape and sample == shape[1:] + shape[:1]
+
+
+def _laid_out(d: Dataset, layout: str, shape, notes: list) -> Dataset:
+    """An array data set's samples as the spec's input lays them out, channels first.
+
+    ``layout`` channels_last (data.layout): X (N, *positions, C) is transposed to
+    (N, C, *positions) (a view: a memory-mapped X stays on disk), flat rows of as many numbers
+    as the input holds read as (*positions, C) first; y too when it holds pictures of the same
+    positions (restoration targets). channels_first: samples that are the input with its
+    channels last are an error saying so, and how to read them."""
+    if shape is None or len(shape) < 2 or d.X.ndim < 2:
+        return d
+    shape, sample = tuple(shape), tuple(d.X.shape[1:])
+    if layout == "channels_first":
+        if channels_last(sample, shape):
+            raise InputError(f"has samples of shape {sample}: the spec's input {list(shape)} with "
+                             f"the channels last ({', '.join(_axes(shape))}), as "
+                             f"TensorFlow and most image arrays store them, while bpcli reads "
+                             f"channels first. Set data.layout: channels_last (--set "
+                             f"data.layout=channels_last) to transpose them as they are read, or "
+                             f"transpose X yourself: np.moveaxis(X, -1, 1)", file=d.source)
+        return d
+    last = shape[1:] + shape[:1]
+    if sample == (int(np.prod(shape)),):  # a flat row: (*positions, channels) in C order
+        d.X = d.X.reshape((d.X.shape[0], *last))
+        notes.append(f"{d.source}: each row of {sample[0]} numbers read as {last}, channels last "
+                     f"(data.layout), and transposed to the spec's input {list(shape)}")
+    elif sample == shape and sample != last:
+        raise InputError(f"has samples of shape {sample}, the spec's input {list(shape)} with the "
+                         f"channels first already, but data.layout says channels_last: leave "
+                         f"data.layout out", file=d.source)
+    X = d.X
+    d.X = np.moveaxis(X, -1, 1)
+    y = d.y
+    if (y is not None and y.ndim == X.ndim and tuple(y.shape[1:-1]) == tuple(X.shape[1:-1])):
+        d.y = np.moveaxis(y, -1, 1)  # target pictures (N, *positions, C'), laid out as X
+    return d
+
+
+def _axes(shape) -> tuple:
+    return ("length", "channels") if len(shape) == 2 else ("height", "width", "channels")
+
+
+def _one_hot(spec, d: Dataset, notes: list) -> Dataset:
+    """Labels y (N, K) of 0s and 1s given to a loss that takes class indices (N,):
+
+    - one 1 a row (one-hot, as Keras' to_categorical writes them): read as the class indices
+      y.argmax(axis=1), with a note: nothing is lost, and every later step (classes, accuracy,
+      confusion, predict) counts classes by index;
+    - else (probabilities, several 1s a row): InputError quoting y's shape in the file and the
+      way to indices (argmax), or to a multi-label loss.
+
+    Labels the loss takes as they are (K yes/no targets of sigmoid_cross_entropy, label maps)
+    are left alone: the loss is asked first, on the network's output shape."""
+    from ..core.fields import Invalid
+    from ..nn.graph import compile_spec
+    from ..nn.losses import LOSSES
+
+    y, loss = d.y, LOSSES[spec.data["loss"]["name"]]
+    if (y.ndim != 2 or y.shape[1] < 2 or loss.classifier is None or y.dtype.kind not in "biuf"
+            or d.classes is not None):
+        return d
+    out = compile_spec(spec)[0].outputs["output"].shape
+    if loss.label_shape(out) is None:
+        return d
+    try:
+        loss.labels(np.asarray(y[:1000]), out, spec.data["loss"])
+        return d
+    except Invalid:
+        pass
+    y = np.asarray(y)
+    n, k = y.shape
+    zero_one = np.isin(y, (0, 1)).all()
+    ones = (y == 1).sum(axis=1)
+    if zero_one and (ones == 1).all():
+        notes.append(f"{d.source}: y holds one-hot rows, shape {y.shape}: read as the class "
+                     f"indices 0..{k - 1} (each row's argmax), as the {loss.name} loss takes them")
+        d.y = np.argmax(y, axis=1)
+        return d
+    i = int(np.argmax(ones != 1)) if zero_one else int(np.argmax(~np.isin(y, (0, 1)).all(axis=1)))
+    row = ", ".join(f"{v:g}" for v in y[i, :8]) + (", ..." if k > 8 else "")
+    if zero_one and ones[i] > 1:
+        why = (f"sample {i} ([{row}]) has {ones[i]} classes at once: for labels of several "
+               f"classes a sample (multi-label), use loss: sigmoid_cross_entropy with one output "
+               f"per class; for one class a sample, give its index")
+    elif zero_one:
+        why = f"sample {i} ([{row}]) holds no 1: give every sample its class"
+    else:
+        why = (f"sample {i} ([{row}]) is not one-hot: if the rows are class probabilities, give "
+               f"the likeliest class, y.argmax(axis=1)")
+    raise InputError(f"y has shape {y.shape} in the file, {k} numbers a sample, but the "
+                     f"{loss.name} loss takes one class index 0..{k - 1} a sample, y of shape "
+                     f"({n},) (one-hot rows are read so: y.argmax(axis=1)); {why}", file=d.source)
+
+
 def _shaped(d: Dataset, shape, notes: list) -> Dataset:
     """Flat rows of as many numbers as the spec's input holds, reshaped to it (C order)."""
     shape = tuple(shape)
@@ -529,7 +750,7 @@ def _shaped(d: Dataset, shape, notes: list) -> Dataset:
     return d
 
 
-def _load_npy(folder: Path, source: str) -> Dataset:
+def _load_npy(folder: Path, source: str, dtype=np.float64) -> Dataset:
     """X.npy and y.npy, memory-mapped: a data set larger than memory is read batch by batch.
     ``source``: the folder as messages name it."""
     arrays = {}
@@ -554,7 +775,7 @@ def _load_npy(folder: Path, source: str) -> Dataset:
                              + (" (or, for y, class names as text)" if name == "y" else ""),
                              file=shown_path)
     y = arrays["y"]
-    return _checked(Dataset(arrays["X"], None if y is None else np.asarray(y), source))
+    return _checked(Dataset(arrays["X"], None if y is None else np.asarray(y), source), dtype)
 
 
 def _not_data(folder: Path, source: str) -> InputError:
@@ -565,14 +786,17 @@ def _not_data(folder: Path, source: str) -> InputError:
     held = sorted(p.name + "/" * p.is_dir() for p in folder.iterdir() if not p.name.startswith("."))
     found = (f"holds {few(held)}, but neither X.npy nor pictures ({', '.join(SUFFIXES[:3])}, ...)"
              if held else "is an empty folder")
-    tables = [name for name in held if is_table(Path(name))]
+    # tables by name, or by content when the name says nothing (iris.data): a few files read
+    unnamed = [n for n in held if not n.endswith("/") and named_kind(Path(n)) is None][:20]
+    tables = [name for name in held if is_table(Path(name))
+              or name in unnamed and sniffed(folder / name)[0] == "csv"]
     give = f"; a table is given as the file itself: --data {source}/{tables[0]}" if tables else ""
     return InputError(f"{found}: a data folder holds X.npy (and y.npy for labels), or one "
                       f"sub-folder of pictures per class ({source}/cat/*.png, {source}/dog/*.png)"
                       f"{give}", file=source)
 
 
-def _load_npz(path: Path, source: str) -> Dataset:
+def _load_npz(path: Path, source: str, dtype=np.float64) -> Dataset:
     import zipfile
 
     if not zipfile.is_zipfile(path):
@@ -604,27 +828,44 @@ def _load_npz(path: Path, source: str) -> Dataset:
             raise InputError(f"array {name} has dtype {a.dtype}; real numbers are needed"
                              + (" (or, for y, class names as text)" if name == "y" else ""),
                              file=source)
-    return _checked(Dataset(X, y, source))
+    return _checked(Dataset(X, y, source), dtype)
 
 
-def _checked(d: Dataset) -> Dataset:
+def _checked(d: Dataset, dtype=np.float64) -> Dataset:
+    """``d`` if X (and a numeric y) hold only finite values that stay finite in ``dtype``, the
+    spec's: checked in the dtype they will be used in, not only in the file's. Else InputError
+    naming the array, the sample and the position."""
     if d.X.ndim == 0 or d.X.shape[0] == 0:
         raise InputError("has no samples", file=d.source)
+    top = largest(d.X.dtype, dtype)
     rows = max(1, (1 << 24) // max(1, d.X[:1].nbytes))  # checked in slabs: a memmap stays on disk
     for start in range(0, d.X.shape[0], rows):
-        bad = ~np.isfinite(d.X[start:start + rows])
+        slab = d.X[start:start + rows]
+        bad = ~np.isfinite(slab)
+        if top is not None:
+            bad |= np.abs(slab) > top
         if bad.any():
             idx = np.unravel_index(int(np.argmax(bad)), bad.shape)
             idx = (idx[0] + start,) + idx[1:]
-            raise InputError(f"X has a non-finite value {d.X[idx]} at sample {idx[0]}, position "
-                             f"{[int(i) for i in idx[1:]]}", file=d.source)
+            at = f"at sample {idx[0]}, position {[int(i) for i in idx[1:]]}"
+            if np.isfinite(d.X[idx]):
+                raise InputError(f"X {at}: {too_large(d.X[idx], dtype)}", file=d.source)
+            raise InputError(f"X has a non-finite value {d.X[idx]} {at}", file=d.source)
     if d.y is not None:
         if d.y.ndim == 0 or d.y.shape[0] != d.X.shape[0]:
             got = d.y.shape[0] if d.y.ndim else "a single value"
             raise InputError(f"X has {d.X.shape[0]} samples but y has {got}", file=d.source)
-        if np.issubdtype(d.y.dtype, np.floating) and not np.isfinite(d.y).all():
-            i = int(np.argmax(~np.isfinite(d.y.reshape(len(d.y), -1)).any(axis=1)))
-            raise InputError(f"y has a non-finite value at sample {i}", file=d.source)
+        if np.issubdtype(d.y.dtype, np.floating):
+            y = np.asarray(d.y).reshape(len(d.y), -1)
+            if not np.isfinite(y).all():
+                i = int(np.argmax(~np.isfinite(y).any(axis=1)))
+                raise InputError(f"y has a non-finite value at sample {i}", file=d.source)
+            top = largest(d.y.dtype, dtype)
+            if top is not None and (np.abs(y) > top).any():
+                i, j = np.unravel_index(int(np.argmax(np.abs(y) > top)), y.shape)
+                at = f", position {j}" if y.shape[1] > 1 else ""
+                raise InputError(f"y at sample {i}{at}: {too_large(y[i, j], dtype)}",
+                                 file=d.source)
     return d
 
 

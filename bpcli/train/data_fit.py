@@ -30,6 +30,16 @@ def check_data(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
     """
     got, want = tuple(dataset.X.shape[1:]), list(spec.data["input"])
     if dataset.X.ndim >= 2 and got != tuple(want):
+        if _pictures_channels_last(got):
+            # never input: [32, 32, 3]: that is 32 channels of 32x3 pictures
+            fit = [got[-1], *got[:-1]]
+            raise spec.error("input", f"{dataset.source} has samples of shape {got}, which look "
+                                      f"like {got[0]}x{got[1]} pictures of {got[-1]} channels "
+                                      f"stored channels last, but the spec's input is {want} "
+                                      f"(bpcli reads [channels, height, width]): "
+                                      f"{_change(spec, {'input': fit, 'data.layout': 'channels_last'})}"
+                                      f", or transpose X yourself (np.moveaxis(X, -1, 1)) and "
+                                      f"set input: {_yaml(fit)}")
         flat = (f" (or give rows of {int(np.prod(want))} numbers, read as {want})"
                 if len(got) == 1 and len(want) > 1 else "")
         raise spec.error("input", f"{dataset.source} has samples of shape {got}, but the spec's "
@@ -42,6 +52,12 @@ def check_data(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
         _check_classes(spec, model, dataset)
     elif model.n_classes is not None:
         _check_indices(spec, model, dataset)
+
+
+def _pictures_channels_last(sample) -> bool:
+    """Whether array samples look like pictures with their channels last: (height, width, C) with
+    C 1, 3 or 4 (grey, RGB, RGBA) and a height that is no such number of channels."""
+    return len(sample) == 3 and sample[-1] in (1, 3, 4) and sample[0] > 4 and sample[1] > 4
 
 
 def _check_classes(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:

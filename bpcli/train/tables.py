@@ -49,13 +49,14 @@ def is_table(path: Path) -> bool:
 
 
 def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list,
-               run_input=None) -> Table:
+               run_input=None, dtype=np.float64) -> Table:
     """The table at ``path`` read with the data options ``cfg`` (header, skip_rows, delimiter,
     target, features). ``labels``: "required", "optional" or "none" (the label column, if any, is
     then left out of the features and not read). What bpcli decided on its own (no header,
     ignored columns) is appended to ``notes``. Raises InputError naming line and column.
     ``run_input``: a trained run's input shape (eval, predict): a table with another number of
-    feature columns is refused before its cells are read, as data of another kind."""
+    feature columns is refused before its cells are read, as data of another kind. ``dtype``: the
+    spec's, in which every number is checked (7e+38 is finite in float64, inf in float32)."""
     import pandas as pd
 
     lines = _peek(path, cfg["skip_rows"], source)
@@ -67,15 +68,22 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list,
     first = _fields(lines[0], sep)
     header = cfg["header"]
     if header == "auto":
-        header = not all(is_number(f, decimal) for f in first)
-        if header and len(first) > 2 and sum(not is_number(f, decimal) for f in first) == 1:
-            notes.append(f"{source}: line {cfg['skip_rows'] + 1} ({few(first)}) read as column "
-                         f"names, though all but one of its fields are numbers: if it is a row "
-                         f"of data with a text label, set data.header: false")
-        if not header:
-            notes.append(f"{source}: line {cfg['skip_rows'] + 1} ({few(first)}) is all numbers: "
-                         f"read as data, not column names (data.header: true says it is a "
-                         f"header)")
+        line = cfg["skip_rows"] + 1
+        if all(is_number(f, decimal) for f in first):
+            header = False
+            notes.append(f"{source}: line {line} ({few(first)}) is all numbers: read as data, not "
+                         f"column names (data.header: true says it is a header)")
+        elif _reads_as_data(first, [_fields(text, sep) for text in lines[1:]], decimal):
+            header = False
+            notes.append(f"{source}: line {line} ({few(first)}) read as data, not column names: "
+                         f"its text stands above columns of text and its numbers above numbers, "
+                         f"as in the lines below (data.header: true says it is a header)")
+        else:
+            header = True
+            if len(first) > 2 and sum(not is_number(f, decimal) for f in first) == 1:
+                notes.append(f"{source}: line {line} ({few(first)}) read as column names, though "
+                             f"all but one of its fields are numbers: if it is a row of data with "
+                             f"a text label, set data.header: false")
     start = cfg["skip_rows"] + 1  # the file line of the first line read
     names = [f.strip() or str(i) for i, f in enumerate(first)] if header else None
     if names is not None:
@@ -106,7 +114,8 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list,
                          f"has {len(names)} names ({few(names)})", file=source, line=start + 1)
     df.columns = names if names is not None else list(range(df.shape[1]))
     line_of = _LineOf(path, cfg["skip_rows"] + bool(header))
-    target = _target(cfg["target"], list(df.columns), labels, cfg["features"], source, header)
+    target = _target(_last_text(df, cfg, header, labels, source, notes), list(df.columns), labels,
+                     cfg["features"], source, header)
     features = _features(cfg["features"], list(df.columns), target, source, header, notes)
     size = None if run_input is None else int(np.prod(run_input))
     if size is not None and len(features) != size:
@@ -115,11 +124,11 @@ def read_table(path: Path, cfg: dict, *, labels: str, source: str, notes: list,
                          f"numbers a sample: is this the data the run was trained on?",
                          file=source)
     for col in features:
-        df[col] = _numbers(df[col], col, source, line_of, decimal)
+        df[col] = _numbers(df[col], col, source, line_of, decimal, dtype)
     y = None
     if target is not None and labels != "none":
         declared = cfg.get("classes") if isinstance(cfg.get("classes"), list) else []
-        y = _labels(df[target], target, source, line_of, declared)
+        y = _labels(df[target], target, source, line_of, declared, dtype)
     X = df[features].to_numpy(dtype=np.float64) if features else np.empty((len(df), 0))
     return Table(X, y, features, target, line_of)
 
@@ -175,6 +184,60 @@ def is_number(text: str, decimal: str = ".") -> bool:
         return True
     except ValueError:
         return False
+
+
+def _reads_as_data(first: list[str], rest: list[list[str]], decimal: str = ".") -> bool:
+    """Whether a first line that is not all numbers is a row of data after all: the lines below
+    have as many fields, it has a number, and none of its text stands above a column that is all
+    numbers below (iris.data's ``5.1,3.5,1.4,0.2,Iris-setosa``; a header's names stand above
+    numbers). The comparison of types csv.Sniffer.has_header makes, column by column."""
+    if not rest or any(len(r) != len(first) for r in rest):
+        return False
+    if not any(is_number(f, decimal) for f in first):
+        return False
+    return not any(not is_number(f, decimal) and all(is_number(r[j], decimal) for r in rest)
+                   for j, f in enumerate(first))
+
+
+def _last_text(df, cfg: dict, header: bool, labels: str, source: str, notes: list):
+    """The label column to look for: ``data.target``, or, in a file without a header where the
+    default name ``y`` cannot be a column, the last column when it is the only one holding text
+    (class names, as UCI's iris.data has them), with a note."""
+    given = cfg["target"]
+    if header or given != "y" or labels == "none" or df.shape[1] < 2:
+        return given
+    last = df.columns[-1]
+    if df[last].dtype.kind in "biuf" or any(df[c].dtype.kind not in "biuf" for c in df.columns[:-1]):
+        return given
+    names = few(sorted({str(v).strip() for v in df[last].dropna().unique()}), 3)
+    notes.append(f"{source}: no header, so no column named 'y': the last column ({last}), the only "
+                 f"one holding text ({names}), read as the labels (data.target: -1 says so)")
+    return -1
+
+
+SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "|", None: "whitespace"}
+
+
+def sniff(text: str) -> tuple[bool, str]:
+    """(whether ``text``, a file's first lines, is a table of numbers, what it looks like): a
+    table when its lines split by one delimiter (sniffed as :func:`read_table` does: comma,
+    semicolon, tab, |, else whitespace) into as many fields each, and at least one column is all
+    numbers below line 1 (which may be a header). For files whose name says nothing."""
+    lines = [line for line in text.splitlines() if line.strip()][:_PEEK]
+    if not lines:
+        return False, "empty text"
+    sep = _delimiter(None, lines)
+    rows = [_fields(line, sep) for line in lines]
+    how = f"{SEPARATORS.get(sep, repr(sep))}-separated text"
+    counts = sorted({len(r) for r in rows})
+    if len(counts) > 1:
+        return False, (f"text whose lines split into {' or '.join(map(str, counts))} fields (as "
+                       f"{how}): not a table")
+    body = rows[1:] or rows
+    numbers = sum(all(is_number(r[j]) for r in body) for j in range(counts[0]))
+    if not numbers:
+        return False, f"{how} with no column of numbers"
+    return True, f"{how}, {counts[0]} column{'s' * (counts[0] > 1)} ({numbers} of numbers)"
 
 
 def few(items, limit: int = 8) -> str:
@@ -261,13 +324,19 @@ def _features(given, columns: list, target, source: str, header: bool, notes: li
 _DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+$")   # 3,14 or -0,352: a number in a European table
 
 
-def _numbers(column, name, source: str, line_of, decimal: str = "."):
-    """A feature column as float64; a cell that is not a number, or empty, names its line."""
+def _numbers(column, name, source: str, line_of, decimal: str = ".", dtype=np.float64):
+    """A feature column as float64; a cell that is not a number, or empty, or beyond ``dtype``'s
+    range (the spec's, in which it is used) names its line."""
     import pandas as pd
+    from .data import largest, too_large
 
     values = column if column.dtype.kind in "biuf" else pd.to_numeric(column, errors="coerce")
     # NaN where the cell is no number; 'inf', '-inf' and '1e999' read as numbers, but not finite
-    bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+    numbers = values.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers)
+    top = largest(np.float64, dtype)
+    if top is not None:
+        bad |= np.abs(numbers) > top
     if bad.any():
         row = int(np.argmax(bad))
         line = line_of(row)
@@ -276,6 +345,8 @@ def _numbers(column, name, source: str, line_of, decimal: str = "."):
             what = "the cell is empty: fill it in"
         elif str(cell).strip() in NA_TEXTS:
             what = f"{cell!r} is not a number: fill in the missing value"
+        elif np.isfinite(numbers[row]):
+            what = too_large(numbers[row], dtype)
         elif not pd.isna(values.iloc[row]):
             what = f"{float(values.iloc[row])} is not a finite number: mend the cell"
         elif decimal == "." and _DECIMAL_COMMA.match(str(cell).strip()):
@@ -288,11 +359,12 @@ def _numbers(column, name, source: str, line_of, decimal: str = "."):
     return values.astype(np.float64)
 
 
-def _labels(column, name, source: str, line_of, declared=()) -> np.ndarray:
+def _labels(column, name, source: str, line_of, declared=(), dtype=np.float64) -> np.ndarray:
     """The label column as read; an empty cell, or one of pandas' missing-value texts (n/a, NA,
     None) that ``declared`` (data.classes) does not list as a class, is a missing label naming
-    its line."""
+    its line, as is a number that is not finite in ``dtype`` (a target is used in the spec's)."""
     import pandas as pd
+    from .data import largest, too_large
 
     missing = column.isna().to_numpy()
     if column.dtype.kind not in "biufb":
@@ -311,6 +383,12 @@ def _labels(column, name, source: str, line_of, declared=()) -> np.ndarray:
         line, value = line_of(row), float(column.iloc[row])
         raise InputError(f"line {line}, column {name!r}: the target {value} is not a finite "
                          f"number: mend the cell, or drop the row", file=source, line=line)
+    top = largest(column.dtype, dtype) if column.dtype.kind == "f" else None
+    if top is not None and (np.abs(column.to_numpy()) > top).any():
+        row = int(np.argmax(np.abs(column.to_numpy()) > top))
+        line = line_of(row)
+        raise InputError(f"line {line}, column {name!r}: the target "
+                         f"{too_large(column.iloc[row], dtype)}", file=source, line=line)
     return column.to_numpy()
 
 
