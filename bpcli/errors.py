@@ -67,8 +67,8 @@ class WriteFailed(Exception):
     that the files written before it are intact).
     """
 
-    def __init__(self, file, error: OSError, todo: str = "the files written before it are "
-                                                           "intact"):
+    def __init__(self, file, error: OSError, todo: str = "The files written before it are "
+                                                           "intact."):
         super().__init__(file, error)
         self.file, self.error, self.todo = str(file), error, todo
 

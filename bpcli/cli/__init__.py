@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import signal
 import sys
 
@@ -101,9 +102,9 @@ def command(fn):
             print(f"bpcli: error: {e}", file=sys.stderr)
             raise typer.Exit(74) from None
         except OSError as e:
-            if e.errno not in _WRITE_ERRNOS:
+            if not _a_write(e):
                 raise
-            print(f"bpcli: error: {WriteFailed(e.filename or 'a file', e)}", file=sys.stderr)
+            print(f"bpcli: error: {WriteFailed(_shown(e.filename), e)}", file=sys.stderr)
             raise typer.Exit(74) from None
         except MemoryError:
             print("bpcli: error: out of memory: the spec's layers or the data are too large for "
@@ -112,9 +113,24 @@ def command(fn):
     return app.command(fn.__name__.rstrip("_"))(wrapper)
 
 
-# what an OSError of a write says, whichever writer met it: no space, a file too large, a
-# quota, a read-only file system
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+def _a_write(e: OSError) -> bool:
+    """Whether an OSError that reached the top is a write the disk refused: no space, a file
+    too large, a quota, a read-only file system; or no permission on a file that is not an
+    unreadable input."""
+    if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS):
+        return True
+    return (e.errno in (errno.EACCES, errno.EPERM) and e.filename is not None
+            and not (os.path.exists(e.filename) and not os.access(e.filename, os.R_OK)))
+
+
+def _shown(filename) -> str:
+    """The file a write was for: a temporary file (``.loss.png.tmp``, ``.x.1234.ab12cd34.tmp``)
+    stands for the file it becomes."""
+    if filename is None:
+        return "a file"
+    name = os.path.basename(str(filename))
+    real = re.sub(r"^\.(.+?)(\.\d+\.[0-9a-f]{8})?\.tmp$", r"\1", name)
+    return os.path.join(os.path.dirname(str(filename)), real)
 
 
 def _stdout_to_devnull() -> None:

@@ -14,6 +14,7 @@ that ``isna()`` does not count (pandas' nullable Float64); a plain float column'
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +40,12 @@ def save(fig, out, dpi: int = 110) -> Path:
     draws, never leaves half a picture."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # one a writer
     try:
         fig.savefig(tmp, format=out.suffix.lstrip(".").lower() or "png", dpi=dpi)
         os.replace(tmp, out)
+    except OSError as e:  # a refused write names no file: it is the picture's
+        raise OSError(e.errno, e.strerror, str(out)) from None
     finally:
         tmp.unlink(missing_ok=True)
         pyplot().close(fig)

@@ -330,7 +330,7 @@ class RunFolder:
                 k += 1
                 path = wanted.with_name(f"{wanted.name}-{k}")
             except OSError as e:
-                raise WriteFailed(path, e, "nothing was written") from None
+                raise WriteFailed(path, e, "Nothing was written.") from None
 
     @classmethod
     def open(cls, path, *needs: str) -> RunFolder:
@@ -484,10 +484,13 @@ class RunFolder:
 
     def damage(self) -> InputError | None:
         """The first file a listing finds damaged, without reading every array: spec.yaml
-        not YAML, or an .npz whose zip directory is gone (cut short); a last.npz so only when
-        last.prev.npz is not whole either, since a resume falls back to it. None if none is."""
+        not YAML, metrics.csv not numbers, or an .npz whose zip directory is gone (cut short);
+        a last.npz so only when last.prev.npz is not whole either, since a resume falls back to
+        it. None if none is."""
         try:
             self.read_spec()
+            if self.metrics.is_file():
+                self.read_metrics()
         except InputError as e:
             return e
         for name in (self.MODEL, self.BEST, self.LAST):
@@ -559,7 +562,7 @@ class RunFolder:
                     f"resume: make room (or raise the limit), then train it again")
         if not recorded:
             todo += f" ({self.WRITE_FAILED} could not be written either)"
-        failed.todo = todo
+        failed.todo = todo + "."
 
     def write_failure(self) -> str | None:
         """write_failed.json as a sentence (``last.npz: File too large (EFBIG)``); None if
