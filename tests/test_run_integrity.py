@@ -194,6 +194,32 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_last_one_and_resume_finishes_the_
     assert not (run / "write_failed.json").exists()
 
 
+def test_a_full_disk_at_the_final_weights_is_finished_by_resume(workdir, capsys, monkeypatch):
+    from bpcli.train import loop
+
+    (workdir / "s.yaml").write_text(tiny_spec(training={"epochs": 2}))
+    ok(capsys, "train", "s.yaml", "-q", "--out", "straight")
+    real = loop.atomic_write
+
+    def full_at_model_npz(path, write, **kw):
+        if Path(path).name == "model.npz":
+            raise loop.WriteFailed(path, OSError(errno.ENOSPC, "No space left on device"))
+        return real(path, write, **kw)
+
+    monkeypatch.setattr(loop, "atomic_write", full_at_model_npz)
+    code, _, err = cli(capsys, "train", "s.yaml", "-q", "--out", "r")
+    assert code == 74 and "cannot write r/model.npz: No space left on device" in err
+    rows = json.loads(cli(capsys, "runs", ".", "--json")[1])
+    assert {r["run"]: r["status"] for r in rows}["r"] == "write_failed"
+    monkeypatch.setattr(loop, "atomic_write", real)
+    ok(capsys, "train", "--resume", "r", "-q")   # every epoch trained: it writes the end
+    assert same_bits(run_arrays(workdir / "straight"), run_arrays(workdir / "r"))
+    a, b = (json.loads((workdir / d / "summary.json").read_text()) for d in ("straight", "r"))
+    assert (b["stop_reason"], b["epochs"], b["final"]) == (a["stop_reason"], a["epochs"],
+                                                             a["final"])
+    assert list(pd.read_csv(workdir / "r" / "metrics.csv")["epoch"]) == [1, 2]
+
+
 def test_a_write_another_command_cannot_make_is_one_message_too(workdir, capsys):
     (workdir / "s.yaml").write_text(tiny_spec(training={"epochs": 1}))
     ok(capsys, "train", "s.yaml", "-q", "--out", "r")

@@ -46,7 +46,7 @@ from .evaluate import batch_size
 from .checkpoint import (EarlyStopping, TrainState, generators, load_checkpoint, save_checkpoint,
                          zero_sums)
 from .optim import OPTIMIZERS
-from .run_folder import FINAL_METRICS, RunFolder, atomic_write
+from .run_folder import FINAL_METRICS, RunFolder, _missing, atomic_write
 from .schedule import Schedule
 
 COLUMNS = ["epoch", "step", "train_loss", "data_loss", "reg_loss", "val_loss", "train_accuracy",
@@ -574,10 +574,21 @@ def resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> di
 
 def _resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> dict:
     folder.resume_from()
-    folder.read_metrics()  # the rows kept must read back: a damaged file is named here
+    rows = folder.read_metrics()  # the rows kept must read back: a damaged file is named here
     t = Trainer(model, train_set, val_set, folder, **options)
     t.restore(folder.last)
+    kept = rows[rows["step"] <= t.state.steps] if not rows.empty else rows
+    if not kept.empty:  # the row a stop before the next one reports (summary.json's final)
+        t.last_row = {k: None if _missing(v) else v.item() if hasattr(v, "item") else v
+                      for k, v in kept.iloc[-1].items()}
     done, asked = t.state.epoch - 1, t.tcfg["epochs"]  # epochs trained; epochs the spec asks for
+    summary = folder.read_summary()
+    ended = summary is not None and not folder._resumed_since(summary)
+    if done == asked and not t.state.batch and not ended:
+        # every epoch trained, but the end was never written (a write failed, a kill while
+        # writing model.npz): write it now, from the last checkpoint
+        return _training(folder, t, lambda: MetricsLog(folder.metrics, t.columns,
+                                                       keep_until_step=t.state.steps))
     if done >= asked:
         plural = "" if asked == 1 else "s"
         where = (f"this run already finished its {asked} epoch{plural}"
