@@ -36,9 +36,15 @@ def cluster(tmp_path):
                      "--no-dashboard", "--scheduler-file", str(info)], home)]
     try:
         deadline = time.time() + 60
-        while not info.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        address = json.loads(info.read_text())["address"]
+        address = None
+        while address is None and time.time() < deadline:
+            # the scheduler creates the file, then writes it: an empty or partial file is not yet
+            # its answer (seen on a loaded machine: JSONDecodeError on an empty file)
+            try:
+                address = json.loads(info.read_text())["address"]
+            except (FileNotFoundError, ValueError, KeyError):
+                time.sleep(0.2)
+        assert address is not None, "the dask scheduler wrote no address in 60 s"
         workers = []
         for k in range(2):
             folder = tmp_path / f"worker{k}"
