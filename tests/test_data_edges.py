@@ -198,6 +198,13 @@ def test_data_format_says_what_a_file_is(workdir, capfd):
     # files whose name says nothing)
     np.savez("more.npz", X=rng.standard_normal((20, 4)), y=np.arange(20) % 3)
     ok(capfd, "eval", "run", "--data", "more.npz")
+    # compressed, the content is looked at once decompressed
+    import gzip
+
+    Path("iris.data.gz").write_bytes(gzip.compress(Path("iris.data").read_bytes()))
+    d = data.read(bpcli.load_spec(spec), "iris.data.gz")
+    assert d.classes == IRIS and d.X.shape == (30, 4)
+    capfd.readouterr()
     err = refused(capfd, "train", spec, "--set", "data.format=csv-ish")
     assert "data.format: must be one of csv, npz, npy, images" in err
 
@@ -252,6 +259,13 @@ def test_channels_last_arrays_are_named_so_never_a_new_input(workdir, capfd):
     np.testing.assert_array_equal(d.X, np.moveaxis(X, -1, 1))
     ok(capfd, "eval", "run", "--data", "hwc.npz")
     ok(capfd, "predict", "run", "--data", "hwc.npz")
+    # a picture is a picture by its first bytes too, whatever its name (pictures are decoded
+    # channels first: data.layout is about arrays)
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save("photo", format="PNG")
+    out, err = ok(capfd, "predict", "run", "--data", "photo")
+    assert "read by its content: a PNG picture" in err and out.count("\n") == 2, (out, err)
     # a run trained channels first says so to eval, with the way to say it there
     np.savez("chw.npz", X=np.moveaxis(X, -1, 1), y=y)
     ok(capfd, "train", spec, "--data", "chw.npz", "-q", "--out", "first")
@@ -351,3 +365,18 @@ def test_multi_label_targets_are_left_to_a_loss_that_takes_them(workdir, capfd):
     np.testing.assert_array_equal(d.y, y)
     _, err = ok(capfd, "train", spec, "--data", "m.npz", "-q", "--out", "run")
     assert "one-hot" not in err
+
+
+def test_labels_of_another_shape_quote_the_files_shape(workdir, capfd):
+    # the loss's own check ran on the training split: "got shape (160, 2, 3)", a shape no file has
+    spec = write_spec("s.yaml", [4], DENSE)
+    X = np.random.default_rng(0).standard_normal((200, 4))
+    np.savez("y3.npz", X=X, y=np.zeros((200, 2, 3)))
+    err = refused(capfd, "train", spec, "--data", "y3.npz", "-q")
+    assert ("y3.npz: softmax_cross_entropy loss: labels must be one class index per sample, got "
+            "shape (200, 2, 3)") in err, err
+    multi = write_spec("m.yaml", [4], DENSE, loss="sigmoid_cross_entropy")
+    np.savez("y5.npz", X=X, y=np.zeros((200, 5)))
+    err = refused(capfd, "train", multi, "--data", "y5.npz", "-q")
+    assert ("y5.npz: sigmoid_cross_entropy loss: targets of shape (5,) per sample do not fit the "
+            "network output (3,) (y in the file: shape (200, 5))") in err, err

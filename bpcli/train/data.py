@@ -331,7 +331,7 @@ LAYOUTS = ("channels_first", "channels_last")  # data.layout: where an array sam
 # the first bytes of the binary kinds, for a file whose name does not say what it holds
 MAGIC = {b"\x93NUMPY": ("npy", "a NumPy .npy array"),
          b"\x89PNG": ("images", "a PNG picture"), b"\xff\xd8\xff": ("images", "a JPEG picture"),
-         b"GIF8": ("images", "a GIF picture"), b"BM": ("images", "a BMP picture"),
+         b"GIF87a": ("images", "a GIF picture"), b"GIF89a": ("images", "a GIF picture"),
          b"II*\x00": ("images", "a TIFF picture"), b"MM\x00*": ("images", "a TIFF picture")}
 _SNIFF_BYTES = 1 << 16
 
@@ -384,6 +384,8 @@ def sniffed(path: Path) -> tuple[str | None, str]:
             return kind, what
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "images", "a WebP picture"
+    if head.startswith(b"BM") and head[6:10] == bytes(4):  # its reserved bytes: not text "BMI,"
+        return "images", "a BMP picture"
     if not head:
         return None, "an empty file"
     if len(head) == _SNIFF_BYTES:  # the last line may be cut short
@@ -435,9 +437,9 @@ def _load(path: Path, cfg: dict, *, labels: str, shape, dtype, source: str, note
         return _picture(path, cfg, labels=labels, shape=shape, dtype=dtype, source=source)
     if kind == "npy":
         if path.is_file() and path.suffix.lower() != ".npy":
-            raise InputError("holds a NumPy array (.npy): a data folder holds X.npy (and y.npy "
-                             "for labels), so name it X.npy in a folder of its own and give the "
-                             "folder", file=source)
+            raise InputError("is read as .npy (by data.format, or its content), but bpcli reads "
+                             ".npy arrays as X.npy (and y.npy for labels) in a data folder: name "
+                             "it X.npy in a folder of its own and give the folder", file=source)
         d = _load_npy(path if path.is_dir() else path.parent,
                       source if path.is_dir() else str(Path(source).parent), dtype)
     elif kind == "npz":
@@ -710,11 +712,14 @@ def _one_hot(spec, d: Dataset, notes: list) -> Dataset:
     out = compile_spec(spec)[0].outputs["output"].shape
     if loss.label_shape(out) is None:
         return d
-    try:
+    try:  # labels the loss takes as they are, or a loss that takes no class indices (N,)
         loss.labels(np.asarray(y[:1000]), out, spec.data["loss"])
         return d
     except Invalid:
-        pass
+        try:
+            loss.labels(np.zeros(0, dtype=np.int64), out, spec.data["loss"])
+        except Invalid:
+            return d
     y = np.asarray(y)
     n, k = y.shape
     zero_one = np.isin(y, (0, 1)).all()

@@ -46,12 +46,33 @@ def check_data(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
                                   f"input is {want}: {_change(spec, {'input': list(got)})}{flat}")
     if dataset.y is None or model.loss_def.label_shape(model.output_shape) is None:
         return
+    _check_label_shape(spec, model, dataset)
     if _label_maps(model, dataset):
         _check_maps(spec, model, dataset)
     if dataset.classes is not None:
         _check_classes(spec, model, dataset)
     elif model.n_classes is not None:
         _check_indices(spec, model, dataset)
+
+
+def _check_label_shape(spec: Spec, model: Model, dataset: data_mod.Dataset) -> None:
+    """Labels of a shape the loss does not take, refused with y's shape as the file holds it (the
+    loss's own check runs later on the training split, whose shape the user never saw). No
+    sample is tried first (the shape alone, no value, is checked); the whole y is converted only
+    to word the error, which each loss checks the shape of before any value."""
+    loss, y = model.loss_def, dataset.y
+    if dataset.classes is not None or np.asarray(y[:0]).dtype.kind not in "biufb":
+        return
+    try:
+        loss.labels(np.asarray(y[:0]), model.output_shape, spec.data["loss"])
+        return
+    except Invalid:
+        pass
+    try:
+        loss.labels(np.asarray(y), model.output_shape, spec.data["loss"])
+    except Invalid as e:
+        shape = "" if str(tuple(y.shape)) in str(e) else f" (y in the file: shape {y.shape})"
+        raise InputError(f"{loss.name} loss: {e}{shape}", file=dataset.source) from None
 
 
 def _pictures_channels_last(sample) -> bool:
