@@ -46,7 +46,7 @@ from .evaluate import batch_size
 from .checkpoint import (EarlyStopping, TrainState, generators, load_checkpoint, save_checkpoint,
                          zero_sums)
 from .optim import OPTIMIZERS
-from .run_folder import FINAL_METRICS, RunFolder, _missing, atomic_write
+from .run_folder import FINAL_METRICS, RunFolder, atomic_write
 from .schedule import Schedule
 
 COLUMNS = ["epoch", "step", "train_loss", "data_loss", "reg_loss", "val_loss", "train_accuracy",
@@ -573,13 +573,15 @@ def resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> di
 
 
 def _resume(model: Model, train_set, val_set, folder: RunFolder, **options) -> dict:
+    import pandas as pd
+
     folder.resume_from()
     rows = folder.read_metrics()  # the rows kept must read back: a damaged file is named here
     t = Trainer(model, train_set, val_set, folder, **options)
     t.restore(folder.last)
     kept = rows[rows["step"] <= t.state.steps] if not rows.empty else rows
     if not kept.empty:  # the row a stop before the next one reports (summary.json's final)
-        t.last_row = {k: None if _missing(v) else v.item() if hasattr(v, "item") else v
+        t.last_row = {k: None if pd.isna(v) else v.item() if hasattr(v, "item") else v
                       for k, v in kept.iloc[-1].items()}
     done, asked = t.state.epoch - 1, t.tcfg["epochs"]  # epochs trained; epochs the spec asks for
     summary = folder.read_summary()
