@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ..errors import InputError, Interrupted
+from ..errors import CheckFailed, InputError, Interrupted
 from ..core.fields import nonneg_int, one_of, positive_int
 from ..train.sweep import EXECUTORS
 from . import command, err, out
@@ -90,14 +91,24 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
         raise
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the finished variants are kept in {folder}: finish the "
-                          f"others with bpcli sweep --resume {folder}") from None
-    failed = [r for r in rows if r["status"] not in ("ok", "interrupted")]
+                          f"others with {shlex.join(['bpcli', 'sweep', '--resume', str(folder)])}"
+                          ) from None
+    failed = [r for r in rows if r["status"] not in ("ok", *sw.AGAIN)]
     stopped = [r["run"] for r in rows if r["status"] == "interrupted"]
-    ok = len(rows) - len(failed) - len(stopped)
+    died = [r for r in rows if r["status"] == "died"]
+    ok = len(rows) - len(failed) - len(stopped) - len(died)
     out.print(f"sweep folder: {folder}  ({ok} ok, {len(failed)} failed"
-              + (f", {len(stopped)} interrupted)" if stopped else ")"))
-    out.print(f"table: {folder / 'sweep.csv'}")
-    out.print(f"plot: {folder / 'sweep.png'}")
+              + (f", {len(died)} died" if died else "")
+              + (f", {len(stopped)} interrupted)" if stopped else ")"), markup=False)
+    out.print(f"table: {folder / 'sweep.csv'}", markup=False)
+    out.print(f"plot: {folder / 'sweep.png'}", markup=False)
+    again = shlex.join(["bpcli", "sweep", "--resume", str(folder)])
+    if died:  # not the variant's outcome: no result, as a diverged run has none (exit 1)
+        raise CheckFailed(f"the worker process of {len(died)} variant(s) died ("
+                          + "; ".join(f"{r['run']}: {r['message'].removeprefix('worker died: ')}"
+                                      for r in died)
+                          + (f"; {len(stopped)} more interrupted: {', '.join(stopped)}"
+                             if stopped else "") + f"): run them again with {again}")
     if stopped:  # a worker stopped alone (its own SIGINT or SIGTERM): the sweep is not done
         raise Interrupted(f"{len(stopped)} variant(s) interrupted ({', '.join(stopped)}): run "
-                          f"them with bpcli sweep --resume {folder}")
+                          f"them with {again}")

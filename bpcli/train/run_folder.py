@@ -82,6 +82,8 @@ STATUSES = {
               "data): its status.json and sweep.csv say why",
     "error": "a sweep variant that stopped on an unexpected error: its status.json and "
              "sweep.csv hold it",
+    "died": "a sweep variant whose worker process died (kill -9, out of memory, a crash): "
+            "bpcli sweep --resume SWEEP runs it again",
 }
 RESUMABLE = ("interrupted", "killed", "write_failed")
 FINAL_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")  # summary's "final"

@@ -11,6 +11,10 @@ offer a ``GPU`` resource, one at a time on each); either way a task
 trains in a scratch folder and sends the run folder's files back, so the sweep
 folder looks the same whoever ran it.
 
+A variant whose worker process dies (``kill -9``, the out-of-memory killer, a crash) is
+recorded as ``died`` with how it ended; a new process takes the dead one's place and the
+others go on; ``--resume`` runs it again, as one interrupted alone.
+
 Files: ``sweep.json`` (the plan: the base spec, the variants), one run folder per
 variant, ``sweep.csv`` (a row per variant: varied values, seed, status, final and
 best metrics, wall time) and ``sweep.png`` (validation curves coloured by the
@@ -33,7 +37,7 @@ import yaml
 
 from ..engine.threads import resolve as resolve_threads
 from ..errors import InputError
-from .executors import DaskExecutor, as_completed, local_executor, local_gpus
+from .executors import DaskExecutor, WorkerDied, as_completed, local_executor, local_gpus
 from .run_folder import SWEEP_PLAN, RunFolder, holding
 from ..core.document import Spec, parse_path
 from ..spec.overrides import with_sets
@@ -371,27 +375,33 @@ def run_sweep(folder: Path, *, workers: int, executor: str = "local", scheduler:
                                 p.get("device"), **gpu)] = v
         for fut in as_completed(list(futures), pool):
             v = futures[fut]
-            status = _store(folder, v, fut.result())
+            try:
+                result = pool.result(fut)
+            except WorkerDied as e:   # killed (kill -9, out of memory) or crashed: this one alone
+                result = {"status": "died", "message": f"worker died: {e}", "files": {},
+                          "wall_s": e.wall_s}
+            status = _store(folder, v, result)
             echo(f"  {v.name}: {status['status']}" + (f" ({status['message'].splitlines()[0]})"
                                                       if status["message"] else ""))
     except KeyboardInterrupt:
         # Ctrl-C reached the workers too; a SIGTERM (or SIGINT) sent to this process alone did
         # not, and shutdown would wait for their variants: they are told to stop, as at Ctrl-C
-        for proc in (getattr(pool, "_processes", None) or {}).values():
-            if proc.is_alive():
-                proc.terminate()   # SIGTERM: the variant stops at a step with its checkpoint
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.stop()
         write_table(folder)
         raise
     pool.shutdown()
     return write_table(folder)
 
 
+AGAIN = ("interrupted", "died")  # outcomes that are not the variant's: --resume runs it again
+
+
 def _finished(folder: Path, v: Variant) -> bool:
     """Whether variant ``v`` has run to an outcome (ok, failed, diverged, error): one that was
-    interrupted on its own is run again by --resume, as one never started."""
+    interrupted on its own, or whose worker died, is run again by --resume, as one never
+    started."""
     run = RunFolder(folder / v.name)
-    return run.status.exists() and run.read_json(run.status)["status"] != "interrupted"
+    return run.status.exists() and run.read_json(run.status)["status"] not in AGAIN
 
 
 def _store(folder: Path, v: Variant, result: dict) -> dict:
