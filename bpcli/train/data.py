@@ -232,10 +232,15 @@ def read(spec, path=None, *, labels: str = "required", shown_as=None,
 
     Files: .npz (arrays X, y); a folder (or .npy) with X.npy and y.npy, memory-mapped; a CSV
     (.csv, .tsv, and each .gz/.bz2/.zip/.xz); a folder of class subfolders of pictures, or of
-    pictures alone. ``labels``: "required" (InputError without them), "optional" (y None
-    without them) or "none" (y None: prediction). String labels and class folders become
-    indices into ``classes`` (the spec's ``data.classes``, else the names sorted). A flat row of
-    as many numbers as the spec's input shape holds is reshaped to it (C order).
+    pictures alone. A file whose name says none of these is read as ``data.format`` says, else
+    as its content shows (:func:`sniffed`: a text table, .npz, a picture). ``labels``:
+    "required" (InputError without them), "optional" (y None without them) or "none" (y None:
+    prediction). String labels and class folders become indices into ``classes`` (the spec's
+    ``data.classes``, else the names sorted); one-hot rows become indices for a loss that takes
+    them (:func:`_one_hot`). A flat row of as many numbers as the spec's input shape holds is
+    reshaped to it (C order); arrays stored channels last are transposed with
+    ``data.layout: channels_last`` (:func:`_laid_out`). Every number is checked in the spec's
+    dtype (:func:`largest`).
 
     Reading with a trained run's resolved spec reproduces the training's reading options,
     class indices and feature columns. Raises InputError naming the file, line and column.
