@@ -164,7 +164,7 @@ def test_every_unusable_picture_is_named_at_once(workdir, capfd, monkeypatch):
         read("b")
     assert [str(one).split(":")[0] for one in e.value.errors] == [
         "b/horizontal/000.png", "b/vertical/001.jpg", "b"]
-    assert "stopped reading after 2 pictures that cannot be used, at 6 of 8" in str(e.value)
+    assert "stopped reading after 2 different problems, at 6 of 8 pictures" in str(e.value)
 
 
 def test_predict_takes_one_picture_and_train_refuses_it(workdir, capfd):

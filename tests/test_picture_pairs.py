@@ -219,8 +219,8 @@ def test_masks_are_resized_by_nearest_neighbour(tmp_path):
     d = data.read(s)
     assert set(np.unique(d.y)) == {0, 1, 2}                    # no value between classes
     assert np.array_equal(d.y[0], np.kron([[0, 1], [2, 0]], np.ones((4, 4), int)))
-    with pytest.raises(InputError, match=r"is 16x16 pixels .*\(a mask is as large as its "
-                                         r"picture\)"):
+    with pytest.raises(InputError, match=r"6 masks .* are 16x16 pixels .*\(a mask is as large "
+                                         r"as its picture\)"):
         data.read(bpcli.load_spec(classifier_spec(path=str(tmp_path / "images"),
                                                   targets=str(tmp_path / "masks"))))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -197,7 +198,8 @@ def test_validate_checks_that_the_data_file_is_there(capsys, workdir):
     code, _, err = cli(capsys, "validate", "file.yaml")
     assert code == 2
     assert err.startswith("bpcli: error: file.yaml:3:8: data.path: no such file: d.npz")
-    (workdir / "d.npz").write_bytes(b"")
+    rng = np.random.default_rng(0)  # data that fits: validate reads it and checks it too
+    np.savez(workdir / "d.npz", X=rng.standard_normal((20, 16)), y=np.arange(20) % 2)
     code, out, _ = cli(capsys, "validate", "file.yaml")
     assert code == 0 and out.strip().endswith("logistic loss; data: d.npz")
     code, out, _ = cli(capsys, "validate", "file.yaml", "--set", "data=null")
@@ -205,7 +207,7 @@ def test_validate_checks_that_the_data_file_is_there(capsys, workdir):
     # the validation file too: named when there, an error where it is not
     code, _, err = cli(capsys, "validate", "file.yaml", "--set", "data.val_path=v.npz")
     assert code == 2 and "data.val_path: no such file: v.npz" in err, err
-    (workdir / "v.npz").write_bytes(b"")
+    np.savez(workdir / "v.npz", X=rng.standard_normal((8, 16)), y=np.arange(8) % 2)
     code, out, _ = cli(capsys, "validate", "file.yaml", "--set", "data.val_path=v.npz")
     assert code == 0 and out.strip().endswith("; data: d.npz (validation: v.npz)"), out
 

@@ -15,7 +15,7 @@ from ..errors import InputError
 from ..train.run_folder import RunFolder
 from . import command, err, out
 from .options import device_option, folder, option, threads_option
-from .render import cell
+from .render import cell, confusion_table
 
 SET = typer.Option([], "--set", metavar="data.KEY=VALUE",
                    help="read the file with this data option changed (repeatable), e.g. "
@@ -82,7 +82,7 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by bpcli trai
 def _show(s: dict, weights: str) -> None:
     """eval's scores for a person: a line (``weights`` says which were read), then the
     per-class and confusion tables."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     line = f"{s['data']}: loss {s['loss']:.6g} on {s['n']} samples ({weights})"
     shown = lambda v, fmt: "—" if v is None else format(v, fmt)  # noqa: E731  (null: undefined)
@@ -108,7 +108,9 @@ def _show(s: dict, weights: str) -> None:
         heads = ["precision", "recall", "F1", "support"]
     if "roc_auc" in next(iter(s["per_class"].values())):  # more than 2 softmax classes
         keys, heads = keys + ("roc_auc",), heads + ["ROC AUC (one vs rest)"]
-    per_class = Table("class", *heads, title="per class")
+    # the names whole: a narrow terminal wraps the headers instead
+    per_class = Table(Column("class", no_wrap=True, min_width=max(map(len, s["per_class"]))),
+                      *heads, title="per class")
     for name, row in s["per_class"].items():
         per_class.add_row(name, *(cell(row[k]) if row[k] is not None else "—" for k in keys))
     out.print(per_class)
@@ -121,12 +123,9 @@ def _show(s: dict, weights: str) -> None:
     elif absent and s.get("roc_auc") is not None:
         out.print(f"ROC AUC: the macro one-vs-rest mean over the classes present; left out (not "
                   f"in the labels): {', '.join(absent)}", markup=False)
-    confusion = Table("true \\ predicted", *s["classes"],
-                      title="confusion matrix (rows: true class)" if "pixel_accuracy" not in s
-                      else "confusion matrix over pixels (rows: true class)")
-    for name, row in zip(s["classes"], s["confusion_matrix"]):
-        confusion.add_row(name, *map(str, row))
-    out.print(confusion)
+    out.print(confusion_table(s["classes"], s["confusion_matrix"],
+                              "confusion matrix (rows: true class)" if "pixel_accuracy" not in s
+                              else "confusion matrix over pixels (rows: true class)", out.width))
 
 
 @command

@@ -28,41 +28,119 @@ def report(summary):
     out.print(f"loss curve: {folder.plot}", markup=False)
 
 
-def runs_table(rows: list[dict], title: str):
-    """``bpcli runs``: a row per run, its final metrics; at 80 columns the headers stand one word
-    a line and run names fold, never cut."""
+_GAP = 1  # spaces between the columns of a plain table: its box's divider, no padding
+
+
+def _width(header: str, cells) -> int:
+    """A column's width: its widest cell or header word (headers stand a word a line)."""
+    return max([len(w) for w in header.split()] + [len(c) for c in cells])
+
+
+def _plain_table(title: str):
     from rich import box
     from rich.table import Table
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  collapse_padding=True)
+    return Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                 padding=0, caption_justify="left")
+
+
+# what ``bpcli runs`` leaves out first when the run names would not fit the terminal whole
+_RUNS_OPTIONAL = ("steps", "best_val_accuracy", "best_val_loss", "final_train_loss")
+
+
+def runs_table(rows: list[dict], title: str, width: int = 80):
+    """``bpcli runs``: a row per run, its final metrics, in ``width`` columns. Headers stand one
+    word a line, values and run names whole: where the names would not fit beside every column,
+    the least telling columns (steps, then the best values, then the training loss) are left out
+    and named under the table; a name wider than what is left folds, never cut."""
     cols = [c for c in ("run", "status", "epochs", "steps", "final_train_loss", "final_val_loss",
                         "final_val_accuracy", "best_val_loss", "best_val_accuracy")
             if any(c in r for r in rows)]
+    header = {c: c.replace("final_", "").replace("_", "\n") for c in cols}
+    cells = {c: [cell(r.get(c)) for r in rows] for c in cols}
+    widths = {c: _width(header[c], cells[c]) for c in cols}
+    need = lambda shown: sum(widths[c] + _GAP for c in shown) - _GAP  # noqa: E731
+    left_out = []
+    for c in _RUNS_OPTIONAL:
+        if need(cols) <= width:
+            break
+        if c in cols:
+            cols.remove(c)
+            left_out.append(c)
+    table = _plain_table(title)
     for c in cols:
-        # a header word a line, the values whole: the run names fold into what is left
-        table.add_column(c.replace("final_", "").replace("_", "\n"), overflow="fold",
-                         justify="left" if c in ("run", "status") else "right", no_wrap=c != "run")
-    for r in rows:
-        table.add_row(*[cell(r.get(c)) for c in cols])
+        table.add_column(header[c], overflow="fold", no_wrap=c != "run",
+                         justify="left" if c in ("run", "status") else "right",
+                         min_width=widths[c] if c != "run" else None)
+    for i in range(len(rows)):
+        table.add_row(*[cells[c][i] for c in cols])
+    if left_out:
+        table.caption = (f"left out to fit {width} columns: "
+                         f"{', '.join(c.replace('_', ' ') for c in left_out)} "
+                         f"(bpcli runs --json has every one)")
     return table
 
 
-def progress_bar(console):
-    """The training progress line: what counts first (epoch i/N, a short bar, elapsed, ETA), then
-    the losses, step and speed, which a narrow terminal cuts with an ellipsis (at 80 columns:
-    ``epoch 12/300 ━━━━ 0:00:03 ETA 0:01:12 loss 0.1235  val 0.2345  a…``)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-    from rich.table import Column
+def confusion_table(classes: list[str], matrix, title: str, width: int = 80):
+    """eval's confusion matrix, rows the true class and columns the predicted one, in ``width``
+    columns. The class names head the columns where they fit; otherwise the columns are numbered
+    and each row's name carries its number (``3 digit_3``), said under the table. Row names are
+    never cut."""
+    counts = [[str(v) for v in row] for row in matrix]
+    widest = max((len(v) for row in counts for v in row), default=1)
+    corner = "true \\\npredicted"
+    label = max([len(c) for c in classes] + [len("predicted")])
+    numbered = label + sum(max(len(c), widest) + _GAP for c in classes) > width
+    if numbered:
+        digits = len(str(len(classes) - 1))
+        names = [f"{i:>{digits}} {c}" for i, c in enumerate(classes)]
+        heads = [str(i) for i in range(len(classes))]
+    else:
+        names, heads = list(classes), list(classes)
+    table = _plain_table(title)
+    table.add_column(corner, no_wrap=True, min_width=max([len(n) for n in names] + [label]))
+    for h in heads:
+        table.add_column(h, justify="right", no_wrap=True, min_width=max(len(h), widest))
+    for name, row in zip(names, counts):
+        table.add_row(name, *row)
+    if numbered:
+        table.caption = "columns: predicted, numbered as the rows"
+    return table
 
-    return Progress(TextColumn("[bold]{task.description}"), MofNCompleteColumn(),
-                    BarColumn(bar_width=12), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(),
-                    # the columns before it take about 50 characters; it gets the rest, on one line
-                    TextColumn("{task.fields[status]}", markup=False, table_column=Column(
-                        no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - 52))),
+
+_BAR_FIXED = 43  # the progress line's bar, clocks, "ETA" and spaces, with a character to spare
+
+
+def progress_bar(console):
+    """The training progress line: what counts first (where the run stands, a short bar,
+    elapsed, ETA), then the losses and speed, cut with an ellipsis to what is left of the line
+    (at 80 columns: ``epoch 3/300 · step 40/50 ━━━━ 0:00:03 ETA 0:01:12 loss 0.1235  val 0.…``)."""
+    from rich.progress import (BarColumn, Progress, ProgressColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+    from rich.text import Text
+
+    class Where(ProgressColumn):
+        def render(self, task):
+            return Text(task.fields.get("where", ""), no_wrap=True)
+
+    class Status(ProgressColumn):
+        def render(self, task):
+            room = console.width - _BAR_FIXED - len(task.description) - len(
+                task.fields.get("where", ""))
+            text = Text(task.fields.get("status", ""), no_wrap=True)
+            text.truncate(max(12, room), overflow="ellipsis")
+            return text
+
+    return Progress("[bold]{task.description}", Where(), BarColumn(bar_width=12),
+                    TimeElapsedColumn(), "ETA", TimeRemainingColumn(), Status(),
                     console=console, transient=True)
+
+
+def where_text(at) -> str:
+    """Where a run stands, after the word ``epoch`` (or ``iteration``): ``3/10`` at an epoch's
+    end, ``3/10 · step 40/50`` within one (Keras' and Lightning's steps)."""
+    text = f"{at.epoch}/{at.total}"
+    return text + (f" · step {at.batch}/{at.batches}" if at.batch < at.batches else "")
 
 
 def status_text(row: dict) -> str:
@@ -78,16 +156,19 @@ def status_text(row: dict) -> str:
 
 
 def with_progress(fn, quiet):
-    """Run ``fn(callback)`` under a progress bar on stderr: epoch, step, losses, speed, ETA. The
-    trainer calls ``callback(row, unit, total)`` after each metrics row."""
+    """Run ``fn(callback)`` under a progress bar on stderr, from the moment training starts:
+    where the run stands (steps within an epoch), losses, speed, ETA. The trainer calls
+    ``callback(position, row)`` (:class:`bpcli.train.loop.Position`; ``row`` the metrics row
+    just written, or None)."""
     if quiet or not err.is_terminal:
         return fn(None)
     with progress_bar(err) as bar:
         task = None
 
-        def cb(row, unit, total):
+        def cb(at, row):
             nonlocal task
-            if task is None:
-                task = bar.add_task(unit, total=total, status="")
-            bar.update(task, completed=row["epoch"], status=status_text(row))
+            if task is None:  # the first call is training's start: the clock starts here
+                task = bar.add_task(at.unit, total=at.total, where="", status="")
+            bar.update(task, completed=at.done, where=where_text(at),
+                       **({} if row is None else {"status": status_text(row)}))
         return fn(cb)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import List, Optional
 
@@ -34,7 +35,8 @@ def runs(folder: Path = typer.Argument(Path("runs"), help="a folder of runs, or 
     sweeps = ([] if RunFolder.is_sweep(folder) else
               sorted(d for d in folder.iterdir() if d.is_dir() and RunFolder.is_sweep(d)))
     if rows:
-        out.print(runs_table([{**r, "epochs": epochs_cell(r)} for r in rows], str(folder)))
+        out.print(runs_table([{**r, "epochs": epochs_cell(r)} for r in rows], str(folder),
+                             out.width))
     elif not sweeps:
         err.print(f"no runs in {folder}", markup=False)
     for status in dict.fromkeys(r["status"] for r in rows):
@@ -44,7 +46,7 @@ def runs(folder: Path = typer.Argument(Path("runs"), help="a folder of runs, or 
         if r.get("note"):
             out.print(f"{r['run']}: {r['note']}", markup=False)
     for d in sweeps:  # their variants are listed by bpcli runs SWEEP
-        out.print(f"sweep: {d} (bpcli runs {d} lists its variants)", markup=False)
+        out.print(f"sweep: {d} (bpcli runs {shlex.quote(str(d))} lists its variants)", markup=False)
 
 
 def epochs_cell(row: dict) -> str | None:

@@ -21,6 +21,7 @@ import numpy as np
 
 _MANY_LEVELS = 5        # more numbers for a swept key than this: a colour bar and a number axis
 _MANY_LINES = 6         # more settings of the other swept keys than this: points, not lines
+_FEW_POINTS = 12        # a curve of this many points or fewer: each one marked (one epoch shows)
 NAN_MARK = "nan"        # the gid of the red x's of NaN values: a legend entry is made for them
 
 
@@ -78,10 +79,14 @@ def x_label(frames) -> str:
 
 
 def epoch_axis(ax, label: str) -> None:
-    """Integer ticks on the x axis: there is no epoch 2.5."""
+    """Integer ticks on the x axis: there is no epoch 2.5. Data spanning under two epochs (a
+    one-epoch run) gets half an epoch of room each side, so its one tick reads 1, not 0.96...1.04."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
+    lo, hi = ax.dataLim.intervalx
+    if np.isfinite(lo) and np.isfinite(hi) and hi - lo < 2:
+        ax.set_xlim(np.floor(lo) - 0.5, np.ceil(hi) + 0.5)
     ax.set_xlabel(label)
 
 
@@ -154,7 +159,8 @@ def draw_series(ax, x, y, *, join: bool, smoothing: int = 1, xname: str = "epoch
     the top (+inf) or bottom (-inf) edge, and noted ("inf at epoch 3", ``xname`` naming x). A
     value measured as NaN (NaN but not ``isna()``: a nullable Float64 column) is left out the
     same way and drawn as a red x on the bottom edge with gid :data:`NAN_MARK`, and noted ("nan
-    at epoch 3"). A point with no neighbour gets a dot, so it shows.
+    at epoch 3"). A point with no neighbour gets a dot, so it shows, and so does every point of
+    a short curve (a one-epoch run's single validation loss).
     """
     measured_nan = (y.notna() & np.isnan(y.astype(float))).to_numpy()
     y = y.astype(float)
@@ -163,7 +169,8 @@ def draw_series(ax, x, y, *, join: bool, smoothing: int = 1, xname: str = "epoch
     if smoothing > 1:
         ax.plot(x, y.where(np.isfinite(y)), color=style.get("color"), alpha=0.2, lw=0.8)
     keep = finite.notna().to_numpy() if join else np.ones(len(y), bool)
-    ax.plot(x[keep], finite.to_numpy()[keep], **style)
+    few = int(finite.notna().sum()) <= _FEW_POINTS
+    ax.plot(x[keep], finite.to_numpy()[keep], **(_marker(join) if few else {}), **style)
     if not join:
         f = finite.notna().to_numpy()
         lonely = f & ~np.r_[False, f[:-1]] & ~np.r_[f[1:], False]
@@ -184,6 +191,12 @@ def draw_series(ax, x, y, *, join: bool, smoothing: int = 1, xname: str = "epoch
         more = f" (and {len(at) - 1} more)" if len(at) > 1 else ""
         notes.append(f"nan at {xname} {at[0]}{more}")
     return notes
+
+
+def _marker(join: bool) -> dict:
+    """The marks of a short curve's points: filled for training, hollow for validation (joined),
+    so the two still differ where a single point has no dash to show."""
+    return {"marker": "o", "ms": 4, **({"mfc": "white"} if join else {})}
 
 
 def nan_legend(ax, what: str) -> list:
@@ -262,9 +275,12 @@ def runs_figure(runs, *, logy: bool | None = None, smoothing: int = 1, title: st
         ax.grid(alpha=0.3, which="major")
         _note(ax, notes)
         nans[what] = nan_legend(ax, what)
-    styles = [Line2D([], [], color="0.3", label="train")]
+    few = any(df["train_loss"].notna().sum() <= _FEW_POINTS for _, df in frames
+              if "train_loss" in df)
+    styles = [Line2D([], [], color="0.3", label="train", **(_marker(False) if few else {}))]
     if has_val:
-        styles.append(Line2D([], [], color="0.3", ls="--", label="validation"))
+        styles.append(Line2D([], [], color="0.3", ls="--", label="validation",
+                             **(_marker(True) if few else {})))
     axes[0][0].legend(handles=styles + nans["loss"], loc="best", fontsize=9)
     if nans.get("accuracy"):
         axes[0][1].legend(handles=nans["accuracy"], loc="best", fontsize=9)

@@ -22,14 +22,16 @@ def confusion_figure(cm, classes, title: str = ""):
     totals = cm.sum(axis=1, keepdims=True)
     normalised = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)
     side = min(12.0, 2.5 + 0.45 * k)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * side, side))
+    # constrained layout makes room for rotated class names: tight_layout clipped the x label
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side, side), layout="constrained")
     rotate = 45 if max(map(len, classes)) > 3 else 0
     for ax, values, name, fmt in ((axes[0], cm, "counts", "{:d}"),
                                   (axes[1], normalised, "row-normalised (diagonal: recall)",
                                    "{:.2f}")):
         top = values.max() or 1
         ax.imshow(values, cmap="Blues", vmin=0, vmax=top)
-        ax.set_xticks(range(k), classes, rotation=rotate, ha="right" if rotate else "center")
+        ax.set_xticks(range(k), classes, rotation=rotate, ha="right" if rotate else "center",
+                      rotation_mode="anchor")
         ax.set_yticks(range(k), classes)
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
@@ -39,7 +41,6 @@ def confusion_figure(cm, classes, title: str = ""):
                 ax.text(j, i, fmt.format(v.item()), ha="center", va="center", fontsize=9,
                         color="white" if v > top / 2 else "black")
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

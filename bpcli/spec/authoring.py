@@ -19,16 +19,21 @@ def validate_spec(source, sets=()) -> dict:
 
     Every structural problem is found at once; the shapes are then checked by
     compiling the network, which stops at the first layer that cannot take its
-    input (the shapes after it are unknown).
+    input (the shapes after it are unknown); then the data the spec names, if any, is read and
+    checked against it as train checks it (its shape, classes against the outputs).
     """
     from ..nn.model import Model
+    from ..train.run import read_fitted
 
     spec = check(source, sets=sets)
     model = Model(spec)
+    data = _data(spec)
+    if data is not None:  # the data at hand: read and checked against the spec as train does
+        read_fitted(spec)
     return {"file": spec.file, "name": spec.data["name"], "layers": len(spec.data["layers"]),
             "parameters": model.n_params(),
             "output_shape": [int(n) for n in model.output_shape[1:]],
-            "loss": spec.data["loss"]["name"], "data": _data(spec)}
+            "loss": spec.data["loss"]["name"], "data": data}
 
 
 def _data(spec: Spec) -> str | None:

@@ -27,6 +27,60 @@ from .sections import DEFAULT_INIT, AUGMENT, DATA, EARLY_STOPPING, REGULARIZATIO
 # layers other libraries put at a classifier's end that bpcli's losses apply themselves
 IN_THE_LOSS = {"softmax": "softmax_cross_entropy", "log_softmax": "softmax_cross_entropy"}
 
+# other libraries' names (PyTorch, Keras, the literature) for what bpcli names otherwise, by
+# their spelling lower-cased without _ or -: an unknown name that is one of them is pointed at
+# bpcli's, not at the nearest spelling (deconv2d is conv2d_transpose, not conv2d)
+OTHER_NAMES = {
+    # layers
+    "deconv1d": "conv1d_transpose", "convtranspose1d": "conv1d_transpose",
+    "conv1dtranspose": "conv1d_transpose", "transposedconv1d": "conv1d_transpose",
+    "deconv": "conv2d_transpose", "deconv2d": "conv2d_transpose",
+    "deconvolution": "conv2d_transpose", "convtranspose2d": "conv2d_transpose",
+    "conv2dtranspose": "conv2d_transpose", "transposedconv2d": "conv2d_transpose",
+    "upsample": "upsample2d", "upsampling2d": "upsample2d", "interpolate": "upsample2d",
+    "upsamplingnearest2d": "upsample2d", "upsamplingbilinear2d": "upsample2d",
+    "upsampling1d": "upsample1d",
+    "linear": "dense", "lazylinear": "dense", "fc": "dense", "fullyconnected": "dense",
+    "innerproduct": "dense",
+    "batchnorm1d": "batchnorm", "batchnorm2d": "batchnorm", "batchnormalization": "batchnorm",
+    "bn": "batchnorm",
+    "maxpooling1d": "maxpool1d", "maxpooling2d": "maxpool2d", "maxpool": "maxpool2d",
+    "averagepooling1d": "avgpool1d", "averagepooling2d": "avgpool2d", "avgpool": "avgpool2d",
+    "globalaveragepooling1d": "global_avgpool", "globalaveragepooling2d": "global_avgpool",
+    "adaptiveavgpool1d": "global_avgpool", "adaptiveavgpool2d": "global_avgpool",
+    "globalmaxpooling1d": "global_maxpool", "globalmaxpooling2d": "global_maxpool",
+    "adaptivemaxpool1d": "global_maxpool", "adaptivemaxpool2d": "global_maxpool",
+    "dropout1d": "dropout", "dropout2d": "dropout",
+    "cat": "concat", "concatenate": "concat",
+    # losses
+    "crossentropy": "softmax_cross_entropy", "crossentropyloss": "softmax_cross_entropy",
+    "categoricalcrossentropy": "softmax_cross_entropy",
+    "sparsecategoricalcrossentropy": "softmax_cross_entropy",
+    "bcewithlogits": "sigmoid_cross_entropy", "bcewithlogitsloss": "sigmoid_cross_entropy",
+    "bce": "sigmoid_cross_entropy", "binarycrossentropy": "sigmoid_cross_entropy",
+    "mseloss": "mse", "meansquarederror": "mse", "l2": "mse",
+    "l1loss": "mae", "meanabsoluteerror": "mae", "l1": "mae",
+    "smoothl1loss": "huber", "huberloss": "huber", "hingeembeddingloss": "hinge",
+    "diceloss": "dice",
+}
+
+
+def _folded(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def suggestion(name, known) -> str:
+    """What to say after "unknown NAME": bpcli's name for another library's (``deconv2d``:
+    conv2d_transpose, ``Linear``: dense), the known name it is spelt differently from
+    (``MaxPool2d``: maxpool2d), else the nearest spelling; "" when nothing is near."""
+    if not isinstance(name, str):
+        return ""
+    other = OTHER_NAMES.get(_folded(name))
+    if other in known:
+        return f" (bpcli calls it {other!r})"
+    same = [k for k in known if _folded(k) == _folded(name)]
+    return f" (did you mean {same[0]!r}?)" if same else did_you_mean(name, known)
+
 
 def load(source, *, name: str | None = None) -> Spec:
     """A path to a YAML file, YAML text via a path-like, or a dict -> validated :class:`Spec`.
@@ -83,7 +137,7 @@ def _named(value, table, path, report, what):
                          f"a name key, got {quoted(value)}")
         raise Skipped
     if not isinstance(name, str) or name not in table:
-        report(path, f"unknown {what} {quoted(name)}{did_you_mean(name, table)}; known: "
+        report(path, f"unknown {what} {quoted(name)}{suggestion(name, table)}; known: "
                      f"{', '.join(table)}")
         raise Skipped
     fields = resolve(table[name].params, given, path, report)
@@ -153,6 +207,8 @@ def _layer(i, entry, report):
         report(path, f"a layer is a name (relu) or a one-key mapping (conv1d: {{...}}), "
                      f"got {quoted(entry)}")
         raise Skipped
+    if isinstance(lname, str):  # Softmax, LogSoftmax as PyTorch spells them
+        lname = {_folded(k): k for k in IN_THE_LOSS}.get(_folded(lname), lname)
     if lname in IN_THE_LOSS:
         report(path, f"{lname} is not a layer here: the {IN_THE_LOSS[lname]} loss applies it to "
                      f"the network's output itself (as PyTorch's CrossEntropyLoss takes logits), "
@@ -160,7 +216,7 @@ def _layer(i, entry, report):
                      f"leave {lname} out; eval and predict report the probabilities")
         raise Skipped
     if lname not in LAYERS:
-        report(path, f"unknown layer {quoted(lname)}{did_you_mean(lname, LAYERS)}; known layers: "
+        report(path, f"unknown layer {quoted(lname)}{suggestion(lname, LAYERS)}; known layers: "
                      f"{', '.join(LAYERS)}")
         raise Skipped
     if not isinstance(given, dict):

@@ -10,6 +10,7 @@ decodes every file (PNG, JPEG, BMP, TIFF, GIF, WebP; 8- and 16-bit); nothing els
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import numpy as np
 
 from ..errors import InputError
 
-MAX_REPORTED = 20  # pictures named in one error before reading stops
+MAX_REPORTED = 20  # different problems named in one error before reading stops
+NAMES_SHOWN = 3    # pictures named for a problem many share ("and 17 more")
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # the spec's channels -> the Pillow mode read
 DIVIDE_BY = {"8-bit": 255, "16-bit": 65535}  # a pixel's value / this: the [0, 1] bpcli trains on
@@ -137,8 +139,9 @@ def split_layout(found: dict, folder: Path, source: str) -> None:
     train = first(("train",)) or names[0]
     val = first(("val",)) or first(("test",)) or next((n for n in names if n != train), None)
     test = first(("test",)) if val != first(("test",)) else None
-    give = f"--data {source}/{train}" + (f" --val-data {source}/{val}" if val else "")
-    keep = f", and keep {source}/{test} for bpcli eval RUN --data {source}/{test}" if test else ""
+    pasted = lambda name: shlex.quote(f"{source}/{name}")  # noqa: E731  (into a shell)
+    give = f"--data {pasted(train)}" + (f" --val-data {pasted(val)}" if val else "")
+    keep = f", and keep {source}/{test} for bpcli eval RUN --data {pasted(test)}" if test else ""
     one = len(names) == 1
     what = f"its only folder {names[0]!r}" if one else f"its folders {', '.join(names)}"
     split = "a split" if one else "splits"
@@ -160,8 +163,15 @@ def read_images(files: list[Path], shape, *, resize: bool, dtype, folder: Path, 
     """
     channels, height, width = shape
     X = np.empty((len(files), channels, height, width), dtype=dtype)
-    return _read_all(files, X, lambda path: _decode(path, channels, height, width, resize, folder,
-                                                    source), source)
+    greyed: list[str] = []   # colour pictures read as grayscale for a one-channel input
+    X = _read_all(files, X, lambda path: _decode(path, channels, height, width, resize, folder,
+                                                 source, greyed), source, "pictures")
+    if greyed:  # said once, however many: a colour data set meant for [3, H, W] is likely
+        print(f"bpcli: note: {len(greyed)} of {len(files)} pictures in {source or folder} are in "
+              f"colour (such as {greyed[0]}); the spec's input has 1 channel, so they are read "
+              f"as grayscale (Pillow's luma, L = 0.299 R + 0.587 G + 0.114 B); set input: "
+              f"[3, {height}, {width}] to keep the colours", file=sys.stderr)
+    return X
 
 
 def read_masks(files: list[Path], size, *, resize: bool, folder: Path, source: str) -> np.ndarray:
@@ -176,33 +186,51 @@ def read_masks(files: list[Path], size, *, resize: bool, folder: Path, source: s
     height, width = size
     y = np.empty((len(files), height, width), dtype=np.int64)
     return _read_all(files, y, lambda path: _decode_mask(path, height, width, resize, folder,
-                                                         source), source)
+                                                         source), source, "masks")
 
 
-def _read_all(files: list[Path], out: np.ndarray, decode, source: str) -> np.ndarray:
-    """``out[i] = decode(files[i])`` for every file, the errors gathered (module docstring)."""
+def _read_all(files: list[Path], out: np.ndarray, decode, source: str, what: str) -> np.ndarray:
+    """``out[i] = decode(files[i])`` for every file, the errors gathered (module docstring):
+    pictures with the same problem (one wrong size) are one line naming a few of them."""
     bar = _progress(len(files), source)
-    errors = []
+    problems: dict[str, list[InputError]] = {}   # message -> the errors of the files that have it
     try:
         for start in range(0, len(files), CHUNK):
             for i in range(start, min(start + CHUNK, len(files))):
                 try:
                     out[i] = decode(files[i])
                 except InputError as e:
-                    errors.append(e)
-                    if len(errors) == MAX_REPORTED:
-                        errors.append(InputError(f"stopped reading after {MAX_REPORTED} pictures "
-                                                 f"that cannot be used, at {i + 1} of "
-                                                 f"{len(files)}", file=source))
-                        raise InputError.several(errors)
+                    problems.setdefault(e.message, []).append(e)
+                    if len(problems) == MAX_REPORTED:
+                        raise InputError.several(_grouped(problems, what, source) + [InputError(
+                            f"stopped reading after {MAX_REPORTED} different problems, at "
+                            f"{i + 1} of {len(files)} {what}", file=source)])
             if bar is not None:
                 bar[0].update(bar[1], completed=min(start + CHUNK, len(files)))
     finally:
         if bar is not None:
             bar[0].stop()
-    if errors:
-        raise InputError.several(errors)
+    if problems:
+        raise InputError.several(_grouped(problems, what, source))
     return out
+
+
+def _grouped(problems: dict[str, list[InputError]], what: str, source: str) -> list[InputError]:
+    """One error per problem: a file's own, or for several files "20 pictures (a.png, b.png,
+    c.png and 17 more) are 32x32 pixels ..." (the message's verb made plural)."""
+    grouped = []
+    for message, errors in problems.items():
+        if len(errors) == 1:
+            grouped.append(errors[0])
+            continue
+        names = ", ".join(str(e.file) for e in errors[:NAMES_SHOWN])
+        more = len(errors) - NAMES_SHOWN
+        names += f" and {more} more" if more > 0 else ""
+        verb, _, rest = message.partition(" ")
+        plural = {"is": "are", "holds": "hold"}.get(verb)
+        said = f"{plural} {rest}" if plural else f"cannot be used: {message}"
+        grouped.append(InputError(f"{len(errors)} {what} ({names}) {said}", file=source or None))
+    return grouped
 
 
 def _progress(total: int, source: str):
@@ -265,8 +293,9 @@ def _decode_mask(path: Path, height: int, width: int, resize: bool, folder: Path
 
 
 def _decode(path: Path, channels: int, height: int, width: int, resize: bool, folder: Path,
-            source: str) -> np.ndarray:
-    """One picture -> (channels, height, width) floats in [0, 1]."""
+            source: str, greyed: list[str]) -> np.ndarray:
+    """One picture -> (channels, height, width) floats in [0, 1]; its name appended to
+    ``greyed`` when it is in colour (channels that differ) and read as one channel."""
     from PIL import Image, UnidentifiedImageError
 
     name = _shown(path, folder, source)
@@ -292,6 +321,10 @@ def _decode(path: Path, channels: int, height: int, width: int, resize: bool, fo
                 if channels == 4:
                     a[3] = 1.0  # opaque
                 return a
+            if channels == 1 and img.mode not in ("L", "LA", "1"):
+                rgb = np.asarray(img.convert("RGB"))
+                if (rgb != rgb[..., :1]).any():   # a gray picture stored as RGB loses nothing
+                    greyed.append(name)
             a = np.asarray(img.convert(MODES[channels]), dtype=np.float64) / DIVIDE_BY["8-bit"]
     except InputError:
         raise

@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import platform
 import resource
+import shlex
 import signal
 import time
 from datetime import datetime, timezone
@@ -52,6 +53,7 @@ from .schedule import Schedule
 COLUMNS = ["epoch", "step", "train_loss", "data_loss", "reg_loss", "val_loss", "train_accuracy",
            "val_accuracy", "grad_norm", "lr", "skipped_batches", "elapsed_s"]
 CHECKPOINT_SECONDS = 1.0  # at most one last.npz / best.npz write a second (gd logs every step)
+PROGRESS_SECONDS = 0.1    # within an epoch, progress is told where the run stands this often
 TIMES = ("data", "compute", "metrics", "optimizer", "evaluation", "checkpoint")
 
 
@@ -165,12 +167,30 @@ def locate_nonfinite(model: Model, X, y, masks=None) -> str:
 
 
 # ---------------------------------------------------------------- the loop
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where a run stands, for a progress display: in ``epoch`` (from 1) of ``total`` rows
+    (``unit``: epochs, or iterations for full-batch gd, one step each), ``batch`` of its
+    ``batches`` steps done; ``done`` is the rows done, a fraction within an epoch."""
+
+    unit: str
+    total: int
+    epoch: int
+    batch: int
+    batches: int
+
+    @property
+    def done(self) -> float:
+        return self.epoch - 1 + self.batch / self.batches
+
+
 class Trainer:
     """One run: its settings (fixed for the run), its :class:`TrainState` (``self.state``, all
     that a checkpoint keeps) and the run folder it keeps up to date.
 
-    ``progress(row, unit, total)`` is called after each metrics row: ``unit`` is ``epoch`` (or
-    ``iteration`` for full-batch gd) and ``total`` the number of rows the run has at most.
+    ``progress(position, row)`` is told where the run stands (a :class:`Position`): when training
+    starts (``row`` None), within an epoch every :data:`PROGRESS_SECONDS` at most (``row`` None),
+    and after each metrics row (that ``row``).
     ``device`` (``cpu``, ``gpu``; None: the spec's ``training.device``) is where the model, its
     optimizer state and every batch live; the random draws (order, masks, augmentation) stay on
     the host generators and are moved, so every device follows the same samples. Raises
@@ -230,6 +250,7 @@ class Trainer:
         self.last_skip = ""           # where the last skipped batch's first non-finite value was
         self.times = dict.fromkeys(TIMES, 0.0)
         self.t0 = time.perf_counter()
+        self.told = -1e9              # when progress was last told where the run stands
 
     @property
     def unit(self) -> str:
@@ -240,6 +261,18 @@ class Trainer:
         """The most metrics rows this run writes: its epochs, or its iterations for gd."""
         epochs, max_iters = self.tcfg["epochs"], self.tcfg["max_iters"]
         return min(epochs, max_iters or epochs) if self.per_step else epochs
+
+    def tell(self, row: dict | None = None) -> None:
+        """Tell ``progress`` where the run stands: always with a row, else at most every
+        :data:`PROGRESS_SECONDS`."""
+        now = time.perf_counter()
+        if self.progress is None or (row is None and now - self.told < PROGRESS_SECONDS):
+            return
+        self.told = now
+        st = self.state
+        batches = 1 if self.per_step else self.batches
+        self.progress(Position(self.unit, self.total_rows, st.epoch, min(st.batch, batches),
+                               batches), row)
 
     def _applies(self, c):
         return {"data_loss": self.model.regularized, "reg_loss": self.model.regularized,
@@ -329,6 +362,7 @@ class Trainer:
         self.t0 = time.perf_counter()
         starts = range(0, self.n, self.bs)
         stop = None
+        self.tell()  # the display (and its clock) starts with training, not after an epoch
         with _Signals() as signals, limit_threads(st.threads):
             while st.epoch <= tcfg["epochs"] and stop is None:
                 # a signal met at an epoch's end (validation, checkpoint) stops here, before the
@@ -363,7 +397,8 @@ class Trainer:
         self.checkpoint(force=True)
         self.finish(log, f"interrupted by {how} at epoch {st.epoch}, step {st.steps}")
         raise Interrupted(f"stopped by {how} after step {st.steps} (epoch {st.epoch}); the "
-                          f"checkpoint is saved. Resume with: bpcli train --resume {self.folder}")
+                          f"checkpoint is saved. Resume with: bpcli train --resume "
+                          f"{shlex.quote(str(self.folder))}")
 
     def _batch(self, start):
         """This step's samples: a slice (a view) or the shuffled order's gather, cast, augmented."""
@@ -419,6 +454,8 @@ class Trainer:
         last = stop is not None or (st.epoch == tcfg["epochs"] and st.batch == len(starts))
         if self.per_step and self.record(log, last) and not last:
             stop = st.stopping.reason("iteration")
+        elif not self.per_step:
+            self.tell()
         return stop
 
     def _nonfinite(self, log, loss, Xb, yb, masks) -> None:
@@ -465,8 +502,7 @@ class Trainer:
             row["skipped_batches"], st.skipped_row = st.skipped_row, 0
         log.write(row)
         self.last_row = row
-        if self.progress:
-            self.progress(row, self.unit, self.total_rows)
+        self.tell(row)
         return evaluate and st.stopping is not None and st.stopping.should_stop(row)
 
     def _keep_best(self, row) -> None:

@@ -7,6 +7,7 @@ the run folder and trains.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,29 @@ def learned(spec: Spec, dataset: data_mod.Dataset) -> Spec:
     return set_value(spec, "data", {**spec.data["data"], **found})
 
 
+def _labels(spec: Spec) -> str:
+    # a loss without labels (sum_squares) trains on a table without a label column too
+    needs = LOSSES[spec.data["loss"]["name"]].label_shape((None, 1)) is not None
+    return "required" if needs else "optional"
+
+
+def read_fitted(given: Spec, data=None, target=None, val_data=None, targets=None,
+                val_targets=None) -> tuple[Spec, Model, data_mod.Dataset]:
+    """The training data (``data``, else the spec's own) read and checked against ``given`` as
+    train checks it (:func:`check_data`, InputError naming the change that makes it fit): the
+    spec with what reading found (:func:`learned`), its model and the data set. What ``bpcli
+    validate`` runs when the spec names its data."""
+    spec = recorded(given, data, target, val_data, targets, val_targets)
+    # messages and summary.json name the files as they were given; a label outside the spec's
+    # data.classes is one of the spec's, not of a trained run's
+    dataset = data_mod.read(spec, labels=_labels(spec), shown_as=data, classes_from="spec",
+                            targets_shown_as=targets)
+    spec = learned(spec, dataset)
+    model = Model(spec)
+    check_data(given, model, dataset)
+    return spec, model, dataset
+
+
 def prepare(spec: Spec, data=None, target=None, val_data=None, device=None, targets=None,
             val_targets=None) -> Prepared:
     """Model, split (or validation file) and prepared arrays: every input check, nothing written.
@@ -84,17 +108,8 @@ def prepare(spec: Spec, data=None, target=None, val_data=None, device=None, targ
     from .loop import check_batch, fingerprint
 
     given = spec  # errors name the spec as the user gave it (its --set items too)
-    spec = recorded(spec, data, target, val_data, targets, val_targets)
-    # a loss without labels (sum_squares) trains on a table without a label column too
-    needs = LOSSES[spec.data["loss"]["name"]].label_shape((None, 1)) is not None
-    labels = "required" if needs else "optional"
-    # messages and summary.json name the files as they were given; a label outside the spec's
-    # data.classes is one of the spec's, not of a trained run's
-    dataset = data_mod.read(spec, labels=labels, shown_as=data, classes_from="spec",
-                            targets_shown_as=targets)
-    spec = learned(spec, dataset)
-    model = Model(spec)
-    check_data(given, model, dataset)
+    spec, model, dataset = read_fitted(spec, data, target, val_data, targets, val_targets)
+    labels = _labels(spec)
     digest = fingerprint(dataset.X, dataset.y)
     try:  # cast once, before the split copies: the float64 original is freed before they are made
         X = model.prepare_x(dataset.X)
@@ -222,7 +237,8 @@ def _resume(folder, run_dir, spec, force, epochs, progress, command, on_change, 
                              f"trained with in {len(changes)} key(s) (run -> given): "
                              f"{describe_changes(changes)}; and its network's weights do not fit "
                              f"this run's ({misfit}), so no resume can continue it: train it as "
-                             f"a new run, bpcli train {spec.file or 'SPEC'}", file=str(run_dir))
+                             f"a new run, bpcli train {shlex.quote(spec.file) if spec.file else 'SPEC'}",
+                             file=str(run_dir))
         if changes:
             if not force:
                 raise InputError(f"{spec.file or 'the spec'} differs from the spec this run was "
