@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -93,5 +94,5 @@ def init(template: str = option("lecture", check=one_of(*TEMPLATES),
     from ..spec.authoring import write_template
 
     path = write_template(template, out_file or Path(f"{template}.yaml"))
-    out.print(f"wrote {path} (template {template}); next: bpcli validate {path}, then "
-              f"bpcli train {path}", markup=False)
+    out.print(f"wrote {path} (template {template}); next: bpcli validate {shlex.quote(str(path))}, "
+              f"then bpcli train {shlex.quote(str(path))}", markup=False)

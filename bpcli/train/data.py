@@ -7,6 +7,7 @@ for pictures (images.py). Problems name the file and, for CSV, the line and colu
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -800,7 +801,8 @@ def _not_data(folder: Path, source: str) -> InputError:
     unnamed = [n for n in held if not n.endswith("/") and named_kind(Path(n)) is None][:20]
     tables = [name for name in held if is_table(Path(name))
               or name in unnamed and sniffed(folder / name)[0] == "csv"]
-    give = f"; a table is given as the file itself: --data {source}/{tables[0]}" if tables else ""
+    give = (f"; a table is given as the file itself: --data {shlex.quote(f'{source}/{tables[0]}')}"
+            if tables else "")
     return InputError(f"{found}: a data folder holds X.npy (and y.npy for labels), or one "
                       f"sub-folder of pictures per class ({source}/cat/*.png, {source}/dog/*.png)"
                       f"{give}", file=source)

@@ -427,14 +427,14 @@ class RunFolder:
         elif state.status == "killed":
             why = (f"training never ended (no summary.json, and no process trains it: it was "
                    f"killed after epoch {state.epochs}{of})")
-            todo = f"finish it with bpcli train --resume {self.path} (it continues from last.npz)"
+            todo = f"finish it with bpcli train --resume {_q(self.path)} (it continues from last.npz)"
         elif state.status == "started":
             why = ("training never ended, and it has no checkpoint to resume from (it was killed "
                    "in its first epoch)")
-            todo = f"train it again with bpcli train {self.spec}"
+            todo = f"train it again with bpcli train {_q(self.spec)}"
         elif state.status == "interrupted":
             why = f"training was {state.stop_reason}"
-            todo = f"finish it with bpcli train --resume {self.path}"
+            todo = f"finish it with bpcli train --resume {_q(self.path)}"
         elif state.status == "write_failed":
             why = f"training stopped after epoch {state.epochs}{of}: {state.note}"
             todo = (f"make room, then finish it with bpcli train --resume {_q(self.path)}"
@@ -600,7 +600,7 @@ class RunFolder:
         if state.status == "killed":  # this summary and model.npz are of an earlier stop
             return (f"{self.MODEL}, written when training stopped at step {summary['steps']} "
                     f"({summary['epochs']}{of} epochs done); the run was resumed since, then "
-                    f"killed: bpcli train --resume {self.path} finishes it")
+                    f"killed: bpcli train --resume {_q(self.path)} finishes it")
         stopped = summary["stop_reason"].split(":")[0]
         was = "was " if state.status == "interrupted" else ""
         return (f"{self.MODEL}, written when training {was}{stopped}: {summary['epochs']}{of} "

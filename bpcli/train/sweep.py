@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shlex
 import shutil
 import tempfile
 import time
@@ -415,7 +416,10 @@ def _store(folder: Path, v: Variant, result: dict) -> dict:
     for name, content in result["files"].items():
         run.file(name).write_bytes(content)
     scratch = result.get("scratch")  # a worker of an older bpcli sends none
-    message = result["message"].replace(scratch, str(run.path)) if scratch else result["message"]
+    message = result["message"]
+    if scratch:   # a pasteable hint names it quoted (a sweep folder with a space in its name)
+        message = (message.replace(shlex.quote(scratch), shlex.quote(str(run.path)))
+                   .replace(scratch, str(run.path)))
     status = {"status": result["status"], "message": message, "wall_s": result["wall_s"]}
     # written last: its presence marks the variant as finished for --resume
     run.write_json(run.status, status)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,7 +291,7 @@ def _target(given, columns: list, labels: str, features, source: str, header: bo
         raise InputError(f"holds the run's feature columns ({few(columns)}) but no label column "
                          f"{given!r}: eval scores the model's answers against labels; for the "
                          f"answers alone, on data without labels, use bpcli predict RUN --data "
-                         f"{source}", file=source)
+                         f"{shlex.quote(str(source))}", file=source)
     if header:
         raise InputError(f"no label column {given!r}{did_you_mean(given, columns)}; columns are "
                          f"{few(columns, 20)} (choose one "
