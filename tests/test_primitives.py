@@ -247,6 +247,13 @@ CASES: list[Case] = [
     Case("lookup-one-hot", "lookup", [In(_rng.integers(-1, 3, (3, 1, 4)), (None, 1, 4))],
          {"table": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), "axis": 1}),
     Case("weigh-channels", "weigh", [In(normal(2, 3, 4))], {"weights": (0.5, -2.0, 3.0), "axis": 1}),
+    # batch norm: statistics per channel over samples and positions, x far from mean 0
+    Case("batch_norm-features", "batch_norm", [In(normal(5, 3), (None, 3))], {"eps": 1e-5}),
+    Case("batch_norm-1d", "batch_norm", [In(3 + 2 * normal(2, 3, 4))], {"eps": 1e-3}),
+    Case("batch_norm_affine-2d", "batch_norm_affine",
+         [In(normal(2, 3, 2, 3), (None, 3, 2, 3)), In(positive(3)), In(normal(3))], {"eps": 1e-5}),
+    Case("batch_norm_affine-features", "batch_norm_affine",
+         [In(normal(4, 2) - 5), In(normal(2)), In(normal(2))], {"eps": 0.1}),
 ]
 
 

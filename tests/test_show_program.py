@@ -29,7 +29,7 @@ def test_the_training_program_shows_dropout_masks_and_batch_statistics(capsys):
     spec = SPECS / "image_cnn.yaml"
     assert main(["show", str(spec), "--program", "--training"]) == 0
     out = capsys.readouterr().out
-    assert ".mask:(N," in out and "batch_mean" in out
+    assert ".mask:(N," in out and "batch_moments" in out
     assert main(["show", str(spec), "--program"]) == 0
     assert ".mask" not in capsys.readouterr().out   # evaluation: dropout is the identity
 

@@ -130,14 +130,19 @@ class Program:
 
         A value is named by its input name or as ``v<id>``; shapes show the batch axis as
         N; constants are written as numbers (an array as ``array(3,4)``); each equation ends
-        with the layer or step it came from (``str(eqn.origin)``).
+        with the layer or step it came from (``str(eqn.origin)``). An equation whose saved value
+        the program hands out names it: ``v9:(N,8,64) saves v10 = batch_norm v7 eps=1e-05``.
         """
         lines = ["inputs"] + [f"  {name}:{_shape_text(v.shape)}" for name, v in self.inputs.items()]
         body = []
+        handed_out = {v.id for v in self.outputs.values()}
         for e in self.eqns:
             args = [_operand(a) for a in e.inputs]
             args += [f"{k}={_param_text(v)}" for k, v in e.params.items()]
-            body.append((f"{_operand(e.out)}:{_shape_text(e.out.shape)} = "
+            # a saved value is named where the program hands it out (batch norm's moments)
+            saves = (f" saves {_operand(e.saved)}"
+                     if e.saved is not None and e.saved.id in handed_out else "")
+            body.append((f"{_operand(e.out)}:{_shape_text(e.out.shape)}{saves} = "
                          f"{' '.join([e.prim.name] + args)}", str(e.origin)))
         width = max((len(text) for text, origin in body if origin), default=0)
         lines.append("equations")
@@ -251,6 +256,14 @@ class Builder:
         saved = self._var(()) if p.saves else None
         self.eqns.append(Eqn(p, tuple(args), out, params, self.origin, saved))
         return out
+
+    def saved(self, v: Var) -> Var:
+        """What the equation that made ``v`` saves for its backward (batch norm's moments), as a
+        value the program may hand out; raises ValueError when that equation saves nothing."""
+        e = next((e for e in reversed(self.eqns) if e.out is v), None)
+        if e is None or e.saved is None:
+            raise ValueError(f"{_operand(v)} is not made by an equation that saves a value")
+        return e.saved
 
     def output(self, name: str, v: Var):
         self.outputs[name] = v

@@ -22,7 +22,8 @@ class Step:
     """What one pass of :meth:`Model.step` gives: the loss trained on (``data_loss`` plus the
     regularization penalty ``reg_loss``, 0.0 without one), the network output (N, outputs), the
     gradients by parameter name (None without ``grad``) and, in training mode, the batch
-    statistics by output name (batchnorm's ``layers.<i>.batch_mean`` / ``batch_var``). The
+    statistics by output name (batchnorm's ``layers.<i>.batch_moments``: mean over biased var,
+    (2, C), saved by its batch_norm primitive). The
     losses are floats and the output a host array whatever the model's device; the gradients
     and batch statistics live where the parameters do."""
 

@@ -35,7 +35,8 @@ def _unit(v):
 
 
 def _running_statistics(momentum, per_sample):
-    """PyTorch's update after a training step on n samples, k = n · per_sample values per channel:
+    """PyTorch's update after a training step on n samples, k = n · per_sample values per channel,
+    from the batch's moments (2, C), mean over biased var:
 
         running_mean = (1 - momentum) running_mean + momentum mean
         running_var  = (1 - momentum) running_var  + momentum var · k / (k - 1)   (unbiased)
@@ -45,8 +46,9 @@ def _running_statistics(momentum, per_sample):
         if k < 2:
             raise ValueError(f"batchnorm needs more than 1 value per channel to train, got {k}")
         mean, var = buffers["running_mean"], buffers["running_var"]
-        mean[...] = (1 - momentum) * mean + momentum * stats["mean"]
-        var[...] = (1 - momentum) * var + momentum * stats["var"] * (k / (k - 1))
+        batch_mean, batch_var = stats["moments"][0], stats["moments"][1]
+        mean[...] = (1 - momentum) * mean + momentum * batch_mean
+        var[...] = (1 - momentum) * var + momentum * batch_var * (k / (k - 1))
     return update
 
 
@@ -87,24 +89,24 @@ def _batchnorm_onnx(g, x, cfg, params):
 def batchnorm(ctx, x, cfg):
     channels = x.shape[1]
     per_channel = (channels,) + (1,) * (x.ndim - 2)    # broadcasts along axis 1
-    axes = (0,) + tuple(range(2, x.ndim))              # a channel's values: samples and positions
     running_mean = ctx.buffer("running_mean", (channels,), 0.0)
     running_var = ctx.buffer("running_var", (channels,), 1.0)
     if cfg["affine"]:
-        weight = ctx.param("weight", (channels,), fan_in=None, start=1.0).reshape(per_channel)
-        bias = ctx.param("bias", (channels,), fan_in=None).reshape(per_channel)
-    if ctx.training:
-        mean = x.mean(axis=axes, keepdims=True)
-        centred = x - mean
-        var = (centred * centred).mean(axis=axes, keepdims=True)
-        scale = (var + cfg["eps"]) ** -0.5
+        weight = ctx.param("weight", (channels,), fan_in=None, start=1.0)
+        bias = ctx.param("bias", (channels,), fan_in=None)
+    if ctx.training:  # one primitive: the batch's moments, y and the closed-form backward
+        y = (ctx.b.apply("batch_norm_affine", x, weight, bias, eps=cfg["eps"]) if cfg["affine"]
+             else ctx.b.apply("batch_norm", x, eps=cfg["eps"]))
         per_sample = int(np.prod(x.shape[2:]))  # values of a channel in one sample
         ctx.after_step(_running_statistics(cfg["momentum"], per_sample),
                        min_batch=2 if per_sample == 1 else 1,   # an unbiased var needs 2 values
-                       mean=mean.reshape(channels), var=var.reshape(channels))
-    else:  # an affine map per channel: the scale and shift are computed on C numbers first
-        scale = ((running_var + cfg["eps"]) ** -0.5).reshape(per_channel)
-        centred = x - running_mean.reshape(per_channel)
+                       moments=ctx.b.saved(y))  # (2, C), saved by the primitive for its backward
+        return y
+    # evaluation: an affine map per channel, the scale and shift computed on C numbers first
+    if cfg["affine"]:
+        weight, bias = weight.reshape(per_channel), bias.reshape(per_channel)
+    scale = ((running_var + cfg["eps"]) ** -0.5).reshape(per_channel)
+    centred = x - running_mean.reshape(per_channel)
     if cfg["affine"]:
         scale = scale * weight
     y = centred * scale
