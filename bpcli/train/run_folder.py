@@ -650,8 +650,10 @@ class RunFolder:
         except OSError as e:
             raise InputError(f"cannot read {self.SPEC}: {e.strerror or e}",
                              file=str(self.spec)) from None
-        if not isinstance(data, dict) or "training" not in data:
-            raise self.damaged(self.SPEC, "it is not a resolved spec: no training section")
+        # a mapping is a spec, however edited: validation names what is wrong in it, at its
+        # line (a hand-edited key is no damage); only what is no mapping at all is damaged
+        if not isinstance(data, dict):
+            raise self.damaged(self.SPEC, "it is not a resolved spec: not a mapping of keys")
         return data
 
     def checkpoint_state(self, path: Path) -> dict | None:
