@@ -68,6 +68,18 @@ def ok(capture, *args):
     return out, err
 
 
+def bad(capture, *args) -> str:
+    """``bpcli ARGS`` that must be refused as bad input: exit code 2, one paragraph on stderr,
+    nothing on stdout; returns stderr."""
+    code, out, err = cli(capture, *args)
+    assert code == 2 and out == "" and err.startswith("bpcli: error: "), (code, out, err)
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"   # the first bytes of every PNG file
+
+
 def pictures(folder, n: int = 3, size: int = 8) -> None:
     """``n`` grayscale PNGs of random noise, ``size`` x ``size`` pixels, in ``folder`` (made if
     missing): a class folder of a picture data set whose content does not matter."""

@@ -22,18 +22,9 @@ from bpcli.nn.losses import LOSSES
 from bpcli.core.fields import Invalid
 from bpcli.train import evaluate
 from bpcli.train.data import Dataset
-from helpers import cli, ok, tiny_spec
+from helpers import PNG_MAGIC, bad, cli, ok, tiny_spec
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 N, FEATURES = 40, 4
-
-
-def bad(capfd, *args) -> str:
-    """Exit code 2, one paragraph on stderr, nothing on stdout."""
-    code, out, err = cli(capfd, *args)
-    assert code == 2 and out == "" and err.startswith("bpcli: error: "), (code, out, err)
-    assert len(err.strip().splitlines()) == 1, err
-    return err
 
 
 # ---------------------------------------------------------------- the metrics vs scikit-learn

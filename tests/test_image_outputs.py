@@ -19,18 +19,9 @@ from bpcli.explain import metrics, score_plots
 from bpcli.train import evaluate
 from bpcli.nn.model import Model
 from bpcli.train.data import Dataset
-from helpers import cli, ok
+from helpers import PNG_MAGIC, bad, cli, ok
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 N, SIDE = 24, 16
-
-
-def bad(capfd, *args) -> str:
-    """Exit code 2, one paragraph on stderr, nothing on stdout."""
-    code, out, err = cli(capfd, *args)
-    assert code == 2 and out == "" and err.startswith("bpcli: error: "), (code, out, err)
-    assert len(err.strip().splitlines()) == 1, err
-    return err
 
 
 @pytest.fixture
