@@ -16,7 +16,12 @@ import bpcli
 from bpcli.engine import PRIMITIVES, backend
 from bpcli.engine.program import Builder
 
-torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, the reference: only the tests that compare with it ask for it (and skip without it)."""
+    return pytest.importorskip("torch")
 
 SHAPES = {"features": (64, 5), "channels-length": (8, 3, 33), "images": (6, 4, 9, 11)}
 TOLERANCE = {np.float64: (1e-12, 1e-10), np.float32: (1e-5, 1e-5)}  # (y, gradients)
@@ -47,7 +52,7 @@ def slices(request, monkeypatch):
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_batch_norm_forward_and_gradients_match_torch(shape, dtype, affine, slices):
+def test_batch_norm_forward_and_gradients_match_torch(shape, dtype, affine, slices, torch):
     x, g, w, b = draw(shape, dtype, seed=len(shape))
     eps = 1e-5
     x_t = torch.tensor(x, requires_grad=True)
@@ -73,7 +78,7 @@ def test_batch_norm_forward_and_gradients_match_torch(shape, dtype, affine, slic
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_a_training_step_moves_the_running_statistics_as_torch(shape, dtype, slices):
+def test_a_training_step_moves_the_running_statistics_as_torch(shape, dtype, slices, torch):
     x, _, w, b = draw(shape, dtype, seed=7)
     spec = {"name": "t", "input": list(shape[1:]), "dtype": dtype, "seed": 0,
             "layers": [{"batchnorm": {"momentum": 0.3}}], "loss": "sum_squares"}
