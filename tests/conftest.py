@@ -46,3 +46,15 @@ def torch():
     """PyTorch, the reference a comparison test checks against: only such a test asks for it, so
     only it skips where torch is not installed."""
     return pytest.importorskip("torch")
+
+
+@pytest.fixture
+def onnx():
+    """The onnx package, for the export tests: only they ask for it, so only they skip without it."""
+    return pytest.importorskip("onnx")
+
+
+@pytest.fixture
+def ort():
+    """ONNX Runtime, which runs what bpcli exports."""
+    return pytest.importorskip("onnxruntime")

@@ -140,16 +140,6 @@ def _specs() -> dict:
 SPECS = _specs()
 
 
-@pytest.fixture
-def onnx():
-    return pytest.importorskip("onnx")
-
-
-@pytest.fixture
-def ort():
-    return pytest.importorskip("onnxruntime")
-
-
 def test_every_layer_has_an_onnx_lowering_and_export_cases():
     for name, d in LAYERS.items():
         assert callable(d.onnx) or (isinstance(d.onnx, str) and d.onnx), \

@@ -287,16 +287,6 @@ def test_global_pooling_gives_one_value_per_channel():
 
 
 # ---------------------------------------------------------------- ONNX
-@pytest.fixture
-def onnx():
-    return pytest.importorskip("onnx")
-
-
-@pytest.fixture
-def ort():
-    return pytest.importorskip("onnxruntime")
-
-
 def ort_forward(ort, proto, X):
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {"X": X})[0]

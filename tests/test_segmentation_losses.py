@@ -68,41 +68,39 @@ CE_CASES = {
 }
 
 
+def torch_cross_entropy(torch, given: dict, y):
+    """f -> torch's cross_entropy of f against labels y with the loss fields ``given`` (weights,
+    ignore_index, label_smoothing) as torch names them."""
+    w, ignore = given.get("weights"), given.get("ignore_index")
+    return lambda ft: torch.nn.functional.cross_entropy(
+        ft, torch.tensor(y), weight=None if w is None else torch.tensor(w, dtype=torch.float64),
+        ignore_index=-100 if ignore is None else ignore,
+        label_smoothing=given.get("label_smoothing", 0.0))
+
+
 @pytest.mark.parametrize("spatial", [(5, 6), (7,), (2, 3, 4)], ids=["2d", "1d", "3d"])
 @pytest.mark.parametrize("name", CE_CASES)
 def test_cross_entropy_on_label_maps_matches_torch(name, spatial, torch):
-    F = torch.nn.functional
     given = CE_CASES[name]
     f = 3 * rng.standard_normal((3, 4, *spatial))
     y = rng.integers(0, 4, (3, *spatial))
     ignore = given.get("ignore_index")
     if ignore is not None:
         y.reshape(-1)[::5] = ignore  # every fifth pixel left out
-    w = given.get("weights")
-    reference = lambda ft: F.cross_entropy(  # noqa: E731
-        ft, torch.tensor(y), weight=None if w is None else torch.tensor(w, dtype=torch.float64),
-        ignore_index=-100 if ignore is None else ignore,
-        label_smoothing=given.get("label_smoothing", 0.0))
     ours = loss_and_grad({"name": "softmax_cross_entropy", **given}, f, y)
-    assert_same(ours, torch_loss_and_grad(torch, f, reference))
+    assert_same(ours, torch_loss_and_grad(torch, f, torch_cross_entropy(torch, given, y)))
 
 
 @pytest.mark.parametrize("name", CE_CASES)
 def test_cross_entropy_on_vectors_with_weights_and_ignore_index_matches_torch(name, torch):
-    F = torch.nn.functional
     given = CE_CASES[name]
     f = 3 * rng.standard_normal((9, 4))
     y = rng.integers(0, 4, 9)
     ignore = given.get("ignore_index")
     if ignore is not None:
         y[[1, 4]] = ignore
-    w = given.get("weights")
-    reference = lambda ft: F.cross_entropy(  # noqa: E731
-        ft, torch.tensor(y), weight=None if w is None else torch.tensor(w, dtype=torch.float64),
-        ignore_index=-100 if ignore is None else ignore,
-        label_smoothing=given.get("label_smoothing", 0.0))
     ours = loss_and_grad({"name": "softmax_cross_entropy", **given}, f, y)
-    assert_same(ours, torch_loss_and_grad(torch, f, reference))
+    assert_same(ours, torch_loss_and_grad(torch, f, torch_cross_entropy(torch, given, y)))
 
 
 def test_cross_entropy_on_vectors_keeps_its_first_program():
