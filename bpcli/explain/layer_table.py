@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..nn.layers import LAYERS
+from ..nn.network import previous
 from .plots import pyplot, save
 
 _LINES = 8  # up to this many conv1d kernels are drawn as lines, more as a mosaic
@@ -93,7 +94,7 @@ def wiring(network, layer) -> dict:
     where it takes more or other than the layer before it; {} for a layer of a chain."""
     out = {"name": layer.name} if layer.name else {}
     first, *others = (network.source_name(s) for s in layer.sources)
-    if layer.sources[0] != layer.index - 1 and not (layer.index == 0 and first == "input"):
+    if layer.sources[0] != previous(layer.index):
         out["from"] = first
     if others:
         out["with"] = others

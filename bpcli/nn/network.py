@@ -97,8 +97,7 @@ class Network:
     @property
     def is_chain(self) -> bool:
         """Whether every layer takes the one before it and nothing else."""
-        return all(layer.sources == (layer.index - 1 if layer.index else NETWORK_INPUT,)
-                   for layer in self.layers)
+        return all(layer.sources == (previous(layer.index),) for layer in self.layers)
 
     def source_name(self, source: int) -> str:
         """How a source is named in messages: ``input``, ``enc1`` or ``layers[2]``."""
@@ -107,9 +106,11 @@ class Network:
         layer = self.layers[source]
         return layer.name or layer.path
 
-    def consumers(self, index: int) -> list[int]:
-        """The layers that take layer ``index``'s output (:data:`NETWORK_INPUT`: the input's)."""
-        return [layer.index for layer in self.layers if index in layer.sources]
+
+def previous(index: int) -> int:
+    """The source a layer takes when its spec says nothing: the layer before it, or the network's
+    input for the first."""
+    return index - 1 if index else NETWORK_INPUT
 
 
 def entry_parts(entry) -> tuple[str, dict]:
@@ -169,10 +170,10 @@ def network_of(entries, report=None) -> Network:
             else:
                 complain(key, f"no earlier layer is named {name!r}{did_you_mean(name, names)}; "
                               f"named so far: {', '.join([INPUT, *names])}")
-            return i - 1 if i else NETWORK_INPUT
+            return previous(i)
 
         first = (source(given["from"], f"{path}.from") if given.get("from") is not None
-                 else i - 1 if i else NETWORK_INPUT)
+                 else previous(i))
         others = [source(n, f"{path}.with[{k}]") for k, n in enumerate(given.get("with") or [])]
         name = given.get("name")
         if name == INPUT:

@@ -16,6 +16,7 @@ import json
 from .. import __version__
 from ..nn.initializers import INITIALIZERS
 from ..nn.layers import LAYERS
+from ..nn.layers.merge import NAME_PATTERN
 from ..nn.network import WIRING
 from ..core.fields import Param
 from .sections import NAMED, SECTIONS, TOP
@@ -119,7 +120,7 @@ def spec_schema() -> dict:
         defs[_def_name(path)] = _mapping(params, path)
     init_layers = {"type": "object", "description": "initializers for some layers, by layer "
                                                     "index or name, e.g. {0: xavier, stem: he}",
-                   "propertyNames": {"pattern": "^([0-9]+|[A-Za-z_][A-Za-z0-9_\\-]*)$"},
+                   "propertyNames": {"pattern": f"^([0-9]+|{NAME_PATTERN})$"},
                    "additionalProperties": _ref("initializer")}
     defs["initializer"] = _named(INITIALIZERS, "initializer")
     for key, table in NAMED.items():

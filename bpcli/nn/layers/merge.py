@@ -9,10 +9,11 @@ import re
 from ...core.fields import Invalid, Param, quoted, with_json_schema
 from .table import layer
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
+NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_\-]*"   # a layer's name (the JSON Schema's too)
+_NAME = re.compile(NAME_PATTERN + r"\Z")
 
 
-@with_json_schema({"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*$"})
+@with_json_schema({"type": "string", "pattern": f"^{NAME_PATTERN}$"})
 def layer_name(v):
     """A layer's name: letters, digits, _ and -, starting with a letter or _."""
     if not isinstance(v, str) or not _NAME.match(v):
