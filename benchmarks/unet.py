@@ -103,16 +103,36 @@ def layer_list(spec) -> list[tuple[str, dict]]:
     return out
 
 
-def torch_forward(layers, w, X):
-    """The spec's layers in torch.nn.functional on X (N, C, H, W), weights ``w`` by bpcli's
-    names (``layers.<i>.weight`` / ``bias``; conv2d_transpose's are (in, out, kh, kw) in both)."""
+def torch_forward(layers, w, X, train: bool = True):
+    """The spec's layers in torch.nn.functional on X (N, C, H, W) (or (N, C, L) for conv1d),
+    weights ``w`` by bpcli's names (``layers.<i>.weight`` / ``bias``; conv2d_transpose's are (in,
+    out, kh, kw) in both, dense's (units, in) in both). ``train`` matters to batchnorm alone: batch
+    statistics (no running statistics updated, as bpcli's ``Model.step``), else the running
+    statistics ``layers.<i>.running_mean`` / ``running_var`` from ``w``."""
     import torch
     import torch.nn.functional as F
 
     named, h = {}, X
     for i, (kind, cfg) in enumerate(layers):
         W, b = w.get(f"layers.{i}.weight"), w.get(f"layers.{i}.bias")
-        if kind == "conv2d":
+        if kind == "conv1d":
+            assert cfg.get("stride", 1) == 1 and cfg.get("dilation", 1) == 1, cfg
+            assert cfg.get("groups", 1) == 1, cfg
+            pad = cfg.get("pad", 0)
+            pad = {"same": W.shape[-1] // 2, "valid": 0}.get(pad, pad)
+            assert cfg.get("pad") != "same" or W.shape[-1] % 2, "pad same with an even kernel"
+            h = F.conv1d(h, W, b, padding=pad)
+        elif kind == "batchnorm":
+            if train:
+                h = F.batch_norm(h, None, None, W, b, training=True, eps=cfg.get("eps", 1e-5))
+            else:
+                h = F.batch_norm(h, w[f"layers.{i}.running_mean"], w[f"layers.{i}.running_var"],
+                                 W, b, training=False, eps=cfg.get("eps", 1e-5))
+        elif kind == "dense":  # flattened in C order first, as bpcli's dense does
+            h = F.linear(h.reshape(h.shape[0], -1), W, b)
+        elif kind == "flatten":
+            h = h.reshape(h.shape[0], -1)
+        elif kind == "conv2d":
             assert cfg.get("stride", 1) == 1 and cfg.get("dilation", 1) == 1, cfg
             pad = cfg.get("pad", 0)
             pad = W.shape[-1] // 2 if pad == "same" else pad
