@@ -1,28 +1,57 @@
-"""The BLAS thread policy: set in-process with threadpoolctl, recorded, part of the same-bits promise."""
+"""The thread policy: the engine's batch-slice workers and BLAS at one thread, set in-process,
+recorded, and the same bits at every thread count."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 from threadpoolctl import threadpool_info
 
 from bpcli.cli import main
+from bpcli.engine import backend, threads
 from bpcli.engine.threads import DEFAULT_THREADS, limit, resolve
 from bpcli.errors import InputError
 
-from helpers import tiny_spec
+from helpers import run_arrays, same_bits, tiny_spec
 
 
 def blas_threads() -> set[int]:
     return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
 
 
-def test_limit_sets_every_blas_pool_and_gives_the_old_count_back():
+def test_limit_sets_the_workers_holds_blas_at_one_and_gives_the_old_settings_back():
     before = blas_threads()
-    with limit(1) as n:
-        assert n == 1 and blas_threads() == {1}
-    assert blas_threads() == before
+    for count in (1, 3):
+        with limit(count) as n:
+            assert n == count == threads.workers() and blas_threads() == {1}
+        assert blas_threads() == before and threads.workers() == 1
+
+
+def test_run_keeps_slice_order_raises_and_never_splits_inside_a_slice():
+    with limit(3):
+        assert threads.run(lambda b: b.start, [slice(i, i + 1) for i in range(7)]) == list(range(7))
+        # a slice's own work runs on its worker's thread: no pool inside the pool
+        assert threads.run(lambda b: threads.workers(), [slice(0, 1), slice(1, 2)]) == [1, 1]
+
+        def bad(b):
+            raise ValueError(f"slice {b.start}")
+        with pytest.raises(ValueError, match="slice"):
+            threads.run(bad, [slice(0, 1), slice(1, 2)])
+
+
+def test_pieces_cover_the_batch_once_one_per_worker_at_least():
+    x = np.zeros((10, 1000), dtype=np.float32)
+    assert threads.pieces(x, 4000) == [slice(0, 10)]           # one worker: whole
+    with limit(3):
+        assert threads.pieces(x[:1], 10**9) == [slice(0, 1)]  # one sample: whole
+        assert threads.pieces(x, 10) == [slice(0, 10)]        # under SPLIT_BYTES: whole
+        for sample in (threads.SPLIT_BYTES // 4, threads.PIECE_BYTES):
+            got = threads.pieces(x, sample)
+            assert len(got) >= 3 and got[0].start == 0 and got[-1].stop == 10
+            assert all(a.stop == b.start and a.stop > a.start for a, b in zip(got, got[1:]))
 
 
 def test_the_default_is_the_measured_one_and_bad_counts_are_refused():
@@ -39,8 +68,9 @@ def test_summary_json_records_the_thread_count_and_the_pools(workdir):
     assert main(["train", str(spec), "-q", "--out", "run"]) == 0
     summary = json.loads((workdir / "run" / "summary.json").read_text())
     assert summary["threads"] == DEFAULT_THREADS
-    assert any(p["api"] == "blas" and p["threads"] == DEFAULT_THREADS
-               for p in summary["thread_pools"])
+    assert any(p["api"] == "blas" and p["threads"] == 1 for p in summary["thread_pools"])
+    assert {"library": "bpcli", "api": "batch slices", "version": None,
+            "threads": DEFAULT_THREADS} in summary["thread_pools"]
 
 
 @pytest.mark.slow
@@ -90,3 +120,53 @@ def test_bench_says_how_many_threads_it_timed(workdir, capsys):
     assert report["threads"] == 2 and report["device"] == "cpu"
     assert main(["bench", str(spec), "--steps", "1", "--batch", "2"]) == 0
     assert f", cpu, {DEFAULT_THREADS} thread" in capsys.readouterr().out
+
+
+BN_DROPOUT = """
+name: bits
+input: [1, 12, 12]
+dtype: float32
+seed: 3
+data: {builtin: shapes, n: 96, classes: 3, val_split: 0.25}
+layers:
+  - conv2d: {channels: 4, kernel: 3, pad: same}
+  - batchnorm
+  - relu
+  - maxpool2d: {size: 2}
+  - conv2d: {channels: 6, kernel: 3, stride: 2}
+  - batchnorm
+  - elu
+  - dropout: {rate: 0.3}
+  - dense: {units: 3}
+loss: softmax_cross_entropy
+optimizer: {name: adam, lr: 0.01}
+training: {epochs: 2, batch_size: 24, augment: {flip: true}}
+"""
+
+
+def test_the_same_spec_data_and_seed_give_the_same_bits_at_1_2_and_3_threads(workdir, monkeypatch):
+    """The README's promise. The slice sizes are shrunk so that this small network's every
+    layer is cut into many slices (the same cuts as at full size, in miniature): the batch
+    norm moments, the bias and weight gradients sum across them, dropout and augmentation draw
+    per sample; every step's slices are handed to the workers."""
+    monkeypatch.setattr(threads, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(threads, "PIECE_BYTES", 700)
+    monkeypatch.setattr(backend, "CACHE_BYTES", 2000)
+    handed = []
+    run = threads.run
+
+    def counting(fn, slices):
+        handed.append((threads.workers(), len(slices)))
+        return run(fn, slices)
+    monkeypatch.setattr(threads, "run", counting)
+    spec = workdir / "bits.yaml"
+    spec.write_text(BN_DROPOUT)
+    for n in (1, 2, 3):
+        assert main(["train", str(spec), "-q", "--threads", str(n), "--out", f"t{n}"]) == 0
+    assert any(w == 3 and k >= 3 for w, k in handed)   # the workers did get slices
+    first = run_arrays(workdir / "t1")
+    for n in (2, 3):
+        assert same_bits(first, run_arrays(workdir / f"t{n}")), f"{n} threads differ from 1"
+        curves = [pd.read_csv(workdir / t / "metrics.csv").drop(columns="elapsed_s")
+                  for t in ("t1", f"t{n}")]
+        pd.testing.assert_frame_equal(*curves, check_exact=True)   # every loss, to the bit

@@ -132,15 +132,16 @@ def as_strided(x, shape, strides):
 CACHE_BYTES = 4 << 20
 
 
-def batch_slices(x, sample_bytes: int) -> list[slice]:
+def batch_slices(x, sample_bytes: int, size: int | None = None) -> list[slice]:
     """Slices of ``x``'s first axis (the batch) for work that makes ``sample_bytes`` of
-    temporaries per sample: on the host, the whole batch when it needs at most twice
-    :data:`CACHE_BYTES`, else as many samples a slice as fit in :data:`CACHE_BYTES` (at least
-    one); on a GPU always the whole batch (a kernel launch costs more than a cache miss)."""
-    n = x.shape[0]
-    if on_device(x) or n * sample_bytes <= 2 * CACHE_BYTES:
+    temporaries per sample: on the host, the whole batch when it needs at most twice ``size``
+    bytes (:data:`CACHE_BYTES` unless given), else as many samples a slice as fit in ``size``
+    (at least one); on a GPU always the whole batch (a kernel launch costs more than a cache
+    miss). The bounds depend on the shapes alone, never on the thread count."""
+    n, size = x.shape[0], size or CACHE_BYTES
+    if on_device(x) or n * sample_bytes <= 2 * size:
         return [slice(0, n)]
-    step = max(1, CACHE_BYTES // max(1, sample_bytes))
+    step = max(1, size // max(1, sample_bytes))
     return [slice(s, s + step) for s in range(0, n, step)]
 
 

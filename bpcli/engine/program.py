@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
 
+import inspect
+import threading
+
 import numpy as np
 
-from . import backend
+from . import backend, threads
 from .functions import COMPOSITIONS
 from .rules import PRIMITIVES, Primitive
 
@@ -288,7 +291,7 @@ def _value(env, a, ref):
 class _Plan:
     template: list
     inputs: list                 # (name, slot)
-    steps: list                  # (fn, input slots, out slot, saved slot or -1)
+    steps: list                  # (fn, input slots, out slot, saved slot or -1, split)
     arrays: list                 # slots of constants that are arrays: moved to the inputs' device
 
 
@@ -307,11 +310,108 @@ def _plan(prog: Program) -> _Plan:
             template.append(a)
             return len(template) - 1
         steps = [(_bind(e.prim.impl, e.params), tuple(slot_of(a) for a in e.inputs), e.out.id,
-                  e.saved.id if e.saved is not None else -1) for e in prog.eqns]
+                  e.saved.id if e.saved is not None else -1, _split(e)) for e in prog.eqns]
         arrays = [i for i in range(prog.n_vars, len(template)) if isinstance(template[i], np.ndarray)]
         plan = prog._plans["forward"] = _Plan(template, [(n, v.id) for n, v in prog.inputs.items()],
                                               steps, arrays)
     return plan
+
+
+# ---------------------------------------------------------------- batch slices on threads
+# A batchwise equation (Primitive.batchwise) runs on slices of the batch in the engine's
+# workers (bpcli.engine.threads): each slice's inputs are the batched inputs' rows, the rest
+# whole, and each slice's result is written into one array as it comes. Which inputs are
+# batched is read off the program's shapes, where None is the batch axis.
+def _batch(v) -> bool:
+    return isinstance(v, Var) and v.shape[:1] == (None,)
+
+
+def _split(e: Eqn):
+    """(mode, batched input positions, the forward takes out=, each VJP takes out=) for an
+    equation that may run on batch slices, else None."""
+    if not e.prim.batchwise or not _batch(e.out) or not any(_batch(a) for a in e.inputs):
+        return None
+    mode = e.prim.split(e.inputs[0].ndim if isinstance(e.inputs[0], Var) else 0, e.params)
+    batched = tuple(i for i, a in enumerate(e.inputs) if _batch(a))
+    if not mode or (len(e.inputs) > 1 and any(e.inputs[i].ndim != e.out.ndim for i in batched)):
+        return None  # broadcasting could line a batch axis up with another: run it whole
+    # a batchwise rule's saved value (max's winners) is batched too
+    return (mode, batched, _takes_out(e.prim.impl), tuple(_takes_out(v) for v in e.prim.vjp))
+
+
+def _takes_out(fn) -> bool:
+    """Whether a rule writes its result into an ``out=`` array it is given (a NumPy ufunc, or a
+    function with an ``out`` parameter): slices then write straight into the whole result."""
+    if isinstance(fn, np.ufunc):
+        return True
+    try:
+        return "out" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _sliced(fn, args, batched, like=None, out=False):
+    """``fn(*args)`` computed on batch slices in the workers: the ``batched`` args are cut, the
+    rest passed whole. The result (or each of a tuple of results) is one array of the whole
+    batch: C order, or laid out as ``like`` (a VJP's result as its input, so that a view taken
+    of it stays a view). With ``out``, ``fn`` takes ``out=`` and each slice is written there
+    directly (a forward's dtype is NumPy's for its inputs, a VJP's the upstream gradient's);
+    else each slice's result is copied in."""
+    first = args[batched[0]]
+    n = first.shape[0]
+    slices = threads.pieces(first, max(args[i].size for i in batched) * first.itemsize // max(n, 1))
+    if len(slices) == 1:
+        return fn(*args)
+    cut = frozenset(batched)
+
+    def part(b):
+        return [a[b] if i in cut else a for i, a in enumerate(args)]
+    if out:
+        whole = (np.empty((n,) + _shape_of(args), dtype=np.result_type(*args)) if like is None
+                 else np.empty_like(like, dtype=first.dtype))
+        threads.run(lambda b: fn(*part(b), out=whole[b]), slices)
+        return whole
+    outs = []
+
+    def one(b):
+        r = fn(*part(b))
+        rs = r if isinstance(r, tuple) else (r,)
+        if not outs:
+            with lock:
+                if not outs:
+                    outs.extend(np.empty((n,) + v.shape[1:], dtype=v.dtype) if like is None
+                                else np.empty_like(like, dtype=v.dtype) for v in rs)
+        for o, v in zip(outs, rs):
+            o[b] = v
+    lock = threading.Lock()
+    threads.run(one, slices)
+    return tuple(outs) if len(outs) > 1 else outs[0]
+
+
+def _shape_of(args):
+    """An elementwise rule's result shape past the batch axis: its inputs' broadcast."""
+    return np.broadcast_shapes(*(np.shape(a) for a in args))[1:]
+
+
+def _summed(fn, args, batched):
+    """``fn(*args)`` for a result that sums a term per sample (a shared input's adjoint): made on
+    the fixed slices of ``backend.batch_slices`` (about ``threads.PIECE_BYTES`` each, the bounds
+    set by the shapes alone) in the workers, and the parts added in slice order, so the bits
+    are the same at every thread count."""
+    first = args[batched[0]]
+    n = first.shape[0]
+    sample = max(args[i].size for i in batched) * first.itemsize // max(n, 1)
+    slices = backend.batch_slices(first, sample, size=threads.PIECE_BYTES)
+    if len(slices) == 1:
+        return fn(*args)
+    cut = frozenset(batched)
+    return threads.sum_in_order(threads.run(
+        lambda b: fn(*[a[b] if i in cut else a for i, a in enumerate(args)]), slices))
+
+
+def _with_saved(vjp):
+    """vjp(g, y, *xs, saved) for a rule that takes saved= by keyword."""
+    return lambda g, y, *rest, **out: vjp(g, y, *rest[:-1], saved=rest[-1], **out)
 
 
 def _backward_plan(prog: Program, output: str, wrt: tuple):
@@ -324,11 +424,23 @@ def _backward_plan(prog: Program, output: str, wrt: tuple):
         stop = prog.outputs[output].id
         plan = []
         for k in reversed(range(len(prog.eqns))):
-            e, (_, slots, out, saved) = prog.eqns[k], fwd.steps[k]
+            e, (_, slots, out, saved, split) = prog.eqns[k], fwd.steps[k]
             if out > stop or out not in live:
                 continue
-            vjps = tuple((i, slots[i], _bind(e.prim.vjp[i], e.params))
-                         for i, a in enumerate(e.inputs) if isinstance(a, Var) and a.id in live)
+            # On a batchwise equation, the VJP of a batched input runs on batch slices in the
+            # workers ("cut"); that of a shared input (a bias) sums each sample's term, so it is
+            # made per fixed slice and the parts added in order ("sum"). Both cut g, y, the
+            # batched inputs and the saved value: positions in (g, y, *inputs, saved).
+            cut = how = None
+            if split is not None:
+                cut = (0, 1) + tuple(2 + i for i in split[1]) + ((2 + len(slots),) if saved >= 0 else ())
+            vjps = []
+            for i, a in enumerate(e.inputs):
+                if isinstance(a, Var) and a.id in live:
+                    if cut is not None:
+                        how = ("sum" if i not in split[1] else "cut" if split[0] == "all" else None)
+                    vjps.append((i, slots[i], _bind(e.prim.vjp[i], e.params),
+                                 how and (how, cut, split[3][i])))
             plan.append((k, e, out, slots, saved, vjps, []))
         # for backward(release=True): after which step each intermediate value is read no more
         keep = {v.id for v in prog.inputs.values()} | {v.id for v in prog.outputs.values()}
@@ -364,10 +476,14 @@ def evaluate(prog: Program, values: dict, until: str | None = None, timings=None
     stop = prog.outputs[until].id if until else -1
     if any(slot == stop for _, slot in plan.inputs):  # the output is an input (identity layers)
         return env
-    for k, (fn, slots, out, saved) in enumerate(plan.steps):
+    parallel = threads.workers() > 1
+    for k, (fn, slots, out, saved, split) in enumerate(plan.steps):
         if timings is not None:
             t0 = perf_counter()
-        r = fn(*[env[i] for i in slots])
+        if parallel and split is not None:
+            r = _sliced(fn, [env[i] for i in slots], split[1], out=split[2])
+        else:
+            r = fn(*[env[i] for i in slots])
         if saved >= 0:
             env[out], env[saved] = r
         else:
@@ -410,6 +526,7 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
     y = env[out_id]
     adj = {out_id: np.ones_like(y) if seed is None else seed}
     owned: set[int] = set()
+    parallel = threads.workers() > 1
     for k, e, out, slots, saved, vjps, free in _backward_plan(prog, output, wrt):
         g = adj.pop(out, None)
         if g is None:
@@ -417,8 +534,13 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
         if timings is not None:
             t0 = perf_counter()
         args = [env[i] for i in slots]
-        for i, slot, vjp in vjps:
-            if saved >= 0:
+        for i, slot, vjp, how in vjps:
+            if how is not None and (parallel or how[0] == "sum"):
+                fn = _with_saved(vjp) if saved >= 0 else vjp
+                operands = [g, env[out], *args] + ([env[saved]] if saved >= 0 else [])
+                contrib = (_sliced(fn, operands, how[1], like=args[i], out=how[2]) if how[0] == "cut"
+                           else _summed(fn, operands, how[1]))
+            elif saved >= 0:
                 contrib = vjp(g, env[out], *args, saved=env[saved])
             else:
                 contrib = vjp(g, env[out], *args)

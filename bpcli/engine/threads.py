@@ -1,26 +1,52 @@
-"""How many threads the engine's NumPy may use: BLAS and OpenMP pools, set in-process.
+"""How many threads a step's work runs on: the engine's own pool of batch-slice workers, with
+the BLAS and OpenMP pools held at one thread each.
 
-NumPy threads only its matrix products (BLAS); bpcli's rules are otherwise single-threaded.
-On a small machine, and always on a shared one, extra BLAS threads cost more than they
-give: they spin and wait for cores other processes hold (benchmarks/threads.py measures it,
-and benchmarks/README.md has the figures the default comes from). And the thread count is
-part of what makes a run reproducible: a BLAS sum split over more threads adds in another
-order, so the same spec, data and seed give the same bits only at the same thread count.
+NumPy threads only its matrix products (BLAS), and most of an imaging step is not matrix
+products: batch norm, ReLU, pooling, padding, the im2col copies. So the engine threads the batch
+itself. Work that goes sample by sample walks its batch in slices (``backend.batch_slices``, or
+:func:`pieces` for work that is the same whatever the slicing), and :func:`run` hands the slices
+of one operation to ``--threads N`` workers. NumPy releases the GIL inside its ufuncs,
+reductions, copies and BLAS calls, so the workers compute at once while Python only hands out
+slices. Each worker's BLAS calls run on one thread: two levels of threads would fight for cores.
 
-:func:`limit` is threadpoolctl's ``threadpool_limits`` (the library reads and sets every
-pool loaded in the process: OpenBLAS, MKL, BLIS, OpenMP), with bpcli's default and checks.
+**The same bits at every thread count.** Threads change who computes a slice, never what is
+summed in which order:
+
+- work without sums across samples (elementwise rules, pooling, a convolution's products, one
+  gemm per sample) gives each sample the same bits whatever slice it sits in, so :func:`pieces`
+  may cut it by the thread count;
+- a sum across the batch (a weight gradient, batch norm's moments) is either made whole from
+  per-sample terms, or made per slice of ``backend.batch_slices``, whose bounds come from the
+  shapes alone, and the slices' partial sums are added in slice order, on the calling thread.
+
+:func:`limit` sets both: threadpoolctl's ``threadpool_limits`` (every pool loaded in the process:
+OpenBLAS, MKL, BLIS, OpenMP) at 1, and the engine's worker count at ``threads``.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from ..errors import InputError
+from . import backend
 
-# Measured on 2 cores (benchmarks/threads.py): one thread is as fast as two for every shipped
-# spec on a quiet machine, and up to 1.22x faster when another process holds a core.
+# Measured on 2 cores (benchmarks/cores.py, benchmarks/README.md#threads): see DEFAULT_THREADS'
+# reasons there. One worker also keeps a shared machine's other users their cores.
 DEFAULT_THREADS = 1
+
+# Work smaller than this runs whole on the calling thread: handing a slice to a worker costs
+# some 10-30 µs, about what NumPy needs to stream 256 KiB.
+SPLIT_BYTES = 256 << 10
+# The smallest slice :func:`pieces` cuts when it cuts more slices than there are workers (so
+# that a worker delayed by another process leaves the rest to the others).
+PIECE_BYTES = 1 << 20
+
+_workers = 1
+_pool: ThreadPoolExecutor | None = None
+_inside = threading.local()   # set in the pool's threads: a slice's own work never splits again
 
 
 def available() -> int:
@@ -40,22 +66,81 @@ def resolve(threads: int | None) -> int:
     return threads
 
 
+def workers() -> int:
+    """The number of threads a step's slices run on now (1 outside :func:`limit`)."""
+    return 1 if getattr(_inside, "yes", False) else _workers
+
+
 @contextmanager
 def limit(threads: int | None):
-    """Run the body with BLAS and OpenMP pools limited to ``threads`` (default: the default);
-    yields the count in force. The previous limits come back afterwards."""
+    """Run the body with ``threads`` slice workers (default: the default) and every BLAS and
+    OpenMP pool at one thread; yields the count in force. The previous settings come back
+    afterwards."""
     from threadpoolctl import threadpool_limits
 
+    global _workers
     n = resolve(threads)
-    with threadpool_limits(limits=n):
-        yield n
+    before = _workers
+    with threadpool_limits(limits=1):
+        _workers = n
+        try:
+            yield n
+        finally:
+            _workers = before
+
+
+def _mark():
+    _inside.yes = True
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool._max_workers != n:
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+        _pool = ThreadPoolExecutor(n, thread_name_prefix="bpcli-slice", initializer=_mark)
+    return _pool
+
+
+def run(fn, slices) -> list:
+    """``[fn(b) for b in slices]``, the calls spread over the workers; results in slice order.
+    The first exception raised by a call is raised here (after the others have finished)."""
+    n = workers()
+    if n == 1 or len(slices) < 2:
+        return [fn(b) for b in slices]
+    return list(_executor(n).map(fn, slices))
+
+
+def pieces(x, sample_bytes: int) -> list[slice]:
+    """Slices of ``x``'s first axis (the batch), each sample making ``sample_bytes``, for work
+    whose every sample comes out the same whatever slice it is in: the whole batch with one
+    worker, under :data:`SPLIT_BYTES` or on a GPU; else at least one slice a worker, and slices
+    of about :data:`PIECE_BYTES` when there are more of those."""
+    k, n = workers(), x.shape[0]
+    total = n * sample_bytes
+    if k == 1 or n < 2 or total < SPLIT_BYTES or backend.on_device(x):
+        return [slice(0, n)]
+    count = min(n, max(k, total // PIECE_BYTES))
+    bounds = [n * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def sum_in_order(parts):
+    """The partial sums of fixed slices added in slice order, on the calling thread (a tuple of
+    partial sums: each element so): the same bits however many workers made them."""
+    total = parts[0]
+    for p in parts[1:]:
+        total = tuple(a + b for a, b in zip(total, p)) if isinstance(total, tuple) else total + p
+    return total
 
 
 def info() -> list[dict]:
     """The thread pools loaded in this process, as summary.json records them: library, API,
-    version and thread count (threadpoolctl's ``threadpool_info``)."""
+    version and thread count (threadpoolctl's ``threadpool_info``), and the engine's own slice
+    workers (library ``bpcli``)."""
     from threadpoolctl import threadpool_info
 
     return [{"library": p.get("internal_api"), "api": p.get("user_api"),
              "version": p.get("version"), "threads": p.get("num_threads")}
-            for p in threadpool_info()]
+            for p in threadpool_info()] + [
+        {"library": "bpcli", "api": "batch slices", "version": None, "threads": workers()}]
