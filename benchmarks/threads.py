@@ -1,12 +1,14 @@
-"""How many BLAS threads a training step wants: 1 against all cores, quiet and under load.
+"""How many threads a training step wants: 1 against all cores, quiet and under load.
 
-For each shipped spec, a training step (forward and backward, training mode) on one batch
-of its batch size is timed with the BLAS pools limited to 1 thread and to every core, first
+For each shipped spec, and the two imaging networks of benchmarks/cores.py (cnn128: 1×128×128,
+cnn96: 3×96×96, three conv/batchnorm/relu/max-pool blocks, batch 32), a training step (forward and backward, training mode) on one batch
+of its batch size is timed at 1 thread and at every core (``bpcli.engine.threads.limit``: the
+engine's batch-slice workers, BLAS at 1 thread), first
 on a quiet machine, then while other processes keep cores busy (a "loaded" machine,
 as a shared one is; --busy sets how many). Rounds alternate between the settings so drift hits both alike; the
 medians and their ratio are printed; a loaded row's ``slowdown`` is its 1-thread step over the
 quiet one (the two passes run one after the other, so slow drift of the machine lands in it).
-``bpcli.engine.threads.DEFAULT_THREADS`` comes from this table (benchmarks/README.md quotes it).
+``bpcli.engine.threads.default`` comes from this table (benchmarks/README.md quotes it).
 
     .venv/bin/python benchmarks/threads.py [--rounds 7] [--batch 256] [--busy 2]
 """
@@ -17,6 +19,7 @@ import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +31,18 @@ from bpcli.engine.threads import available, limit
 from bpcli.explain.gradcheck import random_batch
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
+
+
+def imaging_specs(folder: Path) -> list[Path]:
+    """cores.py's two imaging networks, written as spec files into ``folder``."""
+    import yaml
+    from cores import cnn_spec
+
+    out = []
+    for name, shape in (("cnn128", [1, 128, 128]), ("cnn96", [3, 96, 96])):
+        out.append(folder / f"{name}.yaml")
+        out[-1].write_text(yaml.safe_dump(cnn_spec(name, shape), sort_keys=False))
+    return out
 BUSY = "import numpy as np\nx = np.ones(10**6)\nwhile True:\n    x = np.sqrt(x + 1.0)\n"
 
 
@@ -68,11 +83,12 @@ def main(argv=None):
     print(f"{'spec':<20} {'batch':>5} {'load':<7} " + " ".join(f"{f'{t} thr':>9}" for t in settings)
           + f" {'1 / all':>8} {'slowdown':>8}")
     quiet = {}   # spec -> median step at 1 thread, quiet: the loaded rows' slowdown is over it
+    specs = SPECS + imaging_specs(Path(tempfile.mkdtemp()))
     for load in ("quiet", "loaded"):
         busy = [subprocess.Popen([sys.executable, "-c", BUSY])
                 for _ in range(args.busy if load == "loaded" else 0)]
         try:
-            for spec in SPECS:
+            for spec in specs:
                 n, med = measure(spec, args.rounds, settings, args.batch)
                 ratio = med[1] / med[settings[-1]]
                 quiet.setdefault(spec, med[1])

@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_info
 
 from bpcli.cli import main
 from bpcli.engine import backend, threads
-from bpcli.engine.threads import DEFAULT_THREADS, limit, resolve
+from bpcli.engine.threads import available, default, limit, resolve
 from bpcli.errors import InputError
 
 from helpers import run_arrays, same_bits, tiny_spec
@@ -54,8 +54,8 @@ def test_pieces_cover_the_batch_once_one_per_worker_at_least():
             assert all(a.stop == b.start and a.stop > a.start for a, b in zip(got, got[1:]))
 
 
-def test_the_default_is_the_measured_one_and_bad_counts_are_refused():
-    assert resolve(None) == DEFAULT_THREADS == 1
+def test_the_default_is_every_core_and_bad_counts_are_refused():
+    assert resolve(None) == default() == available() >= 1
     assert resolve(2) == 2
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(InputError, match="--threads"):
@@ -67,10 +67,10 @@ def test_summary_json_records_the_thread_count_and_the_pools(workdir):
     spec.write_text(tiny_spec(training={"epochs": 1}))
     assert main(["train", str(spec), "-q", "--out", "run"]) == 0
     summary = json.loads((workdir / "run" / "summary.json").read_text())
-    assert summary["threads"] == DEFAULT_THREADS
+    assert summary["threads"] == default()
     assert any(p["api"] == "blas" and p["threads"] == 1 for p in summary["thread_pools"])
     assert {"library": "bpcli", "api": "batch slices", "version": None,
-            "threads": DEFAULT_THREADS} in summary["thread_pools"]
+            "threads": default()} in summary["thread_pools"]
 
 
 @pytest.mark.slow
@@ -90,15 +90,16 @@ def test_train_threads_1_gives_the_bits_of_the_matching_sweep_variant(workdir):
 
 
 @pytest.mark.slow
-def test_a_resumed_run_keeps_its_thread_count(workdir):
+def test_a_resumed_run_runs_at_the_count_asked_or_the_default(workdir):
     spec = workdir / "s.yaml"
     spec.write_text(tiny_spec(training={"epochs": 1}))
-    assert main(["train", str(spec), "-q", "--threads", "2", "--out", "run"]) == 0
+    assert main(["train", str(spec), "-q", "--threads", "3", "--out", "run"]) == 0
+    assert json.loads((workdir / "run" / "summary.json").read_text())["threads"] == 3
     assert main(["train", "--resume", str(workdir / "run"), "--epochs", "2", "-q"]) == 0
-    assert json.loads((workdir / "run" / "summary.json").read_text())["threads"] == 2
+    assert json.loads((workdir / "run" / "summary.json").read_text())["threads"] == default()
     assert main(["train", "--resume", str(workdir / "run"), "--epochs", "3", "-q",
-                 "--threads", "1"]) == 0
-    assert json.loads((workdir / "run" / "summary.json").read_text())["threads"] == 1
+                 "--threads", "2"]) == 0
+    assert json.loads((workdir / "run" / "summary.json").read_text())["threads"] == 2
 
 
 def test_every_command_that_computes_takes_threads():
@@ -119,7 +120,7 @@ def test_bench_says_how_many_threads_it_timed(workdir, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["threads"] == 2 and report["device"] == "cpu"
     assert main(["bench", str(spec), "--steps", "1", "--batch", "2"]) == 0
-    assert f", cpu, {DEFAULT_THREADS} thread" in capsys.readouterr().out
+    assert f", cpu, {default()} thread" in capsys.readouterr().out
 
 
 BN_DROPOUT = """

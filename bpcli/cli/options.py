@@ -30,13 +30,11 @@ def option(default, *decls: str, check: Callable[[Any], Any], **kwargs):
 
 
 def threads_option():
-    """``--threads N``: the BLAS and OpenMP threads the command's NumPy may use. The command
-    runs under that limit (:func:`bpcli.cli.command`); the default is measured
-    (:data:`bpcli.engine.threads.DEFAULT_THREADS`)."""
-    from ..engine.threads import DEFAULT_THREADS
-
-    return option(None, check=positive_int, help=f"BLAS threads [default: {DEFAULT_THREADS}]; "
-                  f"the same spec, data, seed and thread count give the same bits")
+    """``--threads N``: the engine's batch-slice workers (BLAS and OpenMP at one thread each).
+    The command runs under that setting (:func:`bpcli.cli.command`); the default is every core
+    this process may use (:func:`bpcli.engine.threads.default`)."""
+    return option(None, check=positive_int, help="threads a step's batch slices run on "
+                  "[default: every core]; any count gives the same bits")
 
 
 def device_option():

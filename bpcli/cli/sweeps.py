@@ -47,8 +47,8 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
                                               "Dask: workers with --resources GPU=1)")):
     """Train many variants of SPEC in parallel: grids, random draws, seeds; sweep.csv and sweep.png.
 
-    Each variant runs with --threads BLAS threads (its worker's limit), so a variant gives the
-    bits of `bpcli train` with the same spec, data, seed and --threads. With --device gpu each
+    Each variant runs on --threads threads (default 1: the --workers processes share the cores)
+    and gives the bits of `bpcli train` with the same spec, data and seed. With --device gpu each
     GPU trains one variant at a time."""
     from ..train import sweep as sw
     from ..train.executors import local_gpus

@@ -21,7 +21,7 @@ Float32 stays float32, but for the per-channel sums: each row of a channel is su
 x's dtype, and the rows' sums are added in float64 (as PyTorch's CPU kernel accumulates in double):
 sums over a channel cancel, and float32 rows added one after another lost up to 1% of a weight
 gradient three layers down on a 1×128×128 network (against 4e-5 so). Every pass walks
-the batch in slices of about 1 MiB (``backend.batch_slices`` with ``threads.PIECE_BYTES``), on the
+the batch in slices of about 2 MiB (``backend.batch_slices`` with ``threads.PIECE_BYTES``), on the
 engine's workers (``bpcli.engine.threads``): one for μ, one where x − μ and its square are made
 and summed, one for y = (x − μ) · scale + bias; the backward makes its sums and dx the same way.
 So the only arrays as large as x are y (and dx): the centred values live one slice at a time.
@@ -46,8 +46,9 @@ def _rows(x):
 
 
 def _slices(x):
-    """The batch slices whose centred values (one x-sized temporary) take about 1 MiB: fixed by
-    the shapes, and enough of them for every worker on imaging-size batches."""
+    """The batch slices whose centred values (one x-sized temporary) take about
+    ``threads.PIECE_BYTES``: fixed by the shapes, and enough of them for every worker on
+    imaging-size batches."""
     return backend.batch_slices(x, math.prod(x.shape[1:]) * x.dtype.itemsize,
                                 size=threads.PIECE_BYTES)
 

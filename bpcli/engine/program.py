@@ -480,7 +480,7 @@ def evaluate(prog: Program, values: dict, until: str | None = None, timings=None
     for k, (fn, slots, out, saved, split) in enumerate(plan.steps):
         if timings is not None:
             t0 = perf_counter()
-        if parallel and split is not None:
+        if parallel and split is not None and env[slots[split[1][0]]].nbytes >= threads.SPLIT_BYTES:
             r = _sliced(fn, [env[i] for i in slots], split[1], out=split[2])
         else:
             r = fn(*[env[i] for i in slots])
@@ -535,7 +535,7 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
             t0 = perf_counter()
         args = [env[i] for i in slots]
         for i, slot, vjp, how in vjps:
-            if how is not None and (parallel or how[0] == "sum"):
+            if how is not None and (parallel or how[0] == "sum") and g.nbytes >= threads.SPLIT_BYTES:
                 fn = _with_saved(vjp) if saved >= 0 else vjp
                 operands = [g, env[out], *args] + ([env[saved]] if saved >= 0 else [])
                 contrib = (_sliced(fn, operands, how[1], like=args[i], out=how[2]) if how[0] == "cut"

@@ -33,16 +33,24 @@ from contextlib import contextmanager
 from ..errors import InputError
 from . import backend
 
-# Measured on 2 cores (benchmarks/cores.py, benchmarks/README.md#threads): see DEFAULT_THREADS'
-# reasons there. One worker also keeps a shared machine's other users their cores.
-DEFAULT_THREADS = 1
+# The default is every core this process may use (as PyTorch's is every physical core). Measured
+# on 2 cores (benchmarks/threads.py, benchmarks/README.md#threads): 2 threads train the imaging
+# networks 1.5-1.6x as fast as 1 on a quiet machine and up to 1.56x as fast with two busy
+# processes beside them; no shipped spec is more than 1.15x slower at 2 threads than at 1, quiet
+# or busy (the rule kept from the last round: never more than 1.2x). Work too small to share
+# (SPLIT_BYTES) runs on the calling thread whatever the count. A sweep's variants default to 1
+# thread each: its --workers processes share the cores instead.
 
-# Work smaller than this runs whole on the calling thread: handing a slice to a worker costs
-# some 10-30 µs, about what NumPy needs to stream 256 KiB.
-SPLIT_BYTES = 256 << 10
-# The smallest slice :func:`pieces` cuts when it cuts more slices than there are workers (so
-# that a worker delayed by another process leaves the rest to the others).
-PIECE_BYTES = 1 << 20
+# Work on less than this runs whole on the calling thread: handing slices to workers costs tens
+# of microseconds, about what NumPy needs to stream a megabyte. With 256 KiB the shipped small
+# specs ran up to 2.8x slower at 2 threads than at 1 (lecture_cnn, batch 256); with 2 MiB none
+# is more than 1.1x slower, and the imaging networks keep their speed-up (benchmarks/threads.py).
+SPLIT_BYTES = 2 << 20
+# About how much a slice holds: pieces() cuts slices this size when there are more of them than
+# workers, and batch norm's and a shared input's fixed slices are this size. 2 and 4 MiB gave
+# the same step times on cnn128 (1x128x128, batch 32), 1 MiB 10% slower at 2 threads (more
+# slices to hand out), 8 MiB 25% slower (too few slices to share).
+PIECE_BYTES = 2 << 20
 
 _workers = 1
 _pool: ThreadPoolExecutor | None = None
@@ -57,10 +65,15 @@ def available() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default() -> int:
+    """The thread count when none is given: every core this process may use."""
+    return available()
+
+
 def resolve(threads: int | None) -> int:
-    """The thread count to use: ``threads`` (1 .. the cores available), or the default."""
+    """The thread count to use: ``threads`` (a positive integer), or :func:`default`."""
     if threads is None:
-        return DEFAULT_THREADS
+        return default()
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise InputError(f"must be a positive integer, got {threads!r}", path="--threads")
     return threads
@@ -73,7 +86,7 @@ def workers() -> int:
 
 @contextmanager
 def limit(threads: int | None):
-    """Run the body with ``threads`` slice workers (default: the default) and every BLAS and
+    """Run the body with ``threads`` slice workers (default: :func:`default`) and every BLAS and
     OpenMP pool at one thread; yields the count in force. The previous settings come back
     afterwards."""
     from threadpoolctl import threadpool_limits
@@ -94,6 +107,7 @@ def _mark():
 
 
 def _executor(n: int) -> ThreadPoolExecutor:
+    """The pool of helper threads (the calling thread is the n-th worker)."""
     global _pool
     if _pool is None or _pool._max_workers != n:
         if _pool is not None:
@@ -104,11 +118,39 @@ def _executor(n: int) -> ThreadPoolExecutor:
 
 def run(fn, slices) -> list:
     """``[fn(b) for b in slices]``, the calls spread over the workers; results in slice order.
-    The first exception raised by a call is raised here (after the others have finished)."""
+
+    The calling thread is one of the workers: it and ``workers() - 1`` pool threads take the
+    next slice as each finishes one (a worker slowed by another process takes fewer). The
+    first exception raised by a call is raised here, once every worker has stopped."""
     n = workers()
     if n == 1 or len(slices) < 2:
         return [fn(b) for b in slices]
-    return list(_executor(n).map(fn, slices))
+    results = [None] * len(slices)
+    order = iter(range(len(slices)))
+    lock = threading.Lock()
+    failed: list[BaseException] = []
+
+    def drain():
+        while not failed:
+            with lock:
+                i = next(order, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(slices[i])
+            except BaseException as e:  # noqa: BLE001 (re-raised below, on the calling thread)
+                failed.append(e)
+    helpers = [_executor(n - 1).submit(drain) for _ in range(min(n, len(slices)) - 1)]
+    _inside.yes = True       # this thread's slices do not split again either
+    try:
+        drain()
+    finally:
+        _inside.yes = False
+        for h in helpers:
+            h.result()
+    if failed:
+        raise failed[0]
+    return results
 
 
 def pieces(x, sample_bytes: int) -> list[slice]:

@@ -77,7 +77,7 @@ class TrainState:
     spec_hash: str = ""
     data_fingerprint: str = ""        # the training data's (loop.fingerprint); "": not recorded
     val_data_fingerprint: str = ""    # the validation samples' ("": none, or an older checkpoint)
-    threads: int | None = None        # the BLAS thread limit: a part of the same-bits promise
+    threads: int | None = None        # the batch-slice workers it ran with (any count: the same bits)
 
     def to_json(self) -> str:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

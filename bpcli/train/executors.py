@@ -40,7 +40,7 @@ def how_it_ended(exitcode: int | None) -> str:
 def local_executor(workers: int, gpus: list[str] | None = None) -> LocalExecutor:
     """Worker processes; with ``gpus`` (CUDA device ids), one worker per GPU, each seeing only
     its own (CUDA_VISIBLE_DEVICES, set before CuPy loads), so a GPU trains one variant at a time.
-    Each variant limits its own BLAS threads in-process (bpcli.engine.threads.limit)."""
+    Each variant sets its own threads in-process (bpcli.engine.threads.limit)."""
     return LocalExecutor(workers, gpus)
 
 

@@ -213,7 +213,7 @@ class Trainer:
         self.train_set, self.val_set = train_set, val_set
         self.source, self.progress, self.command = source, progress, command
         self.checkpoint_every, self.on_nan = checkpoint_every, on_nan
-        self.threads = threads  # asked for; None: the run's own (resumed) or the default
+        self.threads = threads  # asked for; None: the default (threads.default)
         self.cfg, self.tcfg = spec["optimizer"], spec["training"]
         if self.tcfg["early_stopping"] is not None and val_set is None:
             raise model.spec.error("training.early_stopping", "needs validation data, but the "
@@ -305,9 +305,9 @@ class Trainer:
         if self.state.stopping is not None and state.stopping is None:
             state.stopping = self.state.stopping
         state.started = state.started or self.state.started
-        # a resumed run keeps its thread count (the same bits) unless another is asked for
-        if self.threads is not None or state.threads is None:
-            state.threads = self.state.threads
+        # the thread count is this machine's matter (every count gives the same bits): a
+        # resumed run runs at the one asked for, or this machine's default
+        state.threads = self.state.threads
         self.state = state
 
     def elapsed(self) -> float:

@@ -164,9 +164,9 @@ def preflight(p: Prepared) -> dict:
 def execute(p: Prepared, run_dir: Path, *, progress=None, command: str = "",
             threads: int | None = None, **options) -> dict:
     """Create ``run_dir`` (never overwriting), hold it (:meth:`RunFolder.hold`), write the
-    resolved spec, train with the BLAS pools limited to ``threads`` (default:
-    :data:`bpcli.engine.threads.DEFAULT_THREADS`); the summary. A resumed run keeps the count
-    it was trained with unless ``threads`` is given."""
+    resolved spec, train on ``threads`` batch-slice workers (default:
+    :func:`bpcli.engine.threads.default`); the summary. A resumed run runs at ``threads`` or
+    the default too: the count never changes the bits."""
     from .loop import train
 
     folder = RunFolder.create(run_dir)

@@ -227,8 +227,8 @@ def run_variant(spec_data: dict, spec_file: str | None, values: dict, seed: int,
     everything it made goes back as plain data. ``shipped`` is the data itself (file name ->
     bytes, from :func:`ship_data`), for a worker that does not share the client's disk: it is
     written into the scratch folder and trained on there, and the run folder still names
-    ``data`` (the client's path), as a local sweep's does. ``threads``: the BLAS thread limit
-    of this variant (as ``bpcli train --threads``; the same count gives the same bits).
+    ``data`` (the client's path), as a local sweep's does. ``threads``: the batch-slice workers
+    of this variant (as ``bpcli train --threads``; any count gives the same bits).
     ``device``: where it trains (as ``bpcli train --device``; None: its spec's training.device);
     a GPU worker sees the one GPU it was given as its only one.
     """
@@ -307,7 +307,8 @@ def new_sweep(spec: Spec, variants: list[Variant], out: Path, data, target,
     folder = RunFolder.create(out).path
     plan_ = {"spec": spec.data, "spec_file": spec.file,
              "data": None if data is None else str(Path(data).resolve()), "target": target,
-             "threads": resolve_threads(threads), "device": device,
+             # each variant on 1 thread unless told: the --workers processes share the cores
+             "threads": resolve_threads(threads or 1), "device": device,
              "variants": [{"index": v.index, "values": v.values, "seed": v.seed, "name": v.name}
                           for v in variants]}
     (folder / SWEEP_PLAN).write_text(json.dumps(plan_, indent=2) + "\n")
