@@ -22,8 +22,9 @@ x's dtype, and the rows' sums are added in float64 (as PyTorch's CPU kernel accu
 sums over a channel cancel, and float32 rows added one after another lost up to 1% of a weight
 gradient three layers down on a 1×128×128 network (against 4e-5 so). Every pass walks
 the batch in slices of about 2 MiB (``backend.batch_slices`` with ``threads.PIECE_BYTES``), on the
-engine's workers (``bpcli.engine.threads``): one for μ, one where x − μ and its square are made
-and summed, one for y = (x − μ) · scale + bias; the backward makes its sums and dx the same way.
+engine's workers (``bpcli.engine.threads``): one where each slice's mean and centred sum of
+squares are made (and combined by Chan, Golub and LeVeque's update), one for
+y = (x − μ) · scale + bias; the backward makes its sums and dx the same way.
 So the only arrays as large as x are y (and dx): the centred values live one slice at a time.
 Each slice's sums are added to the others' in slice order, on the calling thread, and the slices
 are fixed by the shapes alone: the bits are the same at every thread count.
@@ -72,21 +73,37 @@ def _centred_sums(x3, mean, b, weights=None):
     return _channel_sums(out)
 
 
-def _total(x3, fn, slices):
-    """Σ of fn(b) over the slices, made in the workers and added in slice order in float64,
-    in x's dtype."""
-    return threads.sum_in_order(threads.run(fn, slices)).astype(x3.dtype)
+def _slice_moments(x3, b):
+    """(count, μ, Σ (x − μ)²) per channel of one slice's rows, μ and the sum in float64: the
+    slice is read twice while it is in cache."""
+    xs = x3[b]
+    count = xs.shape[0] * xs.shape[2]
+    mean = _channel_sums(xs) / count
+    centred = np.subtract(xs, mean.astype(xs.dtype)[:, None])
+    np.multiply(centred, centred, out=centred)
+    return count, mean, _channel_sums(centred)
+
+
+def _combined(parts):
+    """The moments of the slices together, (μ, Σ (x − μ)²), from each slice's: Chan, Golub and
+    LeVeque's pairwise update (1979), applied in slice order, in float64."""
+    n, mean, m2 = parts[0]
+    for nb, mb, m2b in parts[1:]:
+        total = n + nb
+        delta = mb - mean
+        mean = mean + delta * (nb / total)
+        m2 = m2 + m2b + delta * delta * (n * nb / total)
+        n = total
+    return mean, m2
 
 
 def _moments(x):
-    """(2, C): μ and the biased σ² of each channel, in x's dtype: the mean first, then the
-    centred sum of squares (safe in float32 whatever the mean), each slice by slice."""
-    x3, slices = _rows(x), _slices(x)
-    m = x3.shape[0] * x3.shape[2]
-    mean = _total(x3, lambda b: _channel_sums(x3[b]), slices) / m
-    squares = _total(x3, lambda b: _centred_sums(x3, mean, b), slices)
+    """(2, C): μ and the biased σ² of each channel, in x's dtype, from one pass over x: each
+    slice's mean and centred sum of squares (safe in float32 whatever the mean), combined."""
+    x3 = _rows(x)
+    mean, m2 = _combined(threads.run(lambda b: _slice_moments(x3, b), _slices(x)))
     moments = np.empty((2, x.shape[1]), dtype=x.dtype, like=x)
-    moments[0], moments[1] = mean, squares / m
+    moments[0], moments[1] = mean, m2 / (x3.shape[0] * x3.shape[2])
     return moments
 
 
