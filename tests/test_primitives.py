@@ -475,11 +475,41 @@ def test_conv_gives_the_same_bits_whatever_the_batch_slices(monkeypatch, x_shape
 
     col_bytes = int(np.prod(w_shape[1:])) * int(np.prod(g.shape[2:])) * 4
     whole = run(1 << 40)
-    for cache_bytes in (1, 2 * col_bytes):          # one sample a slice; uneven slices of two
+    for cache_bytes in (col_bytes, 2 * col_bytes):  # one sample a slice; uneven slices of two
         for got, want in zip(run(cache_bytes), whole):
             assert got.dtype == want.dtype
             np.testing.assert_array_equal(got, want)
     assert whole[0].dtype == np.result_type(np.float32, w_dtype)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, dilation", [
+    ((3, 3, 20), (4, 3, 5), (1,), (1,)),
+    ((2, 2, 11, 8), (3, 2, 3, 2), (2, 1), (1, 2)),
+    ((2, 4, 9, 9), (4, 2, 3, 3), (1, 1), (1, 1)),   # groups 2
+])
+def test_conv_in_row_blocks_equals_conv_whole(monkeypatch, x_shape, w_shape, stride, dilation):
+    # one sample's columns larger than the cache: the output is made in blocks of rows, each
+    # from the input rows it reads (the last block short), and the weight gradient adds the
+    # blocks' products; float64, so any slip of a row shows
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    groups = x_shape[1] // w_shape[1]
+    prim, p = PRIMITIVES["conv"], dict(stride=stride, dilation=dilation, groups=groups)
+    out = prim.shape(x_shape, w_shape, **p)
+    g = rng.standard_normal(out)
+
+    def run():
+        y, saved = prim.impl(x, w, **p)
+        return (y, prim.vjp[0](g, y, x, w, **p, saved=saved),
+                prim.vjp[1](g, y, x, w, **p, saved=saved))
+    whole = run()
+    row = int(np.prod(w_shape[1:])) * int(np.prod(out[3:])) * 8 * groups   # one row's columns
+    for rows in (1, 2):
+        monkeypatch.setattr(backend, "CACHE_BYTES", rows * row)
+        from bpcli.engine.rules import _row_blocks
+        assert len(_row_blocks(x[:1], x_shape[1] * int(np.prod(w_shape[2:])), out)) > 1
+        for got, want in zip(run(), whole):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------- conventions at the kinks
