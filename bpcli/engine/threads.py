@@ -41,11 +41,13 @@ from . import backend
 # (SPLIT_BYTES) runs on the calling thread whatever the count. A sweep's variants default to 1
 # thread each: its --workers processes share the cores instead.
 
-# Work on less than this runs whole on the calling thread: handing slices to workers costs tens
-# of microseconds, about what NumPy needs to stream a megabyte. With 256 KiB the shipped small
-# specs ran up to 2.8x slower at 2 threads than at 1 (lecture_cnn, batch 256); with 2 MiB none
-# is more than 1.1x slower, and the imaging networks keep their speed-up (benchmarks/threads.py).
-SPLIT_BYTES = 2 << 20
+# Work on less than this runs whole on the calling thread. Handing slices out costs tens of
+# microseconds, and on a busy machine a worker that took a slice may wait milliseconds for a
+# core: with 256 KiB the small shipped specs ran up to 2.8x slower at 2 threads than at 1
+# (lecture_cnn, batch 256, quiet), with 2 MiB image_cnn's one shared region made its step 1.4x
+# slower beside two busy processes; with 4 MiB no spec shares work of less than about a
+# millisecond, and the imaging networks keep their speed-up (benchmarks/threads.py).
+SPLIT_BYTES = 4 << 20
 # About how much a slice holds: pieces() cuts slices this size when there are more of them than
 # workers, and batch norm's and a shared input's fixed slices are this size. 2 and 4 MiB gave
 # the same step times on cnn128 (1x128x128, batch 32), 1 MiB 10% slower at 2 threads (more
@@ -146,8 +148,9 @@ def run(fn, slices) -> list:
         drain()
     finally:
         _inside.yes = False
-        for h in helpers:
-            h.result()
+        for h in helpers:       # one not started yet has nothing left to do: never wait for it
+            if not h.cancel():  # (on a busy machine its thread may not run for milliseconds)
+                h.result()
     if failed:
         raise failed[0]
     return results
