@@ -56,8 +56,8 @@ def _batchnorm_onnx(g, x, cfg, params):
     """ONNX ``BatchNormalization`` in inference mode with the running statistics (scale 1 and bias
     0 without ``affine``), on (N, C) and (N, C, *positions) alike. Where ONNX's float32 epsilon
     attribute cannot hold eps exactly in the model's dtype (float64), the same affine map as the
-    evaluation program instead: x · scale + shift, scale = weight / sqrt(running_var + eps) and
-    shift = bias - running_mean · scale per channel, as ``Mul``, ``Add``."""
+    evaluation program instead: (x - running_mean) · scale + bias, scale = weight / sqrt(running_var
+    + eps) per channel, as ``Sub``, ``Mul``, ``Add``."""
     mean, var = params["running_mean"], params["running_var"]
     weight, bias = ((params["weight"], params["bias"]) if cfg["affine"]
                     else (np.ones_like(var), np.zeros_like(var)))
@@ -66,10 +66,10 @@ def _batchnorm_onnx(g, x, cfg, params):
                     g.const(mean, "running_mean"), g.const(var, "running_var"),
                     epsilon=float(cfg["eps"]))
     per_channel = (-1,) + (1,) * (len(x.shape) - 2)
-    scale = (var + var.dtype.type(cfg["eps"])) ** -0.5 * weight
-    shift = bias - mean * scale
-    y = g.op("Mul", x, g.const(scale.reshape(per_channel), "scale"))
-    return g.op("Add", y, g.const(shift.reshape(per_channel), "shift"))
+    scale = ((var + var.dtype.type(cfg["eps"])) ** -0.5 * weight).reshape(per_channel)
+    centred = g.op("Sub", x, g.const(mean.reshape(per_channel), "running_mean"))
+    y = g.op("Mul", centred, g.const(scale, "scale"))
+    return g.op("Add", y, g.const(bias.reshape(per_channel), "bias"))
 
 
 @layer("batchnorm",
@@ -102,12 +102,12 @@ def batchnorm(ctx, x, cfg):
                        min_batch=2 if per_sample == 1 else 1,   # an unbiased var needs 2 values
                        moments=ctx.b.saved(y))  # (2, C), saved by the primitive for its backward
         return y
-    # evaluation: an affine map per channel, x · scale + shift, the scale and shift computed on
-    # C numbers first (PyTorch's CPU inference kernel's form): two passes over x, not three
-    scale = (running_var + cfg["eps"]) ** -0.5
+    # evaluation: an affine map per channel, the scale and shift computed on C numbers first
+    if cfg["affine"]:
+        weight, bias = weight.reshape(per_channel), bias.reshape(per_channel)
+    scale = ((running_var + cfg["eps"]) ** -0.5).reshape(per_channel)
+    centred = x - running_mean.reshape(per_channel)
     if cfg["affine"]:
         scale = scale * weight
-    shift = -running_mean * scale
-    if cfg["affine"]:
-        shift = shift + bias
-    return x * scale.reshape(per_channel) + shift.reshape(per_channel)
+    y = centred * scale
+    return y + bias if cfg["affine"] else y
