@@ -29,12 +29,14 @@ def option(default, *decls: str, check: Callable[[Any], Any], **kwargs):
     return info
 
 
-def threads_option():
+def threads_option(default: str = "every core"):
     """``--threads N``: the engine's batch-slice workers (BLAS and OpenMP at one thread each).
     The command runs under that setting (:func:`bpcli.cli.command`); the default is every core
-    this process may use (:func:`bpcli.engine.threads.default`)."""
-    return option(None, check=positive_int, help="threads a step's batch slices run on "
-                  "[default: every core]; any count gives the same bits")
+    this process may use (:func:`bpcli.engine.threads.default`), or what ``default`` says (a
+    sweep's variants: 1)."""
+    return option(None, check=positive_int, help=f"threads a step's batch slices run on "
+                  f"[default: {default}]; work under 4 MiB stays on one; any count gives the "
+                  f"same bits")
 
 
 def device_option():

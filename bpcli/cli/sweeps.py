@@ -39,7 +39,7 @@ def sweep(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (not 
           scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address, e.g. "
                                                              "tcp://127.0.0.1:8786"),
           resume: Optional[Path] = typer.Option(None, help="finish this interrupted sweep folder"),
-          threads: Optional[int] = threads_option(),
+          threads: Optional[int] = threads_option("1 a variant"),
           device: Optional[str] = option(None, check=spec_check("training.device"),
                                          help="cpu or gpu for every variant [default: each "
                                               "variant's training.device]; gpu: one variant "
