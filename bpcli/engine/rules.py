@@ -825,7 +825,10 @@ def _conv_vjp_w(g, y, x, w, *, stride, dilation, saved, groups=1):
     kernel, g3 = w.shape[2:], g.reshape(g.shape[0], g.shape[1], -1)     # (N, O, P)
 
     def product(g3, cols):                                              # (n, O, C/groups·K)
-        return _ungrouped(_grouped(g3, groups) @ _swap(_grouped(cols, groups)), groups)
+        # made as cols @ gᵀ, (C/groups·K, O/groups) a sample and group, and handed out
+        # transposed (a view): OpenBLAS is 20-30% faster with the long P axis against the wide
+        # one this way round (3x3 convs of 16 -> 32 and 32 -> 64 channels, batch 32)
+        return _ungrouped(_swap(_grouped(cols, groups) @ _swap(_grouped(g3, groups))), groups)
     if saved is not None:
         per_sample = _by_slices(lambda b: product(g3[b], saved[b]),
                                 threads.pieces(g, saved[0].nbytes),
