@@ -336,7 +336,8 @@ def _split(e: Eqn):
     if not mode or (len(e.inputs) > 1 and any(e.inputs[i].ndim != e.out.ndim for i in batched)):
         return None  # broadcasting could line a batch axis up with another: run it whole
     # a batchwise rule's saved value (max's winners) is batched too
-    return (mode, batched, _takes_out(e.prim.impl), tuple(_takes_out(v) for v in e.prim.vjp))
+    return (mode, batched, _takes_out(e.prim.impl), tuple(_takes_out(v) for v in e.prim.vjp),
+            e.out.shape[1:])
 
 
 def _takes_out(fn) -> bool:
@@ -350,13 +351,14 @@ def _takes_out(fn) -> bool:
         return False
 
 
-def _sliced(fn, args, batched, like=None, out=False):
+def _sliced(fn, args, batched, like=None, out=False, shape=None):
     """``fn(*args)`` computed on batch slices in the workers: the ``batched`` args are cut, the
     rest passed whole. The result (or each of a tuple of results) is one array of the whole
     batch: C order, or laid out as ``like`` (a VJP's result as its input, so that a view taken
     of it stays a view). With ``out``, ``fn`` takes ``out=`` and each slice is written there
-    directly (a forward's dtype is NumPy's for its inputs, a VJP's the upstream gradient's);
-    else each slice's result is copied in."""
+    directly (a forward's shape past the batch axis is ``shape``, its dtype NumPy's for its
+    inputs; a VJP's are its input's and the upstream gradient's); else each slice's result is
+    copied in."""
     first = args[batched[0]]
     n = first.shape[0]
     slices = threads.pieces(first, max(args[i].size for i in batched) * first.itemsize // max(n, 1))
@@ -367,7 +369,7 @@ def _sliced(fn, args, batched, like=None, out=False):
     def part(b):
         return [a[b] if i in cut else a for i, a in enumerate(args)]
     if out:
-        whole = (np.empty((n,) + _shape_of(args), dtype=np.result_type(*args)) if like is None
+        whole = (np.empty((n,) + tuple(shape), dtype=np.result_type(*args)) if like is None
                  else np.empty_like(like, dtype=first.dtype))
         threads.run(lambda b: fn(*part(b), out=whole[b]), slices)
         return whole
@@ -386,11 +388,6 @@ def _sliced(fn, args, batched, like=None, out=False):
     lock = threading.Lock()
     threads.run(one, slices)
     return tuple(outs) if len(outs) > 1 else outs[0]
-
-
-def _shape_of(args):
-    """An elementwise rule's result shape past the batch axis: its inputs' broadcast."""
-    return np.broadcast_shapes(*(np.shape(a) for a in args))[1:]
 
 
 def _summed(fn, args, batched):
@@ -481,7 +478,7 @@ def evaluate(prog: Program, values: dict, until: str | None = None, timings=None
         if timings is not None:
             t0 = perf_counter()
         if parallel and split is not None and env[slots[split[1][0]]].nbytes >= threads.SPLIT_BYTES:
-            r = _sliced(fn, [env[i] for i in slots], split[1], out=split[2])
+            r = _sliced(fn, [env[i] for i in slots], split[1], out=split[2], shape=split[4])
         else:
             r = fn(*[env[i] for i in slots])
         if saved >= 0:
@@ -535,7 +532,8 @@ def backward(prog: Program, env: list, output: str, wrt, seed=None, on_step=None
             t0 = perf_counter()
         args = [env[i] for i in slots]
         for i, slot, vjp, how in vjps:
-            if how is not None and (parallel or how[0] == "sum") and g.nbytes >= threads.SPLIT_BYTES:
+            if (how is not None and (parallel or how[0] == "sum")
+                    and max(g.nbytes, args[i].nbytes) >= threads.SPLIT_BYTES):
                 fn = _with_saved(vjp) if saved >= 0 else vjp
                 operands = [g, env[out], *args] + ([env[saved]] if saved >= 0 else [])
                 contrib = (_sliced(fn, operands, how[1], like=args[i], out=how[2]) if how[0] == "cut"

@@ -525,7 +525,8 @@ def _part(g, axis, start, stop):
     return g[(slice(None),) * axis + (slice(start, stop),)]
 
 
-defprim("concat", lambda a, b, *, axis: np.concatenate((a, b), axis=axis), _concat_shape,
+defprim("concat", lambda a, b, *, axis, out=None: np.concatenate((a, b), axis=axis, out=out),
+        _concat_shape,
         vjp=[lambda g, y, a, b, *, axis: _part(g, axis, 0, a.shape[axis]),
              lambda g, y, a, b, *, axis: _part(g, axis, a.shape[axis], None)],
         jvp=[lambda t, y, a, b, *, axis: np.concatenate((t, np.zeros_like(b)), axis=axis),
@@ -535,12 +536,17 @@ defprim("concat", lambda a, b, *, axis: np.concatenate((a, b), axis=axis), _conc
         batchwise=lambda ndim, *, axis: "forward" if axis % ndim else False)
 
 
-def _pad(x, widths, value=0.0):
-    """Constant padding, zeros unless ``value``; np.pad costs ~40 µs of Python per call, this ~3 µs."""
+def _pad(x, widths, value=0.0, out=None):
+    """Constant padding, zeros unless ``value``, into ``out`` when given; np.pad costs ~40 µs of
+    Python per call, this ~3 µs."""
     shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths))
-    # full_like, not full(..., like=x): NEP 35 hands full's device=None on, which CuPy's full lacks
-    out = (np.zeros(shape, dtype=x.dtype, like=x) if value == 0
-           else np.full_like(x, value, shape=shape))
+    if out is not None:
+        out[...] = value
+    else:
+        # full_like, not full(..., like=x): NEP 35 hands full's device=None on, which CuPy's
+        # full lacks
+        out = (np.zeros(shape, dtype=x.dtype, like=x) if value == 0
+               else np.full_like(x, value, shape=shape))
     out[tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, widths))] = x
     return out
 
@@ -556,7 +562,7 @@ def _unpad(g, widths):
 # value: the fill, 0 for convolutions and average pooling, -inf for max pooling
 # (a padded element never wins). The fill is a constant, so the tangent is
 # padded with zeros whatever the value: pad is affine, not linear, and its JVP is written out.
-defprim("pad", lambda x, *, widths, value=0.0: _pad(x, widths, value), _pad_shape,
+defprim("pad", lambda x, *, widths, value=0.0, out=None: _pad(x, widths, value, out), _pad_shape,
         vjp=[lambda g, y, x, *, widths, value=0.0: _unpad(g, widths)],
         jvp=[lambda t, y, x, *, widths, value=0.0: _pad(t, widths)],
         notation=_n("pad {0}", "{d} cropped"), flops=_free, branch=None,
