@@ -34,12 +34,12 @@ from ..errors import InputError
 from . import backend
 
 # The default is every core this process may use (as PyTorch's is every physical core). Measured
-# on 2 cores (benchmarks/threads.py, benchmarks/README.md#threads): 2 threads train the imaging
-# networks 1.5-1.6x as fast as 1 on a quiet machine and up to 1.56x as fast with two busy
-# processes beside them; no shipped spec is more than 1.15x slower at 2 threads than at 1, quiet
-# or busy (the rule kept from the last round: never more than 1.2x). Work too small to share
-# (SPLIT_BYTES) runs on the calling thread whatever the count. A sweep's variants default to 1
-# thread each: its --workers processes share the cores instead.
+# on 2 cores (benchmarks/threads.py, benchmarks/README.md#threads-every-core-by-default): 2
+# threads train the imaging networks 1.6-1.7x as fast as 1 on a quiet machine and 1.3-1.4x as
+# fast beside two busy processes; the small shipped specs share no work (SPLIT_BYTES) and run the
+# same code at any count (the rule kept from the last round: a busy machine never makes a run
+# more than 1.2x slower than one thread would). A sweep's variants default to 1 thread each: its
+# --workers processes share the cores instead.
 
 # Work on less than this runs whole on the calling thread. Handing slices out costs tens of
 # microseconds, and on a busy machine a worker that took a slice may wait milliseconds for a
