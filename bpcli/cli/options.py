@@ -39,12 +39,13 @@ def threads_option(default: str = "every core"):
                   f"same bits")
 
 
-def device_option():
+def device_option(default: str = "cpu"):
     """``--device cpu|gpu``: where the command's model and arrays live (GPU: CuPy). Checked before
     the command starts, as every option: a device that is not there (no CuPy, no CUDA GPU) is an
-    error naming --device. The command moves its model there itself (``Model.to``)."""
-    return option(None, check=_device_here, help="cpu or gpu (CuPy on a CUDA GPU: pip install "
-                  "'bpcli[gpu]') [default: train: the spec's training.device; others: cpu]")
+    error naming --device. The command moves its model there itself (``Model.to``). ``default``
+    is what the help says the command does without it."""
+    return option(None, check=_device_here, help=f"cpu or gpu (CuPy on a CUDA GPU: pip install "
+                  f"'bpcli[gpu]') [default: {default}]")
 
 
 def _device_here(v):

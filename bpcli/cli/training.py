@@ -57,7 +57,7 @@ def train(spec: Optional[Path] = typer.Argument(None, help="YAML spec file (opti
                                help="a non-finite loss or gradient: stop (name the node, keep "
                                     "the last finite checkpoint) or skip the batch"),
           threads: Optional[int] = threads_option(),
-          device: Optional[str] = device_option()):
+          device: Optional[str] = device_option("the spec's training.device")):
     """Train SPEC and write a run folder: spec.yaml, metrics.csv, loss.png, model.npz, summary.json."""
     from ..explain.gradcheck_report import summary_line
     from ..spec.validate import apply_sets, load, set_value
