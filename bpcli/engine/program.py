@@ -15,12 +15,11 @@ Programs are built by tracing Python code on :class:`Var` objects with a
 
 from __future__ import annotations
 
+import inspect
+import threading
 from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
-
-import inspect
-import threading
 
 import numpy as np
 
@@ -351,6 +350,15 @@ def _takes_out(fn) -> bool:
         return False
 
 
+def _cutting(args, batched):
+    """(the first batched arg, the bytes a sample takes in the largest batched arg, and
+    b -> ``args`` with the ``batched`` ones cut to batch slice b, the others whole)."""
+    first = args[batched[0]]
+    sample = max(args[i].size for i in batched) * first.itemsize // max(first.shape[0], 1)
+    cut = frozenset(batched)
+    return first, sample, lambda b: [a[b] if i in cut else a for i, a in enumerate(args)]
+
+
 def _sliced(fn, args, batched, like=None, out=False, shape=None):
     """``fn(*args)`` computed on batch slices in the workers: the ``batched`` args are cut, the
     rest passed whole. The result (or each of a tuple of results) is one array of the whole
@@ -359,15 +367,11 @@ def _sliced(fn, args, batched, like=None, out=False, shape=None):
     directly (a forward's shape past the batch axis is ``shape``, its dtype NumPy's for its
     inputs; a VJP's are its input's and the upstream gradient's); else each slice's result is
     copied in."""
-    first = args[batched[0]]
+    first, sample, part = _cutting(args, batched)
     n = first.shape[0]
-    slices = threads.pieces(first, max(args[i].size for i in batched) * first.itemsize // max(n, 1))
+    slices = threads.pieces(first, sample)
     if len(slices) == 1:
         return fn(*args)
-    cut = frozenset(batched)
-
-    def part(b):
-        return [a[b] if i in cut else a for i, a in enumerate(args)]
     if out:
         whole = (np.empty((n,) + tuple(shape), dtype=np.result_type(*args)) if like is None
                  else np.empty_like(like, dtype=first.dtype))
@@ -395,15 +399,11 @@ def _summed(fn, args, batched):
     the fixed slices of ``backend.batch_slices`` (about ``threads.PIECE_BYTES`` each, the bounds
     set by the shapes alone) in the workers, and the parts added in slice order, so the bits
     are the same at every thread count."""
-    first = args[batched[0]]
-    n = first.shape[0]
-    sample = max(args[i].size for i in batched) * first.itemsize // max(n, 1)
+    first, sample, part = _cutting(args, batched)
     slices = backend.batch_slices(first, sample, size=threads.PIECE_BYTES)
     if len(slices) == 1:
         return fn(*args)
-    cut = frozenset(batched)
-    return threads.sum_in_order(threads.run(
-        lambda b: fn(*[a[b] if i in cut else a for i, a in enumerate(args)]), slices))
+    return threads.sum_in_order(threads.run(lambda b: fn(*part(b)), slices))
 
 
 def _with_saved(vjp):

@@ -701,9 +701,10 @@ def _im2col(x, kernel, stride, dilation, out=None):
     nd = len(kernel)
     win = _windows(x, kernel=kernel, stride=stride, dilation=dilation)  # (N, C, *So, *K)
     perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
+    win = win.transpose(perm)
     if out is None:
-        return win.transpose(perm).reshape(x.shape[0], x.shape[1] * math.prod(kernel), -1)
-    np.copyto(out.reshape(win.transpose(perm).shape), win.transpose(perm))
+        return win.reshape(x.shape[0], x.shape[1] * math.prod(kernel), -1)
+    np.copyto(out.reshape(win.shape), win)
     return out
 
 
@@ -750,19 +751,11 @@ def _row_blocks(x, rows, out_shape):
     return [(r, min(r + step, out_shape[2])) for r in range(0, out_shape[2], step)]
 
 
-def _input_rows(x, first, stop, kernel, stride, dilation):
-    """The rows of x that output rows first..stop-1 read, along the first spatial axis."""
-    return x[:, :, first * stride[0]:(stop - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1]
-
-
-def _by_rows(fn, x, rows, out_shape, kernel, stride, dilation):
-    """fn(columns, first, stop) for each row block of x's output (:func:`_row_blocks`), or
-    fn(all columns, 0, rows) when they fit: the results in block order."""
-    blocks = _row_blocks(x, rows, out_shape) or [(0, out_shape[2])]
-    if len(blocks) == 1:
-        return [fn(_im2col(x, kernel, stride, dilation), 0, out_shape[2])]
-    return [fn(_im2col(_input_rows(x, a, b, kernel, stride, dilation), kernel, stride, dilation),
-               a, b) for a, b in blocks]
+def _block_columns(x, first, stop, kernel, stride, dilation):
+    """The columns of output rows first..stop-1 (along the first spatial axis), made from the
+    rows of x they read."""
+    rows = x[:, :, first * stride[0]:(stop - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1]
+    return _im2col(rows, kernel, stride, dilation)
 
 
 def _grouped(m, groups):
@@ -790,8 +783,10 @@ def _conv(x, w, *, stride, dilation, groups=1):
 
     def product(cols):                                                  # (n, O, P)
         return _ungrouped(w2 @ _grouped(cols, groups), groups)
-    if len(backend.batch_slices(x, _column_bytes(x, rows, shape))) == 1:   # columns kept
-        pieces = _batch_slices(x, rows, shape)
+    sample = _column_bytes(x, rows, shape)
+    slices = backend.batch_slices(x, sample)
+    if len(slices) == 1:                                # the columns fit in cache: kept
+        pieces = threads.pieces(x, sample)
         if len(pieces) == 1:
             cols = _im2col(x, kernel, stride, dilation)
             return product(cols).reshape(shape), cols
@@ -801,17 +796,17 @@ def _conv(x, w, *, stride, dilation, groups=1):
         return y.reshape(shape), cols
     def slice_product(b):                                               # (n, O, P)
         xb = x[b]
-        if _row_blocks(xb, rows, shape) is None:
+        blocks = _row_blocks(xb, rows, shape)
+        if blocks is None:
             return product(_im2col(xb, kernel, stride, dilation))
         rest = math.prod(shape[3:])
         out = np.empty((xb.shape[0], shape[1], shape[2] * rest),
                        dtype=np.result_type(x.dtype, w.dtype), like=xb)
-
-        def block(cols, a, z):
-            out[:, :, a * rest:z * rest] = product(cols)
-        _by_rows(block, xb, rows, shape, kernel, stride, dilation)
+        for a, z in blocks:
+            out[:, :, a * rest:z * rest] = product(
+                _block_columns(xb, a, z, kernel, stride, dilation))
         return out
-    y = _by_slices(slice_product, _batch_slices(x, rows, shape), y_shape, x, w)
+    y = _by_slices(slice_product, slices, y_shape, x, w)
     return y.reshape(shape), None
 
 
@@ -843,12 +838,12 @@ def _conv_vjp_w(g, y, x, w, *, stride, dilation, saved, groups=1):
         rows, rest = x.shape[1] * math.prod(kernel), math.prod(g.shape[3:])
 
         def slice_product(b):                   # the row blocks' products added in block order
-            gb = g3[b]
-            parts = _by_rows(lambda cols, a, z: product(gb[:, :, a * rest:z * rest], cols),
-                             x[b], rows, g.shape, kernel, stride, dilation)
-            total = parts[0]
-            for p in parts[1:]:
-                total = total + p
+            gb, xb = g3[b], x[b]
+            total = None
+            for a, z in _row_blocks(xb, rows, g.shape) or [(0, g.shape[2])]:
+                part = product(gb[:, :, a * rest:z * rest],
+                               _block_columns(xb, a, z, kernel, stride, dilation))
+                total = part if total is None else total + part
             return total
         per_sample = _by_slices(slice_product, _batch_slices(x, rows, g.shape),
                                 (x.shape[0], w.shape[0], math.prod(w.shape[1:])), g, x)
